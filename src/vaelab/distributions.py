@@ -1,0 +1,81 @@
+"""Probability distributions over images and latents.
+
+Every ``log_prob`` here is summed over the event dimensions (pixels or latent units) and
+returns one number per example, in nats: shape ``x.shape[:-1]``.  Reductions over the batch
+are left to the caller, who must say which one it uses.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+
+LOG_2PI = math.log(2 * math.pi)
+
+
+class Bernoulli:
+    """Independent Bernoulli pixels, parameterised by logits (never by sigmoid outputs).
+
+    ``log_prob(x) = sum_d [x_d * l_d - softplus(l_d)]``, which is minus the binary cross-entropy
+    with logits, computed stably.  For ``x`` in {0, 1} this is a log-probability; for grayscale
+    ``x`` in [0, 1] it is only a loss and must not be reported as a likelihood.
+    """
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return torch.sigmoid(self.logits)
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        # -BCE(x, sigmoid(l)) = x*l - softplus(l)
+        return (x * self.logits - F.softplus(self.logits)).sum(-1)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        return torch.bernoulli(self.mean, generator=generator)
+
+
+class Normal:
+    """Diagonal Gaussian ``N(mean, exp(log_scale)^2)``; ``log_scale`` broadcasts to ``mean``."""
+
+    def __init__(self, mean: torch.Tensor, log_scale: torch.Tensor):
+        self.loc = mean
+        self.log_scale = log_scale
+
+    @classmethod
+    def from_log_var(cls, mean: torch.Tensor, log_var: torch.Tensor) -> Normal:
+        return cls(mean, 0.5 * log_var)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        return self.loc
+
+    @property
+    def scale(self) -> torch.Tensor:
+        return self.log_scale.exp()
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        """Log-density in nats, summed over the last dimension."""
+        z = (x - self.loc) * torch.exp(-self.log_scale)
+        return (-0.5 * z.square() - self.log_scale - 0.5 * LOG_2PI).sum(-1)
+
+    def rsample(self, sample_shape: tuple[int, ...] = ()) -> torch.Tensor:
+        """Reparameterised draw ``mean + scale * eps``, eps ~ N(0, I): differentiable in both."""
+        shape = torch.Size(sample_shape) + self.loc.shape
+        eps = torch.randn(shape, dtype=self.loc.dtype, device=self.loc.device)
+        return self.loc + self.scale * eps
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        eps = torch.randn(
+            self.loc.shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator
+        )
+        return (self.loc + self.scale * eps).detach()
+
+
+def standard_normal_like(z: torch.Tensor) -> Normal:
+    """The prior ``p(z) = N(0, I)`` with the event shape of ``z``'s last dimension."""
+    zeros = torch.zeros(z.shape[-1], dtype=z.dtype, device=z.device)
+    return Normal(zeros, zeros)

@@ -1,0 +1,165 @@
+import json
+import subprocess
+import sys
+
+import numpy as np
+import pytest
+
+from vaelab.cli import main
+
+COMMANDS = ["data", "train", "evaluate", "sample", "reconstruct", "encode"]
+
+
+def run(capsys, *argv):
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
+
+
+@pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS], ["data", "fetch"]])
+def test_help(command, capsys):
+    with pytest.raises(SystemExit) as e:
+        main([*command, "--help"])
+    assert e.value.code == 0
+    assert "usage: vaelab" in capsys.readouterr().out
+
+
+@pytest.fixture
+def trained(tmp_path, idx_dir, capsys):
+    out = tmp_path / "vae"
+    code, stdout, err = run(
+        capsys,
+        "train",
+        "--model",
+        "vae",
+        "--hidden",
+        32,
+        "--latent-dim",
+        2,
+        "--epochs",
+        1,
+        "--batch-size",
+        64,
+        "--data-dir",
+        idx_dir,
+        "--no-verify",
+        "--out",
+        out,
+        "--no-progress",
+    )
+    assert code == 0, err
+    assert "done:" in stdout and "figures" in stdout
+    return out
+
+
+def test_train_one_epoch_then_use_the_run(trained, tmp_path, capsys):
+    out = trained
+    assert (out / "figures" / "samples.png").stat().st_size > 1000
+    code, stdout, _ = run(capsys, "evaluate", out, "--json")
+    assert code == 0
+    r = json.loads(stdout)
+    assert r["model"] == "vae" and r["split"] == "test" and r["n_images"] == 120
+    assert r["neg_elbo"] == pytest.approx(r["recon"] + r["kl"])
+    assert "not a log-likelihood" in r["meaning"] and r["is_likelihood"] is False
+    assert "nats per image" in r["unit"]
+    code, text, _ = run(capsys, "evaluate", out, "--split", "val")
+    assert code == 0 and "negative ELBO" in text and "nats per image" in text
+
+    code, stdout, _ = run(capsys, "sample", out, "-n", 16, "-o", tmp_path / "s.png")
+    assert code == 0 and (tmp_path / "s.png").read_bytes()[:4] == b"\x89PNG"
+    code, stdout, _ = run(capsys, "reconstruct", out, "-o", tmp_path / "r.png")
+    assert code == 0 and (tmp_path / "r.png").exists()
+    code, stdout, _ = run(capsys, "encode", out, "-o", tmp_path / "z.npz")
+    assert code == 0
+    z = np.load(tmp_path / "z.npz")
+    assert z["z"].shape == (120, 2) and z["labels"].shape == (120,)
+    code, stdout, _ = run(capsys, "encode", out, "-o", tmp_path / "z.npy", "--split", "val")
+    assert np.load(tmp_path / "z.npy").shape == (100, 2)
+    assert np.load(tmp_path / "z_labels.npy").shape == (100,)
+
+
+def test_resume_to_more_epochs_and_reject_changed_model(trained, capsys):
+    code, stdout, _ = run(
+        capsys, "train", "--resume", trained, "--epochs", 2, "--no-progress", "--no-figures"
+    )
+    assert code == 0
+    assert len((trained / "metrics.jsonl").read_text().splitlines()) == 2
+    code, _, err = run(capsys, "train", "--resume", trained, "--latent-dim", 8)
+    assert code == 1 and "latent_dim" in err and len(err.strip().splitlines()) == 1
+
+
+def test_config_file_then_flags(tmp_path, idx_dir, capsys):
+    cfg = tmp_path / "c.yaml"
+    cfg.write_text(
+        f"model: ae\nlatent_dim: 3\nhidden: [16]\nepochs: 1\ndata_dir: {idx_dir}\n"
+        "verify: false\nlikelihood: gaussian\n"
+    )
+    out = tmp_path / "ae"
+    code, _, err = run(
+        capsys,
+        "train",
+        "--config",
+        cfg,
+        "--latent-dim",
+        4,
+        "--out",
+        out,
+        "--no-progress",
+        "--no-figures",
+    )
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == "ae" and saved["model_config"]["latent_dim"] == 4
+    assert saved["model_config"]["likelihood"] == "gaussian"
+    code, stdout, _ = run(capsys, "evaluate", out, "--json")
+    r = json.loads(stdout)
+    assert r["model"] == "ae" and r["mse_per_pixel"] == pytest.approx(r["recon"] / 784, rel=1e-4)
+
+
+@pytest.mark.parametrize(
+    "argv,needle",
+    [
+        (["train", "--model", "gan"], "unknown model 'gan'"),
+        (["train", "--epochs", "-3"], "epochs must be >= 0"),
+        (["evaluate", "/nonexistent/run"], "is not a vaelab run folder"),
+        (["sample", "."], "is not a vaelab run folder"),
+        (["train", "--config", "/nonexistent.yaml"], "config file /nonexistent.yaml not found"),
+        (["train", "--latent-dim", "x"], "invalid int value"),
+        (["data", "fetch", "cifar"], "unknown data set 'cifar'"),
+    ],
+)
+def test_bad_input_gets_one_line_and_nonzero_exit(argv, needle, tmp_path, monkeypatch):
+    monkeypatch.chdir(tmp_path)
+    p = subprocess.run(
+        [sys.executable, "-m", "vaelab", *argv], capture_output=True, text=True, timeout=120
+    )
+    assert p.returncode != 0
+    lines = p.stderr.strip().splitlines()
+    assert len(lines) == 1, p.stderr
+    assert lines[0].startswith("vaelab: error:") and needle in lines[0]
+    assert "Traceback" not in p.stderr
+
+
+def test_corrupt_weights_are_reported(trained, capsys):
+    (trained / "best.safetensors").write_bytes(b"not a safetensors file")
+    code, _, err = run(capsys, "evaluate", trained)
+    assert code == 1 and "cannot read weights" in err and len(err.strip().splitlines()) == 1
+
+
+def test_corrupt_data_file_is_reported(tmp_path, idx_dir, capsys):
+    path = idx_dir / "train-images-idx3-ubyte"
+    path.write_bytes(path.read_bytes()[:-100])  # truncated
+    code, _, err = run(
+        capsys,
+        "train",
+        "--data-dir",
+        idx_dir,
+        "--no-verify",
+        "--epochs",
+        1,
+        "--out",
+        tmp_path / "x",
+        "--no-progress",
+    )
+    assert code == 1 and "train-images-idx3-ubyte" in err
+    assert not (tmp_path / "x").exists()

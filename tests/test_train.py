@@ -1,0 +1,229 @@
+import json
+import math
+
+import pytest
+import torch
+from safetensors.torch import load_file
+
+import vaelab
+from vaelab.batches import DataConfig, batches
+from vaelab.errors import VaelabError
+from vaelab.models.vae import VAE
+from vaelab.runs import atomic_write, load_checkpoint
+from vaelab.train import TrainConfig, TrainingDiverged, train
+
+SMALL = {"hidden": [32], "latent_dim": 4}
+
+
+def _train(out, splits, epochs, resume=False, **kw):
+    if resume:
+        return train(
+            out,
+            resume=True,
+            epochs=epochs,
+            splits=splits,
+            progress=False,
+            figures=False,
+            log=lambda m: None,
+        )
+    return train(
+        out,
+        "vae",
+        dict(SMALL),
+        TrainConfig(epochs=epochs, batch_size=64, seed=3, **kw),
+        DataConfig(binarize="dynamic"),
+        splits=splits,
+        progress=False,
+        figures=False,
+        log=lambda m: None,
+    )
+
+
+def test_run_folder_contents_and_units(tmp_path, tiny_splits):
+    out = tmp_path / "run"
+    summary = train(
+        out,
+        "vae",
+        dict(SMALL),
+        TrainConfig(epochs=2, batch_size=64),
+        DataConfig(),
+        splits=tiny_splits,
+        progress=False,
+        log=lambda m: None,
+    )
+    names = {p.name for p in out.iterdir()}
+    assert {
+        "config.json",
+        "best.safetensors",
+        "last.safetensors",
+        "checkpoint.pt",
+        "metrics.jsonl",
+        "figures",
+    } <= names
+    assert {p.name for p in (out / "figures").iterdir()} == {"reconstructions.png", "samples.png"}
+    cfg = json.loads((out / "config.json").read_text())
+    assert cfg["model"] == "vae" and cfg["model_config"]["latent_dim"] == 4
+    assert cfg["train"]["epochs"] == 2 and "nats per image" in cfg["units"]
+    rows = [json.loads(line) for line in (out / "metrics.jsonl").read_text().splitlines()]
+    assert [r["epoch"] for r in rows] == [1, 2]
+    for r in rows:
+        assert r["val_neg_elbo"] == pytest.approx(r["val_recon"] + r["val_kl"])
+        assert r["seconds"] > 0
+    # learning happened: the second epoch beats the first
+    assert rows[1]["train_loss"] < rows[0]["train_loss"]
+    assert summary["best_val_loss"] == min(r["val_loss"] for r in rows)
+    # no temporary files are left behind
+    assert not [p for p in out.rglob("*.tmp")]
+
+
+def test_checkpoint_round_trip_is_bit_exact(tmp_path, tiny_splits):
+    out = tmp_path / "run"
+    _train(out, tiny_splits, 1)
+    model = vaelab.load_run(out, which="last")
+    ckpt = load_checkpoint(out / "checkpoint.pt")
+    saved = load_file(str(out / "last.safetensors"))
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, saved[k]) and torch.equal(v, ckpt["model"][k])
+    x = tiny_splits["test"].x[:8]
+    assert torch.equal(model.reconstruct(x), vaelab.load_run(out, which="last").reconstruct(x))
+
+
+def test_resume_gives_the_same_weights_as_training_straight(tmp_path, tiny_splits):
+    a, b = tmp_path / "a", tmp_path / "b"
+    _train(a, tiny_splits, 4)
+    _train(b, tiny_splits, 2)
+    _train(b, tiny_splits, 4, resume=True)
+    wa, wb = load_file(str(a / "last.safetensors")), load_file(str(b / "last.safetensors"))
+    assert wa.keys() == wb.keys()
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    ma = (a / "metrics.jsonl").read_text().splitlines()
+    mb = (b / "metrics.jsonl").read_text().splitlines()
+    strip = [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in ma]
+    assert strip == [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in mb]
+
+
+def test_a_different_seed_gives_different_weights(tmp_path, tiny_splits):
+    _train(tmp_path / "a", tiny_splits, 1)
+    train(
+        tmp_path / "b",
+        "vae",
+        dict(SMALL),
+        TrainConfig(epochs=1, batch_size=64, seed=4),
+        DataConfig(binarize="dynamic"),
+        splits=tiny_splits,
+        progress=False,
+        figures=False,
+        log=lambda m: None,
+    )
+    wa = load_file(str(tmp_path / "a" / "last.safetensors"))
+    wb = load_file(str(tmp_path / "b" / "last.safetensors"))
+    assert not all(torch.equal(wa[k], wb[k]) for k in wa)
+
+
+def test_existing_run_is_not_overwritten(tmp_path, tiny_splits):
+    out = tmp_path / "run"
+    _train(out, tiny_splits, 1)
+    before = (out / "last.safetensors").read_bytes()
+    with pytest.raises(VaelabError, match="already holds a run"):
+        _train(out, tiny_splits, 1)
+    assert (out / "last.safetensors").read_bytes() == before
+
+
+def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_splits, monkeypatch):
+    out = tmp_path / "run"
+    _train(out, tiny_splits, 1)
+    before = {
+        p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "config.json"
+    }
+    original = VAE.terms
+
+    def poisoned(self, x):
+        t = original(self, x)
+        return t | {"loss": t["loss"] * math.nan}
+
+    monkeypatch.setattr(VAE, "terms", poisoned)
+    with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2"):
+        _train(out, tiny_splits, 3, resume=True)
+    after = {
+        p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "config.json"
+    }
+    assert after == before
+
+
+def test_ctrl_c_keeps_a_resumable_checkpoint(tmp_path, tiny_splits, monkeypatch):
+    out = tmp_path / "run"
+    calls = {"n": 0}
+    original = VAE.terms
+
+    def interrupt_in_second_epoch(self, x):
+        calls["n"] += 1
+        if calls["n"] == 12:  # 8 training batches + val batch per epoch
+            raise KeyboardInterrupt
+        return original(self, x)
+
+    monkeypatch.setattr(VAE, "terms", interrupt_in_second_epoch)
+    summary = _train(out, tiny_splits, 3)
+    assert summary["interrupted"] and load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
+    monkeypatch.setattr(VAE, "terms", original)
+    _train(out, tiny_splits, 3, resume=True)
+    assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
+
+
+def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
+    target = tmp_path / "f.txt"
+    target.write_text("good")
+
+    def failing(p):
+        p.write_text("half")
+        raise RuntimeError("disk full")
+
+    with pytest.raises(RuntimeError):
+        atomic_write(target, failing)
+    assert target.read_text() == "good"
+    assert [p.name for p in tmp_path.iterdir()] == ["f.txt"]
+
+
+def test_resume_rejects_an_incompatible_checkpoint(tmp_path, tiny_splits):
+    out = tmp_path / "run"
+    _train(out, tiny_splits, 1)
+    with pytest.raises(VaelabError, match="different model configuration"):
+        train(
+            out,
+            model_config={**SMALL, "latent_dim": 5, "hidden": [32]},
+            resume=True,
+            splits=tiny_splits,
+            progress=False,
+            figures=False,
+            log=lambda m: None,
+        )
+
+
+def test_dynamic_binarization_is_fresh_each_pass_and_seeded():
+    x = torch.full((256, 784), 0.3)
+    g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
+    a = torch.cat(list(batches(x, 64, g1, dynamic_binarize=True)))
+    b = torch.cat(list(batches(x, 64, g1, dynamic_binarize=True)))
+    c = torch.cat(list(batches(x, 64, g2, dynamic_binarize=True)))
+    assert set(a.unique().tolist()) == {0.0, 1.0}
+    assert abs(a.mean().item() - 0.3) < 0.01
+    assert not torch.equal(a, b)  # redrawn every time an image is used
+    assert torch.equal(a, c)  # the seed fixes the stream
+
+
+def test_batches_cover_every_image_once():
+    x = torch.arange(10.0).unsqueeze(1)
+    seen = torch.cat(list(batches(x, 3, torch.Generator().manual_seed(0))))
+    assert sorted(seen.squeeze(1).tolist()) == list(range(10))
+
+
+@pytest.mark.parametrize(
+    "kwargs,match",
+    [
+        ({"epochs": -1}, "epochs must be >= 0"),
+        ({"lr": 0}, "lr must be > 0"),
+        ({"lr_schedule": "linear"}, "unknown lr_schedule"),
+    ],
+)
+def test_bad_training_settings(kwargs, match):
+    with pytest.raises(VaelabError, match=match):
+        TrainConfig(**kwargs)
