@@ -97,9 +97,13 @@ def format_result(r: dict[str, Any]) -> str:
         f"{r['n_images']} images, {r['pixels']}",
     ]
     if r["model"] == "vae":
+        if r["is_likelihood"]:
+            total, recon = "negative ELBO", "-log p(x|z), one z ~ q(z|x) per image"
+        else:  # grayscale Bernoulli or continuous Gaussian: say what is summed, claim no NLL
+            total, recon = "loss (recon + KL)", "reconstruction term, one z ~ q(z|x) per image"
         lines += [
-            f"  negative ELBO    {r['neg_elbo']:10.3f}  nats per image (summed over pixels)",
-            f"    reconstruction {r['recon']:10.3f}  -log p(x|z), one z ~ q(z|x) per image",
+            f"  {total:<17}{r['neg_elbo']:10.3f}  nats per image (summed over pixels)",
+            f"    reconstruction {r['recon']:10.3f}  {recon}",
             f"    KL             {r['kl']:10.3f}  KL(q(z|x) || N(0, I))",
         ]
         if "beta_loss" in r:

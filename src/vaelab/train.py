@@ -207,7 +207,7 @@ def train(
             bar = tqdm(
                 total=steps,
                 desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
-                disable=not progress,
+                disable=None if progress else True,  # None: only on a terminal
                 leave=False,
                 unit="batch",
             )
