@@ -68,7 +68,8 @@ def tiny_splits() -> dict[str, Split]:
 
 
 @pytest.fixture(autouse=True)
-def _isolated_cache(tmp_path_factory, monkeypatch):
-    """Tests never touch the user's cache unless they ask for the real MNIST."""
-    monkeypatch.setenv("VAELAB_DATA", str(tmp_path_factory.mktemp("cache")))
+def _isolated_cache(request, tmp_path_factory, monkeypatch):
+    """Tests never touch the user's cache unless they are marked ``mnist`` (the real data)."""
+    if request.node.get_closest_marker("mnist") is None:
+        monkeypatch.setenv("VAELAB_DATA", str(tmp_path_factory.mktemp("cache")))
     torch.set_num_threads(min(2, torch.get_num_threads()))

@@ -491,12 +491,9 @@ def test_split_sizes() -> None:
 # --- the real thing ----------------------------------------------------------------------------
 
 
-USER_CACHE = data.default_cache_dir()  # read at import, before conftest isolates VAELAB_DATA
-
-
 @pytest.mark.mnist
 def test_real_mnist() -> None:
-    m = data.load_mnist(cache_dir=USER_CACHE)
+    m = data.load_mnist()
     assert m.verified is True
     assert m.train_images.shape == (60_000, 28, 28) and m.test_images.shape == (10_000, 28, 28)
     assert m.train_labels.shape == (60_000,) and m.test_labels.shape == (10_000,)
