@@ -60,7 +60,8 @@ def test_run_folder_contents_and_units(tmp_path, tiny_splits):
         "metrics.jsonl",
         "figures",
     } <= names
-    assert {p.name for p in (out / "figures").iterdir()} == {"reconstructions.png", "samples.png"}
+    figures = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png"}
+    assert {p.name for p in (out / "figures").iterdir()} == figures | {"curves.png"}
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == "vae" and cfg["model_config"]["latent_dim"] == 4
     assert cfg["train"]["epochs"] == 2 and "nats per image" in cfg["units"]

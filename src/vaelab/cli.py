@@ -16,6 +16,9 @@ import numpy as np
 
 from .errors import VaelabError
 
+# --protocol paper: the setting of published MNIST likelihoods (Burda et al. 2016).
+PAPER = {"model": "vae", "preset": "burda", "binarize": "dynamic", "likelihood": "bernoulli"}
+
 PRESETS: dict[str, dict] = {
     # Kingma & Welling's MLP as in the pytorch/examples VAE: 784-400-20, ReLU.
     "pytorch-examples": {
@@ -43,6 +46,12 @@ class Parser(argparse.ArgumentParser):
 
 def _add_train_flags(p: argparse.ArgumentParser) -> None:
     S = argparse.SUPPRESS  # absent flags stay absent, so presets and config files can fill them
+    p.add_argument(
+        "--protocol",
+        default=S,
+        choices=["paper"],
+        help="paper: VAE, Burda et al. MLP, Bernoulli decoder, dynamic binarization",
+    )
     m = p.add_argument_group("model")
     m.add_argument("--model", default=S, help="model family: ae or vae (default vae)")
     m.add_argument(
@@ -127,6 +136,12 @@ def _split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
     from .train import TrainConfig
 
     flat = dict(flat)
+    if flat.pop("protocol", None) == "paper":
+        clash = {k: flat[k] for k in PAPER if k in flat and k != "preset" and flat[k] != PAPER[k]}
+        if clash:
+            k, v = next(iter(clash.items()))
+            raise VaelabError(f"--protocol paper needs {k}={PAPER[k]!r}, got {v!r}")
+        flat = PAPER | flat
     model_name = flat.pop("model", "vae")
     if model_name not in MODELS:
         raise VaelabError(f"unknown model {model_name!r}; choose from {', '.join(sorted(MODELS))}")
@@ -257,12 +272,19 @@ def cmd_data(args: argparse.Namespace) -> int:
 def cmd_evaluate(args: argparse.Namespace) -> int:
     from .evaluate import evaluate_run, format_result
 
+    if args.nll_samples is not None and args.nll_samples < 1:
+        raise VaelabError(f"--nll-samples must be >= 1, got {args.nll_samples}")
     result = evaluate_run(
         args.run,
         args.split,
         which=args.which,
         device=args.device,
         seed=args.seed,
+        nll_samples=args.nll_samples,
+        protocol=args.protocol,
+        probes=args.probes,
+        quality=args.quality,
+        progress=not args.no_progress,
         log=lambda m: print(m, file=sys.stderr),
     )
     print(json.dumps(result) if args.json else format_result(result))
@@ -333,6 +355,48 @@ def cmd_encode(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_plot(args: argparse.Namespace) -> int:
+    from .plots import all_figures
+    from .train import pick_device
+
+    for path in all_figures(Path(args.run), device=pick_device(args.device), seed=args.seed):
+        print(path)
+    return 0
+
+
+def cmd_report(args: argparse.Namespace) -> int:
+    from .report import write_report
+
+    print(write_report(Path(args.run), Path(args.output) if args.output else None))
+    return 0
+
+
+def cmd_pca(args: argparse.Namespace) -> int:
+    from .analysis import pca_check
+
+    model, splits, _ = _model_and_splits(args)
+    result = pca_check(model, splits, angles=model.cfg.decoder == "linear")
+    print(json.dumps(result) if args.json else format_pca(result))
+    return 0
+
+
+def format_pca(r: dict) -> str:
+    lines = [
+        f"AE vs PCA with k={r['k']} components, fitted on {r['train_images']} training images "
+        "(MSE per pixel, mean over images and pixels)",
+        f"  train  AE {r['ae_train_mse']:.6f}   PCA {r['pca_train_mse']:.6f}   "
+        f"ratio {r['train_mse_ratio']:.4f}",
+        f"  test   AE {r['ae_test_mse']:.6f}   PCA {r['pca_test_mse']:.6f}   "
+        f"ratio {r['test_mse_ratio']:.4f}",
+        f"  PCA train MSE = discarded variance / 784 = {r['discarded_variance']:.6f}",
+    ]
+    if r.get("angles_deg") is not None:
+        angles = ", ".join(f"{a:.1f}" for a in r["angles_deg"])
+        lines.append(f"  principal angles, decoder columns vs top-{r['k']} PCs (deg): {angles}")
+    lines.append(f"  {r['verdict']}")
+    return "\n".join(lines)
+
+
 _COMMON = {"command", "func", "config", "out", "resume", "no_progress", "no_figures"}
 
 
@@ -384,6 +448,20 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--json", action="store_true", help="print one JSON object")
     p.add_argument("--device", default="auto")
     p.add_argument("--seed", type=int, default=0, help="seed of the z draws")
+    p.add_argument(
+        "--nll-samples",
+        type=int,
+        metavar="K",
+        help="add the importance-sampled log-likelihood with K samples per image",
+    )
+    p.add_argument(
+        "--protocol",
+        choices=["paper"],
+        help="paper: require a binarized-MNIST Bernoulli VAE and use K=5000",
+    )
+    p.add_argument("--probes", action="store_true", help="linear-probe and k-NN accuracy")
+    p.add_argument("--quality", action="store_true", help="sample quality (digit features)")
+    p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = run_parser("sample", "a grid of samples from the prior")
@@ -404,6 +482,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("-o", "--output", default="latents.npz", help=".npz, or .npy")
     p.set_defaults(func=cmd_encode, device="cpu")
+    p = run_parser("plot", "all figures of a run into RUN/figures")
+    p.add_argument("--all", action="store_true", help="every figure (the default)")
+    p.add_argument("--device", default="cpu")
+    p.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
+    p.set_defaults(func=cmd_plot)
+
+    p = run_parser("report", "one self-contained HTML page: config, metrics, evaluation, figures")
+    p.add_argument("-o", "--output", help="default RUN/report.html")
+    p.set_defaults(func=cmd_report)
+
+    p = run_parser("pca", "compare an AE with PCA of the same size (MSE, principal angles)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_pca, device="cpu")
     return parser
 
 

@@ -30,6 +30,9 @@ class Bernoulli:
     def mean(self) -> torch.Tensor:
         return torch.sigmoid(self.logits)
 
+    def reshape(self, *shape: int) -> Bernoulli:
+        return Bernoulli(self.logits.reshape(*shape))
+
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         # -BCE(x, sigmoid(l)) = x*l - softplus(l)
         return (x * self.logits - F.softplus(self.logits)).sum(-1)
@@ -52,6 +55,9 @@ class Normal:
     @property
     def mean(self) -> torch.Tensor:
         return self.loc
+
+    def reshape(self, *shape: int) -> Normal:
+        return Normal(self.loc.reshape(*shape), self.log_scale.expand_as(self.loc).reshape(*shape))
 
     @property
     def scale(self) -> torch.Tensor:

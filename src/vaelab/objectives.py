@@ -30,8 +30,8 @@ def log_importance_weights(model, x: torch.Tensor, k: int) -> torch.Tensor:
     """
     q = model.encode(x)
     z = q.rsample((k,))  # (k, B, D)
-    px = model.decode(z.reshape(-1, z.shape[-1]))
-    log_px_z = px.log_prob(x.repeat(k, 1)).reshape(k, -1)  # (k, B)
+    px = model.decode(z.reshape(-1, z.shape[-1])).reshape(k, len(x), -1)  # over (k, B, 784)
+    log_px_z = px.log_prob(x)  # x broadcasts over the k samples: (k, B)
     log_pz = standard_normal_like(z).log_prob(z)  # (k, B)
     log_qz = q.log_prob(z)  # (k, B)
     return log_px_z + log_pz - log_qz

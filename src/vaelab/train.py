@@ -118,14 +118,14 @@ def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator) -
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-def run_config(model_name: str, model_config: dict, train: TrainConfig, data: DataConfig) -> dict:
+def run_config(model, train: TrainConfig, data: DataConfig) -> dict:
     return {
         "vaelab_version": __version__,
-        "model": model_name,
-        "model_config": model_config,
+        "model": model.name,
+        "model_config": model.config,
         "train": asdict(train),
         "data": asdict(data),
-        "units": "losses in nats per image: summed over the 784 pixels, averaged over images",
+        "units": f"losses: {model.loss_unit}, averaged over images",
     }
 
 
@@ -192,7 +192,7 @@ def train(
         start, best_val = int(ckpt["epoch"]), float(ckpt["best_val"])
         metrics = [m for m in read_metrics(out) if m["epoch"] <= start]
         log(f"resuming {out} at epoch {start} of {train_cfg.epochs}")
-    config = run_config(model_name, model_config, train_cfg, data_cfg)
+    config = run_config(model, train_cfg, data_cfg)
     write_json(out / CONFIG, config)
 
     dynamic = data_cfg.binarize == "dynamic"
@@ -283,9 +283,9 @@ def train(
         "interrupted": False,
     }
     if figures and metrics:
-        from .plots import run_figures
+        from .plots import all_figures
 
-        summary["figures"] = [str(p) for p in run_figures(out, splits=splits, device=device)]
+        summary["figures"] = [str(p) for p in all_figures(out, splits=splits, device=device)]
     return summary
 
 
