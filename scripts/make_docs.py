@@ -1,0 +1,176 @@
+"""Regenerate docs/tutorial.md and docs/figures/ from docs/tutorial.template.md.
+
+Every number and figure in the tutorial comes from this script: it runs the two example
+scripts, trains the other models the text discusses, measures, copies the figures and fills
+the ``{{name}}`` placeholders of the template.  ``make docs`` runs it.
+
+    python scripts/make_docs.py [--epochs 10] [--work runs/docs]
+"""
+
+from __future__ import annotations
+
+import argparse
+import math
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import torch
+
+import vaelab
+from vaelab.analysis import pca_check, probes
+from vaelab.batches import DataConfig, load_splits
+from vaelab.evaluate import evaluate_run
+from vaelab.nll import log_likelihood_estimates
+from vaelab.plots import all_figures
+from vaelab.train import TrainConfig, train
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+
+
+def run_example(name: str, out: Path, epochs: int) -> str:
+    cmd = [sys.executable, str(ROOT / "examples" / f"{name}.py"), "--epochs", str(epochs)]
+    p = subprocess.run([*cmd, "--out", str(out)], capture_output=True, text=True, check=True)
+    return "\n".join(line for line in p.stdout.splitlines() if not line.startswith("epoch "))
+
+
+def copy_figure(run: Path, name: str, dest: str) -> None:
+    (DOCS / "figures").mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "figures" / name, DOCS / "figures" / dest)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--epochs", type=int, default=10)
+    ap.add_argument("--work", default=str(ROOT / "runs" / "docs"))
+    args = ap.parse_args()
+    work = Path(args.work)
+    shutil.rmtree(work, ignore_errors=True)
+    t0 = time.perf_counter()
+    v: dict[str, object] = {"epochs": args.epochs}
+    gray = load_splits(DataConfig())
+    binary = load_splits(DataConfig(binarize="dynamic"))
+    quiet = dict(progress=False, log=lambda m: None)
+
+    # The two worked examples, run as a reader would run them.
+    v["ae_output"] = run_example("mnist_ae", work / "example-ae", args.epochs)
+    v["vae_output"] = run_example("mnist_vae", work / "example-vae", args.epochs)
+    for run, prefix in [(work / "example-ae", "ae"), (work / "example-vae", "vae")]:
+        for fig in ("reconstructions", "samples", "latents", "curves", "interpolation"):
+            copy_figure(run, f"{fig}.png", f"{prefix}-{fig}.png")
+    ae = evaluate_run(work / "example-ae", splits=gray, save=False, **quiet)
+    vae = evaluate_run(work / "example-vae", splits=gray, save=False, **quiet)
+    v |= {"ae_recon": f"{ae['recon']:.1f}", "ae_mse": f"{ae['mse_per_pixel']:.4f}"}
+    v |= {k: f"{vae[k]:.1f}" for k in ("neg_elbo", "recon", "kl")}
+    vae_probe = probes(vaelab.load_run(work / "example-vae"), gray)
+    v["vae_probe"] = f"{vae_probe['linear_probe_acc']:.3f}"
+    v["vae_knn"] = f"{vae_probe['knn_acc']:.3f}"
+
+    # Encoder and decoder need not match: a convolutional encoder with an MLP decoder.
+    conv = work / "conv-mlp-ae"
+    cfg = {"encoder": "conv", "decoder": "mlp", "hidden": [256], "latent_dim": 20}
+    train(conv, "ae", cfg, TrainConfig(epochs=3), DataConfig(), splits=gray, figures=False, **quiet)
+    r = evaluate_run(conv, splits=gray, save=False, **quiet)
+    v["conv_recon"] = f"{r['recon']:.1f}"
+    v["conv_params"] = f"{sum(p.numel() for p in vaelab.load_run(conv).parameters()):,}"
+
+    # A linear AE on squared error learns the principal subspace.
+    lin = work / "linear-ae"
+    cfg = {"encoder": "linear", "decoder": "linear", "likelihood": "gaussian", "latent_dim": 16}
+    tc = TrainConfig(epochs=50, batch_size=128, lr=1e-2, lr_schedule="cosine")
+    train(lin, "ae", cfg, tc, DataConfig(), splits=gray, figures=False, **quiet)
+    pc = pca_check(vaelab.load_run(lin), gray)
+    v |= {
+        "pca_k": pc["k"],
+        "lin_mse": f"{pc['ae_train_mse']:.5f}",
+        "pca_mse": f"{pc['pca_train_mse']:.5f}",
+        "pca_ratio": f"{pc['train_mse_ratio']:.4f}",
+        "pca_angle": f"{pc['max_angle_deg']:.1f}",
+        "pca_explained": f"{100 * pc['explained_variance']:.1f}",
+    }
+
+    # A 2-D VAE: the whole latent space in one picture.
+    two = work / "vae-2d"
+    train(
+        two,
+        "vae",
+        {"latent_dim": 2},
+        TrainConfig(epochs=args.epochs),
+        DataConfig(),
+        splits=gray,
+        figures=False,
+        **quiet,
+    )
+    all_figures(two, splits=gray)
+    copy_figure(two, "manifold.png", "vae2d-manifold.png")
+    copy_figure(two, "latents.png", "vae2d-latents.png")
+
+    # Likelihood: a VAE on dynamically binarized MNIST and the importance-sampled bound.
+    binv = work / "vae-binarized"
+    train(
+        binv,
+        "vae",
+        {},
+        TrainConfig(epochs=args.epochs),
+        DataConfig(binarize="dynamic"),
+        splits=binary,
+        figures=False,
+        **quiet,
+    )
+    rb = evaluate_run(binv, splits=binary, save=False, **quiet)
+    v |= {"bin_elbo": f"{rb['neg_elbo']:.2f}", "bin_active": rb["active_units"]}
+    model = vaelab.load_run(binv)
+    x = binary["test"].x[:1000]
+    rows = []
+    for k in (1, 10, 100, 1000):
+        torch.manual_seed(0)
+        nll = -log_likelihood_estimates(model, x, k, progress=False).mean().item()
+        rows.append(f"| {k} | {nll:.2f} |")
+    v["iwae_table"] = "\n".join(rows)
+
+    # beta > 1 switches latent units off.
+    beta = work / "vae-beta4"
+    train(
+        beta,
+        "vae",
+        {"beta": 4.0},
+        TrainConfig(epochs=args.epochs),
+        DataConfig(),
+        splits=gray,
+        figures=False,
+        **quiet,
+    )
+    rbeta = evaluate_run(beta, splits=gray, save=False, **quiet)
+    v |= {
+        "beta_active": rbeta["active_units"],
+        "beta_kl": f"{rbeta['kl']:.1f}",
+        "beta_recon": f"{rbeta['recon']:.1f}",
+        "vae_active": vae["active_units"],
+    }
+
+    cpu = platform.processor() or platform.machine()
+    for line in (
+        Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
+    ):
+        if line.startswith("model name"):
+            cpu = line.split(":", 1)[1].strip()
+            break
+    minutes = (time.perf_counter() - t0) / 60
+    v["machine"] = f"{cpu}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+    v["minutes"] = f"{math.ceil(minutes)}"
+
+    template = (DOCS / "tutorial.template.md").read_text()
+    text = re.sub(r"\{\{(\w+)\}\}", lambda m: str(v[m.group(1)]), template)
+    for name in ("mnist_ae", "mnist_vae"):
+        text = text.replace(f"[[{name}]]", (ROOT / "examples" / f"{name}.py").read_text().strip())
+    (DOCS / "tutorial.md").write_text(text)
+    print(f"wrote docs/tutorial.md and docs/figures/ in {minutes:.1f} minutes")
+
+
+if __name__ == "__main__":
+    main()

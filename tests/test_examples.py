@@ -1,0 +1,53 @@
+"""The tutorial's example scripts run, and the generated tutorial matches the code."""
+
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parent.parent
+
+
+def run_example(name, *args):
+    cmd = [sys.executable, str(ROOT / "examples" / f"{name}.py"), *map(str, args)]
+    p = subprocess.run(cmd, capture_output=True, text=True, timeout=600)
+    assert p.returncode == 0, p.stderr[-2000:]
+    return p.stdout
+
+
+def test_ae_example_on_synthetic_digits(tmp_path, idx_dir):
+    out = run_example(
+        "mnist_ae", "--epochs", 1, "--data-dir", idx_dir, "--no-verify", "--out", tmp_path / "ae"
+    )
+    assert "test reconstruction loss" in out and "linear probe on the 20-D codes" in out
+    assert (tmp_path / "ae" / "figures" / "reconstructions.png").exists()
+
+
+def test_vae_example_on_synthetic_digits(tmp_path, idx_dir):
+    out = run_example(
+        "mnist_vae", "--epochs", 1, "--data-dir", idx_dir, "--no-verify", "--out", tmp_path / "vae"
+    )
+    m = re.search(r"test loss ([\d.]+) = recon ([\d.]+) \+ KL ([\d.]+)", out)
+    assert m and float(m[1]) == pytest.approx(float(m[2]) + float(m[3]), abs=0.02)
+    assert "active units" in out
+
+
+@pytest.mark.mnist
+@pytest.mark.parametrize("name", ["mnist_ae", "mnist_vae"])
+def test_examples_on_a_slice_of_mnist(tmp_path, name):
+    out = run_example(name, "--epochs", 1, "--train-limit", 2000, "--out", tmp_path / name)
+    assert "test" in out
+
+
+def test_tutorial_is_generated_from_the_current_examples():
+    tutorial = ROOT / "docs" / "tutorial.md"
+    if not tutorial.exists():
+        pytest.skip("docs/tutorial.md not generated yet (make docs)")
+    text = tutorial.read_text()
+    assert "{{" not in text and "[[" not in text
+    for name in ("mnist_ae", "mnist_vae"):
+        assert (ROOT / "examples" / f"{name}.py").read_text().strip() in text
+    for figure in re.findall(r"\]\((figures/[^)]+)\)", text):
+        assert (ROOT / "docs" / figure).is_file(), figure
