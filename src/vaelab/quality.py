@@ -24,9 +24,8 @@ What they are not:
   small n).
 - Not a likelihood, and not a per-image score.
 - Samples are decoder *means* (pixel probabilities for a Bernoulli decoder), which are
-  blurrier than real digits; the metrics penalise that blur, as they would in an image grid.
-  A model whose sampled bits look sharp can still score worse here than its likelihood
-  suggests.
+  blurrier than real digits; the metrics penalise that blur, as an eye would in an image
+  grid. Binary samples drawn from the same decoder would look sharper, but are not scored.
 
 ``reference_floor`` gives the same numbers for real images against real images: the best a
 model can hope for at that sample size (FD > 0 from sampling noise alone, precision and recall
@@ -37,7 +36,7 @@ from __future__ import annotations
 
 import math
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -157,7 +156,7 @@ def load_feature_net(
     epochs: int = 2,
     seed: int = 0,
 ) -> DigitNet:
-    """The cached feature classifier, trained once (about a minute on two CPU cores) if missing.
+    """The cached feature classifier, trained once if missing (~1 min on two idle CPU cores).
 
     Training uses ``splits`` (default: MNIST grayscale from the default data cache) and writes
     the weights atomically with metadata (version, test accuracy, epochs, seed, training
@@ -191,7 +190,8 @@ def load_feature_net(
             state = {k: f.get_tensor(k) for k in f.keys()}  # safe_open is not a dict
     except (SafetensorError, OSError, ValueError) as e:
         raise VaelabError(
-            f"cannot read feature classifier {path} ({e}); delete it to retrain"
+            f"cannot read feature classifier {path} ({' '.join(str(e).split())}); "
+            "delete it to retrain"
         ) from None
     if metadata.get("version") != VERSION or "test_accuracy" not in metadata:
         raise VaelabError(f"{path} is not a {VERSION} classifier file; delete it to retrain")
@@ -251,21 +251,27 @@ def frechet_distance(a: Tensor | np.ndarray, b: Tensor | np.ndarray) -> float:
     return max(float(fd), 0.0)
 
 
+def _sq_dist_chunks(a: Tensor, b: Tensor, batch_size: int) -> Iterator[tuple[int, Tensor]]:
+    """(start, D) for each chunk of rows of ``a``: D (chunk, len(b)) = squared distances to ``b``.
+
+    ``|a|^2 + |b|^2 - 2 a.b`` with one matrix product per chunk; rounding can leave entries a
+    hair below 0, which no comparison below minds.
+    """
+    b_sq = (b * b).sum(1)  # (Nb,)
+    for i in range(0, len(a), batch_size):
+        rows = a[i : i + batch_size]
+        d = torch.addmm(b_sq, rows, b.T, alpha=-2.0)  # (chunk, Nb)
+        yield i, d.add_((rows * rows).sum(1, keepdim=True))
+
+
 def _kth_nn_sq(x: Tensor, k: int, batch_size: int) -> Tensor:
     """Squared distance (N,) from each row of x to its k-th nearest other row."""
     if len(x) <= k:
         raise VaelabError(f"need more than k={k} points for k-NN radii, got {len(x)}")
-    out = [
-        _sq_dists(x[i : i + batch_size], x).kthvalue(k + 1, dim=1).values  # +1: itself at 0
-        for i in range(0, len(x), batch_size)
-    ]
-    return torch.cat(out)
-
-
-def _sq_dists(a: Tensor, b: Tensor) -> Tensor:
-    """Squared Euclidean distances (len(a), len(b)), float64, clipped at 0."""
-    d = (a * a).sum(1, keepdim=True) + (b * b).sum(1) - 2.0 * a @ b.T
-    return d.clamp_min_(0.0)
+    # the k + 1 smallest include the row itself at distance 0 (topk: ~10x faster than kthvalue)
+    chunks = _sq_dist_chunks(x, x, batch_size)
+    out = [d.topk(k + 1, dim=1, largest=False).values[:, -1] for _, d in chunks]
+    return torch.cat(out).clamp_min_(0.0)
 
 
 @torch.no_grad()
@@ -282,13 +288,14 @@ def precision_recall(
     """
     r = torch.from_numpy(_as_float64(real, "real"))
     f = torch.from_numpy(_as_float64(fake, "fake"))
+    centre = r.mean(0)  # distances do not change; smaller norms lose less to cancellation
+    r, f = r - centre, f - centre
     if r.shape[1] != f.shape[1]:
         raise VaelabError(f"feature sizes differ: {r.shape[1]} vs {f.shape[1]}")
     r_rad, f_rad = _kth_nn_sq(r, k, batch_size), _kth_nn_sq(f, k, batch_size)  # (Nr,), (Nf,)
     fake_in_real = torch.zeros(len(f), dtype=torch.bool)
     real_in_fake = torch.zeros(len(r), dtype=torch.bool)
-    for i in range(0, len(f), batch_size):
-        d = _sq_dists(f[i : i + batch_size], r)  # (b, Nr)
+    for i, d in _sq_dist_chunks(f, r, batch_size):  # d: (chunk, Nr)
         fake_in_real[i : i + batch_size] = (d <= r_rad).any(1)
         real_in_fake |= (d <= f_rad[i : i + batch_size, None]).any(0)
     return fake_in_real.double().mean().item(), real_in_fake.double().mean().item()
@@ -375,7 +382,7 @@ def reference_floor(
         n=len(other),
         k=k,
         feature_net=describe_net(net),
-        reference=f"{len(real)} real test images vs {len(other)} other real images",
+        reference=f"first {len(real)} of test_x vs {len(other)} of train_x (seeded subset)",
         what=WHAT + "; real images against real images: the floor for a perfect model",
     )
     return out
