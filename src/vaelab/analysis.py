@@ -135,7 +135,7 @@ def latent_codes(model: nn.Module, x: Tensor, batch_size: int = 2000) -> Tensor:
 
 
 @torch.no_grad()
-def _mse_per_pixel(
+def mse_per_pixel(
     reconstruct: Callable[[Tensor], Tensor], x: Tensor, batch_size: int = 2000
 ) -> float:
     """Squared error of ``reconstruct(x)`` averaged over images and pixels (float64 sums)."""
@@ -187,12 +187,12 @@ def pca_check(
     was_training = model.training
     model.eval()
     try:
-        ae_train = _mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), train_x)
-        ae_test = _mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), test_x)
+        ae_train = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), train_x)
+        ae_test = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), test_x)
     finally:
         model.train(was_training)
-    pca_train = _mse_per_pixel(lambda xb: pca_reconstruct(p, xb), train_x)
-    pca_test = _mse_per_pixel(lambda xb: pca_reconstruct(p, xb), test_x)
+    pca_train = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), train_x)
+    pca_test = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), test_x)
     discarded = p.discarded_variance()
     out: dict[str, Any] = {
         "k": k,

@@ -371,6 +371,13 @@ def cmd_report(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_explore(args: argparse.Namespace) -> int:
+    from .explore import write_explorer
+
+    print(write_explorer(Path(args.run), Path(args.output) if args.output else None))
+    return 0
+
+
 def cmd_pca(args: argparse.Namespace) -> int:
     from .analysis import pca_check
 
@@ -491,6 +498,10 @@ def build_parser() -> argparse.ArgumentParser:
     p = run_parser("report", "one self-contained HTML page: config, metrics, evaluation, figures")
     p.add_argument("-o", "--output", help="default RUN/report.html")
     p.set_defaults(func=cmd_report)
+
+    p = run_parser("explore", "one HTML page to explore the latent space in a browser")
+    p.add_argument("-o", "--output", help="default RUN/explorer.html")
+    p.set_defaults(func=cmd_explore)
 
     p = run_parser("pca", "compare an AE with PCA of the same size (MSE, principal angles)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

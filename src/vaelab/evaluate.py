@@ -128,7 +128,9 @@ def evaluate_run(
         result |= {"active_units": au["active_units"], "active_threshold": au["threshold"]}
     else:
         result["recon"] = terms["recon"]
-        result["mse_per_pixel"] = _mse_per_pixel(model, x, batch_size)
+        from .analysis import mse_per_pixel
+
+        result["mse_per_pixel"] = mse_per_pixel(model.reconstruct, x, batch_size)
     if nll_samples is not None:
         result |= _likelihood(model, x, nll_samples, meaning["kind"], seed, progress, log)
     if probes:
@@ -178,15 +180,6 @@ def save_evaluation(run_dir: Path, result: dict[str, Any]) -> None:
     merged = (old | result) if old.get("weights") == result["weights"] else result
     saved[result["split"]] = merged
     write_json(path, saved)
-
-
-@torch.no_grad()
-def _mse_per_pixel(model, x: torch.Tensor, batch_size: int) -> float:
-    total = sum(
-        (model.reconstruct(x[i : i + batch_size]) - x[i : i + batch_size]).square().sum().item()
-        for i in range(0, len(x), batch_size)
-    )
-    return total / x.numel()
 
 
 def format_result(r: dict[str, Any]) -> str:

@@ -1,0 +1,30 @@
+#!/usr/bin/env bash
+# Install what the browser tests (tests/test_explore.py) need, when missing:
+#   - Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver);
+#   - the selenium Python package into the project's .venv.
+# Idempotent: does nothing that is already done.  Needs root (or sudo) for apt-get.
+# Selenium is driven with an explicit Service("/usr/bin/chromedriver") and SE_OFFLINE=true,
+# so selenium-manager never downloads a driver or a browser.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
+    echo "chromium and chromedriver already installed"
+else
+    SUDO=()
+    [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends chromium chromium-driver
+fi
+
+PY=${PYTHON:-.venv/bin/python}
+if "$PY" -c "import selenium, sys; sys.exit(int(selenium.__version__.split('.')[0]) < 4)" 2>/dev/null; then
+    echo "selenium already installed in $PY"
+else
+    "$PY" -m pip install --disable-pip-version-check -q "selenium>=4.11"
+fi
+
+/usr/bin/chromium --version
+/usr/bin/chromedriver --version
+"$PY" -c "import selenium; print('selenium', selenium.__version__)"
