@@ -21,36 +21,18 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_run
 from torch import nn
 
-from vaelab.batches import DataConfig
 from vaelab.errors import VaelabError
 from vaelab.explore import CONV_REFUSED, DATA_ID, PLANE_CANVAS, explorer_html, write_explorer
 from vaelab.models import build_model
 from vaelab.nets import ACTIVATIONS
 from vaelab.runs import load_run, save_weights, write_json
-from vaelab.train import TrainConfig, train
 
 CHROMIUM = os.environ.get("VAELAB_CHROMIUM", "/usr/bin/chromium")
 CHROMEDRIVER = os.environ.get("VAELAB_CHROMEDRIVER", "/usr/bin/chromedriver")
 PIXEL_TOL = 0.5 / 255 + 1e-4  # a gray level is round(255 p); float32 vs float64 adds ~1e-6
-
-
-def tiny_run(path: Path, splits, **model_config) -> Path:
-    """A one-epoch run of a small VAE on the synthetic digits."""
-    cfg = {"hidden": [32], "latent_dim": 2, **model_config}
-    train(
-        path,
-        "vae",
-        cfg,
-        TrainConfig(epochs=1, batch_size=64),
-        DataConfig(),
-        splits=splits,
-        progress=False,
-        figures=False,
-        log=lambda m: None,
-    )
-    return path
 
 
 def page_data(page: str) -> dict:

@@ -10,14 +10,13 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
+from helpers import tiny_run
 
 from vaelab import plots
-from vaelab.batches import DataConfig
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
 from vaelab.report import write_report
 from vaelab.runs import read_metrics
-from vaelab.train import TrainConfig, train
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALL = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png", "curves.png"}
@@ -37,18 +36,7 @@ def small_model(name: str = "vae", latent_dim: int = 2):
 
 
 def trained_run(path: Path, splits, latent_dim: int = 2) -> Path:
-    train(
-        path,
-        "vae",
-        {"hidden": [16], "latent_dim": latent_dim},
-        TrainConfig(epochs=1, batch_size=64),
-        DataConfig(),
-        splits=splits,
-        progress=False,
-        figures=False,
-        log=lambda m: None,
-    )
-    return path
+    return tiny_run(path, splits, hidden=[16], latent_dim=latent_dim)
 
 
 class DecodeRecorder:
