@@ -383,17 +383,17 @@ def cmd_pca(args: argparse.Namespace) -> int:
 
     model, splits, _ = _model_and_splits(args)
     result = pca_check(model, splits, angles=model.cfg.decoder == "linear")
-    print(json.dumps(result) if args.json else format_pca(result))
+    print(json.dumps(result) if args.json else format_pca(result, model.name.upper()))
     return 0
 
 
-def format_pca(r: dict) -> str:
+def format_pca(r: dict, name: str = "AE") -> str:
     lines = [
-        f"AE vs PCA with k={r['k']} components, fitted on {r['train_images']} training images "
+        f"{name} vs PCA with k={r['k']} components, fitted on {r['train_images']} training images "
         "(MSE per pixel, mean over images and pixels)",
-        f"  train  AE {r['ae_train_mse']:.6f}   PCA {r['pca_train_mse']:.6f}   "
+        f"  train  {name} {r['ae_train_mse']:.6f}   PCA {r['pca_train_mse']:.6f}   "
         f"ratio {r['train_mse_ratio']:.4f}",
-        f"  test   AE {r['ae_test_mse']:.6f}   PCA {r['pca_test_mse']:.6f}   "
+        f"  test   {name} {r['ae_test_mse']:.6f}   PCA {r['pca_test_mse']:.6f}   "
         f"ratio {r['test_mse_ratio']:.4f}",
         f"  PCA train MSE = discarded variance / 784 = {r['discarded_variance']:.6f}",
     ]
