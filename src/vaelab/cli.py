@@ -520,6 +520,9 @@ def main(argv: list[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("vaelab: interrupted", file=sys.stderr)
         return 130
+    except BrokenPipeError:  # output piped into e.g. `head`, which stopped reading
+        sys.stderr.close()
+        return 141
     except OSError as e:
         print(f"vaelab: error: {e.strerror or e}: {e.filename or ''}".rstrip(": "), file=sys.stderr)
         return 1
