@@ -37,5 +37,5 @@ vae = vaelab.load_run(args.out)
 x = splits["test"].x[:8]
 q = vae.encode(x)  # q(z|x): a diagonal Gaussian per image
 z = q.mean + q.scale * torch.randn_like(q.scale)  # the reparameterisation trick
-print("posterior std of the first test image:", q.scale[0, :5].tolist())
+print("posterior std of the first test image:", q.scale[0, :5].detach().numpy().round(3))
 print("decoded pixel probabilities:", tuple(vae.decode(z).mean.shape))
