@@ -27,7 +27,7 @@ from vaelab.analysis import pca_check
 from vaelab.batches import DataConfig, Split, load_splits
 from vaelab.evaluate import evaluate_run
 from vaelab.quality import reference_floor
-from vaelab.runs import read_metrics
+from vaelab.runs import EVALUATION, read_metrics
 from vaelab.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -58,7 +58,7 @@ def run(name, out_dir, reuse, model, model_cfg, train_cfg, data_cfg, splits):
 def evaluate(path: Path, splits, reuse: bool, k: int | None = None) -> dict:
     """Test-split evaluation with probes and sample quality (and the NLL with K = k).  With
     ``reuse``, an NLL with the same K already in RUN/evaluation.json is kept, not recomputed."""
-    saved_file = path / "evaluation.json"
+    saved_file = path / EVALUATION
     saved = json.loads(saved_file.read_text()).get("test", {}) if saved_file.exists() else {}
     need_nll = k is not None and not (reuse and saved.get("nll_k") == k)
     evaluate_run(

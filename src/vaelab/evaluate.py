@@ -16,11 +16,10 @@ import torch
 from .batches import DataConfig, Split, load_splits
 from .errors import VaelabError
 from .nll import log_likelihood_estimates, summarize
-from .runs import load_run, write_json
+from .runs import EVALUATION, load_run, write_json
 from .train import evaluate_loss, pick_device
 
 SPLITS = ("train", "val", "test")
-EVALUATION = "evaluation.json"
 PAPER_K = 5000
 
 
@@ -149,17 +148,15 @@ def evaluate_run(
 
 
 def _likelihood(model, x, k: int, kind: str, seed: int, progress: bool, log) -> dict[str, Any]:
-    if model.name != "vae":
-        raise VaelabError("an AE defines no likelihood: --nll-samples needs a VAE run")
+    torch.manual_seed(seed)
+    t0 = time.perf_counter()
+    s = summarize(log_likelihood_estimates(model, x, k, progress=progress))  # refuses an AE
+    seconds = time.perf_counter() - t0
     if kind == "loss":
         log(
             "warning: a Bernoulli decoder on grayscale pixels has no likelihood; the "
             "importance-sampled number is reported as a loss ('importance_sampled_loss')"
         )
-    torch.manual_seed(seed)
-    t0 = time.perf_counter()
-    s = summarize(log_likelihood_estimates(model, x, k, progress=progress))
-    seconds = time.perf_counter() - t0
     key = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}[kind]
     out = {key: s["nll"], f"{key}_sem": s["nll_sem"], "nll_k": k, "nll_seconds": seconds}
     if kind == "likelihood":

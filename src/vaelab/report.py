@@ -15,9 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VaelabError
-from .runs import atomic_write, read_config, read_metrics
-
-EVALUATION = "evaluation.json"
+from .runs import EVALUATION, atomic_write, read_config, read_metrics
 
 CAPTIONS = {  # known figures first, in this order; any other PNG follows by name
     "curves.png": "Training curves: loss per epoch on the training and validation splits.",

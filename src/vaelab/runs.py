@@ -32,6 +32,7 @@ from .errors import VaelabError
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
+EVALUATION = "evaluation.json"
 _UMASK = os.umask(0o022)
 os.umask(_UMASK)
 
