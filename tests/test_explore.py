@@ -15,7 +15,9 @@ import json
 import math
 import os
 import re
+import string
 import time
+from importlib.resources import files
 from pathlib import Path
 
 import numpy as np
@@ -24,6 +26,7 @@ import torch
 from helpers import tiny_run
 from torch import nn
 
+from vaelab import explore
 from vaelab.errors import VaelabError
 from vaelab.explore import CONV_REFUSED, DATA_ID, PLANE_CANVAS, explorer_html, write_explorer
 from vaelab.models import build_model
@@ -97,6 +100,58 @@ def test_page_is_self_contained(tmp_path, tiny_splits):
     ]
     assert "<link" not in page.replace('<link rel="icon" href="data:,">', "")
     assert not list(run.glob(".explorer.html.*"))  # written atomically, nothing left over
+
+
+ASSET_NAMES = ["explorer.html", "explorer.css", "explorer.js"]
+
+
+def test_page_is_made_of_package_files(tmp_path, tiny_splits):
+    assets = {}
+    for name in ASSET_NAMES:
+        resource = files("vaelab") / "assets" / name
+        assert resource.is_file(), name
+        assets[name] = resource.read_text(encoding="utf-8")
+        assert assets[name].strip(), name
+        assert explore.asset_text(name) == assets[name]
+    css, js = assets["explorer.css"], assets["explorer.js"]
+    assert "</style" not in css.lower() and "</script" not in js.lower()  # inserted verbatim
+    fields = {f for _, f, _, _ in string.Formatter().parse(assets["explorer.html"]) if f}
+    assert fields == {
+        "title", "name", "describe", "explain", "plane_text", "legend", "prior_button",
+        "css", "data_id", "data", "js",
+    }  # fmt: skip
+    run = tiny_run(tmp_path / "run", tiny_splits)
+    page = write_explorer(run, splits=tiny_splits).read_text(encoding="utf-8")
+    assert f"<style>\n{css}</style>" in page and f"<script>\n{js}</script>" in page
+
+
+def test_page_files_are_read_when_a_page_is_made(tmp_path, monkeypatch, tiny_splits):
+    """Each page reads the files anew through importlib.resources, not once at import."""
+    model = build_model("vae", hidden=[16], latent_dim=2).eval()
+    package = tmp_path / "vaelab"
+    (package / "assets").mkdir(parents=True)
+    template = explore.asset_text("explorer.html").replace("</body>", "<!-- {{x}} -->\n</body>")
+    edited = {
+        "explorer.html": template,  # a literal brace in the template is doubled
+        "explorer.css": "body { color: red; }\n",
+        "explorer.js": 'console.log("{js} {0} }{");\n',  # braces here are never formatted
+    }
+    for name, text in edited.items():
+        (package / "assets" / name).write_text(text, encoding="utf-8")
+    asked = []
+
+    def fake_files(anchor):
+        asked.append(anchor)
+        return package
+
+    assert explore.files is files
+    monkeypatch.setattr(explore, "files", fake_files)
+    page = explorer_html(model, tiny_splits["test"])
+    assert asked == ["vaelab"] * 3
+    assert "<style>\nbody { color: red; }\n</style>" in page
+    assert '<script>\nconsole.log("{js} {0} }{");\n</script>' in page
+    assert "<!-- {x} -->\n</body>" in page
+    assert page_data(page)["latent_dim"] == 2
 
 
 def test_weights_are_embedded_bit_exactly(tmp_path, tiny_splits):
