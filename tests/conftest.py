@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.batches import Split
+from vaelab.batches import Split, clear_cache
 
 
 def make_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:
@@ -69,7 +69,10 @@ def tiny_splits() -> dict[str, Split]:
 
 @pytest.fixture(autouse=True)
 def _isolated_cache(request, tmp_path_factory, monkeypatch):
-    """Tests never touch the user's cache unless they are marked ``mnist`` (the real data)."""
+    """Tests never touch the user's cache unless they are marked ``mnist`` (the real data),
+    and splits put in memory by one test are gone for the next."""
     if request.node.get_closest_marker("mnist") is None:
         monkeypatch.setenv("VAELAB_DATA", str(tmp_path_factory.mktemp("cache")))
     torch.set_num_threads(min(2, torch.get_num_threads()))
+    yield
+    clear_cache()

@@ -4,22 +4,20 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaelab.batches import DataConfig
+from vaelab.batches import DataConfig, Split, put_splits
 from vaelab.train import TrainConfig, train
 
+SYNTHETIC = "synthetic-test-data"  # a data_dir that no test reads from disk
 
-def tiny_run(path: Path, splits, **model_config) -> Path:
-    """A one-epoch run of a small VAE (default 32 hidden units, 2-D latent) on ``splits``."""
+
+def synthetic(splits: dict[str, Split], **data) -> DataConfig:
+    """A data configuration under which ``load_splits`` returns ``splits`` (the conftest
+    clears the cache after every test)."""
+    return put_splits(DataConfig(data_dir=SYNTHETIC, verify=False, **data), splits)
+
+
+def tiny_run(path: Path, splits, model: str = "vae", **model_config) -> Path:
+    """A one-epoch run of a small model (default 32 hidden units, 2-D latent) on ``splits``."""
     cfg = {"hidden": [32], "latent_dim": 2, **model_config}
-    train(
-        path,
-        "vae",
-        cfg,
-        TrainConfig(epochs=1, batch_size=64),
-        DataConfig(),
-        splits=splits,
-        progress=False,
-        figures=False,
-        log=lambda m: None,
-    )
+    train(path, model, cfg, TrainConfig(epochs=1, batch_size=64), synthetic(splits), progress=False)
     return path

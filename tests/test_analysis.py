@@ -312,7 +312,7 @@ def test_linear_ae_reaches_the_pca_subspace_on_mnist(tmp_path):
     from vaelab.train import TrainConfig, train
 
     data = DataConfig(train_limit=10_000)
-    splits = load_splits(data, log=lambda m: None)
+    splits = load_splits(data)
     settings = TrainConfig(epochs=50, batch_size=128, lr=1e-2, lr_schedule="cosine", device="cpu")
     with threads(1):
         train(
@@ -321,10 +321,7 @@ def test_linear_ae_reaches_the_pca_subspace_on_mnist(tmp_path):
             dict(latent_dim=16, **LINEAR_AE),
             settings,
             data,
-            splits=splits,
             progress=False,
-            figures=False,
-            log=lambda m: None,
         )
         model = load_run(tmp_path / "linear-ae", which="last")
         r = pca_check(model, splits)

@@ -87,7 +87,7 @@ def torch_mean(model, z) -> np.ndarray:
 
 def test_page_is_self_contained(tmp_path, tiny_splits):
     run = tiny_run(tmp_path / "run", tiny_splits)
-    out = write_explorer(run, splits=tiny_splits)
+    out = write_explorer(run)
     assert out == run / "explorer.html"
     page = out.read_text()
     assert page.startswith("<!DOCTYPE html>")
@@ -121,7 +121,7 @@ def test_page_is_made_of_package_files(tmp_path, tiny_splits):
         "css", "data_id", "data", "js",
     }  # fmt: skip
     run = tiny_run(tmp_path / "run", tiny_splits)
-    page = write_explorer(run, splits=tiny_splits).read_text(encoding="utf-8")
+    page = write_explorer(run).read_text(encoding="utf-8")
     assert f"<style>\n{css}</style>" in page and f"<script>\n{js}</script>" in page
 
 
@@ -157,7 +157,7 @@ def test_page_files_are_read_when_a_page_is_made(tmp_path, monkeypatch, tiny_spl
 def test_weights_are_embedded_bit_exactly(tmp_path, tiny_splits):
     run = tiny_run(tmp_path / "run", tiny_splits, hidden=[24, 16], latent_dim=3)
     model = load_run(run)
-    data = page_data(write_explorer(run, splits=tiny_splits).read_text())
+    data = page_data(write_explorer(run).read_text())
     linears = [m for m in model.decoder if isinstance(m, nn.Linear)]
     exported = [la for la in data["layers"] if la["type"] == "linear"]
     assert [la["shape"] for la in exported] == [[16, 3], [24, 16], [784, 24]]
@@ -213,7 +213,7 @@ def test_unknown_decoder_modules_are_refused(tiny_splits):
 def test_2d_plane_is_z_itself(tmp_path, tiny_splits):
     run = tiny_run(tmp_path / "run", tiny_splits)
     out = write_explorer(
-        run, tmp_path / "elsewhere" / "x.html", n_points=50, seed=3, splits=tiny_splits
+        run, tmp_path / "elsewhere" / "x.html", n_points=50, seed=3
     )
     data = page_data(out.read_text())
     assert not (run / "explorer.html").exists()
@@ -235,7 +235,7 @@ def test_2d_plane_is_z_itself(tmp_path, tiny_splits):
 
 def test_higher_d_plane_spans_the_principal_directions(tmp_path, tiny_splits):
     run = tiny_run(tmp_path / "run", tiny_splits, latent_dim=5)
-    data = page_data(write_explorer(run, splits=tiny_splits).read_text())
+    data = page_data(write_explorer(run).read_text())
     assert data["points"]["n"] == data["points"]["total"] == 128  # fewer images than n_points
     model = load_run(run)
     with torch.no_grad():
@@ -252,9 +252,9 @@ def test_higher_d_plane_spans_the_principal_directions(tmp_path, tiny_splits):
 
 def test_text_is_escaped_and_output_is_deterministic(tmp_path, tiny_splits):
     run = tiny_run(tmp_path / "</script><b>&'\"run", tiny_splits)
-    a = write_explorer(run, tmp_path / "a.html", splits=tiny_splits).read_text()
-    b = write_explorer(run, tmp_path / "b.html", splits=tiny_splits).read_text()
-    c = write_explorer(run, tmp_path / "c.html", seed=1, splits=tiny_splits).read_text()
+    a = write_explorer(run, tmp_path / "a.html").read_text()
+    b = write_explorer(run, tmp_path / "b.html").read_text()
+    c = write_explorer(run, tmp_path / "c.html", seed=1).read_text()
     assert a == b and page_data(a)["points"] != page_data(c)["points"]
     assert html.escape(run.name) in a and run.name not in a
     assert a.count("</script>") == 2 and "<b>" not in a
@@ -371,7 +371,7 @@ def assert_digit_matches(driver, model) -> list[float]:
 def test_browser_decodes_like_torch(browser, tmp_path, tiny_splits, config):
     run = tiny_run(tmp_path / "run", tiny_splits, **config)
     model = load_run(run)
-    open_page(browser, write_explorer(run, splits=tiny_splits, n_points=300))
+    open_page(browser, write_explorer(run, n_points=300))
     d = model.latent_dim
     assert browser.execute_script("return window.vaelab.latentDim") == d
     start = assert_digit_matches(browser, model)  # as loaded: the mean of the latent means
@@ -427,7 +427,7 @@ def test_browser_sliders_and_plane_follow_real_mouse_events(browser, tmp_path, t
 
     run = tiny_run(tmp_path / "run", tiny_splits, activation="gelu", latent_dim=4)
     model = load_run(run)
-    out = write_explorer(run, splits=tiny_splits, n_points=300)
+    out = write_explorer(run, n_points=300)
     data = page_data(out.read_text())
     origin, axes = np.array(data["plane"]["origin"]), np.array(data["plane"]["axes"])
     x0, x1, y0, y1 = data["plane"]["extent"]

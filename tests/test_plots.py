@@ -16,7 +16,7 @@ from vaelab import plots
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
 from vaelab.report import write_report
-from vaelab.runs import read_metrics
+from vaelab.runs import Run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
 ALL = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png", "curves.png"}
@@ -168,7 +168,7 @@ def test_training_curves_vae_and_ae(tmp_path):
 @pytest.mark.parametrize("d, expected", [(2, ALL | {"manifold.png"}), (3, ALL)])
 def test_all_figures_writes_the_expected_files(tmp_path, tiny_splits, d, expected):
     run = trained_run(tmp_path / "run", tiny_splits, latent_dim=d)
-    paths = plots.all_figures(run, splits=tiny_splits)
+    paths = plots.all_figures(run)
     assert {p.name for p in paths} == expected
     assert {p.name for p in (run / "figures").iterdir()} == expected  # no stray temp files
     for p in paths:
@@ -189,7 +189,7 @@ class Attributes(HTMLParser):
 
 def test_report_is_one_self_contained_escaped_page(tmp_path, tiny_splits):
     run = trained_run(tmp_path / "run", tiny_splits, latent_dim=2)
-    plots.all_figures(run, splits=tiny_splits)
+    plots.all_figures(run)
     evaluation = {
         "test": {
             "neg_elbo": 123.456,
@@ -218,7 +218,7 @@ def test_report_is_one_self_contained_escaped_page(tmp_path, tiny_splits):
 
     assert "&lt;script&gt;alert(&#x27;x&#x27;)&lt;/script&gt; &amp; more" in html
     assert "latent_dim" in html and "[16]" in html and "batch_size" in html
-    val_loss = read_metrics(run)[0]["val_loss"]
+    val_loss = Run.load(run).metrics()[0]["val_loss"]
     assert f"{val_loss:.2f}" in html
     assert "123.456" in html and "probe.accuracy" in html and "probe.detail.unit" in html
     assert "fraction of images" in html and str(run) in html

@@ -119,7 +119,7 @@ def test_feature_net_trains_once_then_loads_bit_exactly(tmp_path, tiny_splits, m
     assert path == tmp_path / "classifier" / "digitnet-v1.safetensors"
     with pytest.raises(VaelabError, match="no feature classifier"):
         load_feature_net(tmp_path, train_if_missing=False)
-    net = load_feature_net(tmp_path, splits=tiny_splits, epochs=1, log=lambda m: None)
+    net = load_feature_net(tmp_path, splits=tiny_splits, epochs=1)
     assert path.exists() and not net.training
     assert net.metadata["version"] == "digitnet-v1" and net.metadata["epochs"] == "1"
     acc = float(net.metadata["test_accuracy"])
@@ -149,13 +149,13 @@ def test_sample_quality_and_floor_on_tiny_models(tiny_splits):
     torch.manual_seed(0)
     net = DigitNet().eval()  # untrained: enough for the plumbing
     model = build_model("vae", hidden=[16], latent_dim=2)
-    out = sample_quality(model, tiny_splits["test"].x, n=150, net=net, log=lambda m: None)
+    out = sample_quality(model, tiny_splits["test"].x, n=150, net=net)
     assert set(out) >= {"fd", "precision", "recall", "n", "k", "feature_net", "reference", "what"}
     assert out["n"] == 150 and out["k"] == 3 and "not FID" in out["what"]
     assert math.isfinite(out["fd"]) and out["fd"] >= 0
     assert 0 <= out["precision"] <= 1 and 0 <= out["recall"] <= 1
     assert model.training  # the model's mode is given back
-    again = sample_quality(model, tiny_splits["test"].x, n=150, net=net, log=lambda m: None)
+    again = sample_quality(model, tiny_splits["test"].x, n=150, net=net)
     assert again["fd"] == out["fd"]  # seeded samples
     floor = reference_floor(tiny_splits["train"].x, tiny_splits["test"].x, n=128, net=net)
     assert floor["fd"] < out["fd"]
@@ -167,7 +167,7 @@ def test_real_classifier_is_accurate_and_separates_real_from_noise():
 
     net = load_feature_net()  # trained once into the user's cache, then reused
     assert float(net.metadata["test_accuracy"]) > 0.98
-    splits = load_splits(DataConfig(), log=lambda m: None)
+    splits = load_splits(DataConfig())
     test_x = splits["test"].x
     floor = reference_floor(splits["train"].x, test_x, net=net)
     noise = torch.rand(10000, 784, generator=torch.Generator().manual_seed(0))

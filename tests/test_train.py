@@ -3,10 +3,11 @@ import math
 
 import pytest
 import torch
+from helpers import synthetic
 from safetensors.torch import load_file
 
 import vaelab
-from vaelab.batches import DataConfig, batches
+from vaelab.batches import batches
 from vaelab.errors import VaelabError
 from vaelab.models.vae import VAE
 from vaelab.runs import atomic_write, load_checkpoint
@@ -21,21 +22,15 @@ def _train(out, splits, epochs, resume=False, **kw):
             out,
             resume=True,
             epochs=epochs,
-            splits=splits,
             progress=False,
-            figures=False,
-            log=lambda m: None,
         )
     return train(
         out,
         "vae",
         dict(SMALL),
         TrainConfig(epochs=epochs, batch_size=64, seed=3, **kw),
-        DataConfig(binarize="dynamic"),
-        splits=splits,
+        synthetic(splits, binarize="dynamic"),
         progress=False,
-        figures=False,
-        log=lambda m: None,
     )
 
 
@@ -46,10 +41,8 @@ def test_run_folder_contents_and_units(tmp_path, tiny_splits):
         "vae",
         dict(SMALL),
         TrainConfig(epochs=2, batch_size=64),
-        DataConfig(),
-        splits=tiny_splits,
+        synthetic(tiny_splits),
         progress=False,
-        log=lambda m: None,
     )
     names = {p.name for p in out.iterdir()}
     assert {
@@ -110,11 +103,8 @@ def test_a_different_seed_gives_different_weights(tmp_path, tiny_splits):
         "vae",
         dict(SMALL),
         TrainConfig(epochs=1, batch_size=64, seed=4),
-        DataConfig(binarize="dynamic"),
-        splits=tiny_splits,
+        synthetic(tiny_splits, binarize="dynamic"),
         progress=False,
-        figures=False,
-        log=lambda m: None,
     )
     wa = load_file(str(tmp_path / "a" / "last.safetensors"))
     wb = load_file(str(tmp_path / "b" / "last.safetensors"))
@@ -192,10 +182,7 @@ def test_resume_rejects_an_incompatible_checkpoint(tmp_path, tiny_splits):
             out,
             model_config={**SMALL, "latent_dim": 5, "hidden": [32]},
             resume=True,
-            splits=tiny_splits,
             progress=False,
-            figures=False,
-            log=lambda m: None,
         )
 
 

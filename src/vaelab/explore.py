@@ -26,7 +26,6 @@ from __future__ import annotations
 
 import base64
 import json
-import sys
 from html import escape
 from importlib.resources import files
 from pathlib import Path
@@ -37,10 +36,10 @@ import torch
 from torch import nn
 
 from .analysis import fit_pca, latent_codes, pca_encode
-from .batches import DataConfig, Split, load_splits
+from .batches import Split
 from .errors import VaelabError
 from .nets import IMAGE_DIM, ConvDecoder
-from .runs import atomic_write, load_run
+from .runs import Run, atomic_write
 
 FORMAT = "vaelab-explorer/1"
 DATA_ID = "vaelab-data"  # id of the <script type="application/json"> block
@@ -141,7 +140,7 @@ def _describe(model: nn.Module, layers: list[dict[str, Any]]) -> str:
     acts = sorted({la["type"] for la in layers if la["type"] != "linear"})
     arch = f"{cfg.decoder} decoder {'-'.join(map(str, sizes))}"
     return (
-        f"{model.name.upper()}, {model.latent_dim}-D latent space, {arch}"
+        f"{model.label}, {model.latent_dim}-D latent space, {arch}"
         f"{' (' + ', '.join(acts) + ')' if acts else ''}, {cfg.likelihood} p(x|z)"
     )
 
@@ -151,7 +150,13 @@ def exportable_layers(model: nn.Module) -> list[dict[str, Any]]:
     d = int(model.latent_dim)
     if d < 2:
         raise VaelabError(f"explorer: needs a latent space of 2 or more dimensions, not {d}")
-    return decoder_layers(model.decoder, d)
+    decoder = model.browser_decoder()
+    if decoder is None:
+        raise VaelabError(
+            f"explorer: a {model.label}'s decoder needs more than the code (a label or a second "
+            "latent layer); the page shows decoders of the code alone"
+        )
+    return decoder_layers(decoder, d)
 
 
 @torch.no_grad()
@@ -176,10 +181,10 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
     hi = np.maximum(3.0, np.ceil(codes_np.max(0) * 10) / 10) if len(codes) else np.full(d, 3.0)
     return {
         "format": FORMAT,
-        "model": model.name,
+        "model": model.label,
         "latent_dim": d,
         "likelihood": model.cfg.likelihood,
-        "output": "sigmoid" if model.cfg.likelihood == "bernoulli" else "identity",
+        "output": model.likelihood.output,
         "layers": layers,
         "plane": {
             "origin": origin.tolist(),
@@ -196,7 +201,7 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
         },
         "sliders": {"lo": lo.tolist(), "hi": hi.tolist(), "step": 0.01},
         "start": origin.tolist(),
-        "prior": model.name == "vae",
+        "prior": model.has_prior and model.standard_normal_prior,
         "colours": COLOURS,
     }
 
@@ -215,8 +220,11 @@ def explorer_html(
     """The explorer page for ``model`` with the latent means of ``test``; ``name``: run folder."""
     data = explorer_data(model, test, n_points=n_points, seed=seed)
     d, plane = data["latent_dim"], data["plane"]
-    what = "sigmoid of the logits" if data["output"] == "sigmoid" else "clipped to [0, 1]"
-    dots = "latent means E[z|x]" if model.name == "vae" else "codes f(x)"
+    what = {
+        "sigmoid": "sigmoid of the logits",
+        "cb_mean": "mean of the continuous Bernoulli",
+    }.get(data["output"], "clipped to [0, 1]")
+    dots = model.code_description
     if d == 2:
         plane_text = f"The plane is z = (z1, z2); dots: {dots} of {data['points']['n']} of "
     else:
@@ -254,27 +262,17 @@ def explorer_html(
 
 
 def write_explorer(
-    run_dir: str | Path,
-    out: Path | None = None,
-    *,
-    n_points: int = 2000,
-    seed: int = 0,
-    splits: dict[str, Split] | None = None,
+    run_dir: str | Path, out: Path | None = None, *, n_points: int = 2000, seed: int = 0
 ) -> Path:
     """Write the latent explorer of a run (default ``run_dir/explorer.html``); returns its path.
-
-    ``n_points`` test images (a subsample fixed by ``seed``) are drawn as dots; ``splits``
-    defaults to the run's own data (``load_splits``).  A conv decoder raises VaelabError.
+    ``n_points`` test images (a subsample fixed by ``seed``) of the run's own data are drawn
+    as dots.  A model whose decoder cannot run in the page raises VaelabError.
     """
-    run_dir = Path(run_dir)
-    model = load_run(run_dir)
+    run = Run.load(run_dir)
+    model = run.model()
     exportable_layers(model)  # refuse before loading any data
-    if splits is None:
-        splits = load_splits(
-            DataConfig(**model.run_config["data"]), log=lambda m: print(m, file=sys.stderr)
-        )
-    name = run_dir.resolve().name or str(run_dir)
-    page = explorer_html(model, splits["test"], name=name, n_points=n_points, seed=seed)
-    out = Path(out) if out is not None else run_dir / "explorer.html"
+    name = run.path.resolve().name or str(run.path)
+    page = explorer_html(model, run.splits()["test"], name=name, n_points=n_points, seed=seed)
+    out = Path(out) if out is not None else run.path / "explorer.html"
     atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
     return out

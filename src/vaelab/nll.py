@@ -18,7 +18,6 @@ from tqdm.auto import tqdm
 
 from .errors import VaelabError
 from .nets import IMAGE_DIM
-from .objectives import log_importance_weights
 
 
 @dataclass(frozen=True)
@@ -30,9 +29,12 @@ class ChunkPlan:
 def bytes_per_row(model) -> int:
     """Rough float32 memory of one (sample, image) row in one chunk: inputs, decoder
     activations, log-prob terms and latent draws, with headroom for temporaries."""
-    widths = [m.out_features for m in model.decoder.modules() if isinstance(m, torch.nn.Linear)]
-    if any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.decoder.modules()):
-        widths += [64 * 7 * 7, 32 * 14 * 14, IMAGE_DIM]  # feature maps of the conv decoder
+    widths = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
+    if any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules()):
+        widths += [2 * 64 * 7 * 7, 2 * 32 * 14 * 14, IMAGE_DIM]  # conv decoder feature maps
+    prior = getattr(model, "prior", None)
+    mixture = getattr(prior, "pseudo", None)  # a VampPrior: a (rows, K) matrix of components
+    widths += [3 * len(mixture)] if mixture is not None else []
     return 4 * (4 * IMAGE_DIM + 2 * sum(widths) + 8 * model.latent_dim)
 
 
@@ -60,17 +62,21 @@ def log_likelihood_estimates(
     x: torch.Tensor,
     k: int = 5000,
     *,
+    y: torch.Tensor | None = None,
     memory_bytes: int | None = None,
     progress: bool = True,
 ) -> torch.Tensor:
-    """The K-sample estimate of log p(x) for every image of ``x``: shape (N,), nats.
+    """The K-sample estimate of log p(x) (of log p(x | y) for a conditional model, which
+    needs the labels ``y``) for every image of ``x``: shape (N,), nats.
 
     Uses the global torch RNG for z ~ q(z|x); seed it for a reproducible estimate.
     """
     if k < 1:
         raise VaelabError(f"the number of importance samples must be >= 1, got {k}")
-    if not hasattr(model, "encode") or model.name == "ae":
-        raise VaelabError("an AE defines no likelihood: importance sampling needs a VAE")
+    if not model.has_elbo:
+        model.log_importance_weights(x[:1], 1)  # raises the model's own refusal
+    if model.conditional and y is None:
+        raise VaelabError("a conditional model's likelihood needs the labels y")
     model.eval()
     plan = plan_chunks(model, k, len(x), memory_bytes)
     out = torch.empty(len(x), dtype=torch.float64)
@@ -79,9 +85,10 @@ def log_likelihood_estimates(
     )
     for start in range(0, len(x), plan.batch):
         xb = x[start : start + plan.batch]
+        yb = None if y is None else y[start : start + plan.batch]
         total = None  # running logsumexp over the chunks, (B,)
         for done in range(0, k, plan.k_chunk):
-            lw = log_importance_weights(model, xb, min(plan.k_chunk, k - done))  # (kc, B)
+            lw = model.log_importance_weights(xb, min(plan.k_chunk, k - done), yb)  # (kc, B)
             lse = torch.logsumexp(lw.double(), dim=0)
             total = lse if total is None else torch.logaddexp(total, lse)
         out[start : start + len(xb)] = (total - math.log(k)).cpu()

@@ -10,31 +10,28 @@ import math
 
 import torch
 
-from .distributions import Normal, standard_normal_like
+from .distributions import Normal
 
 
-def kl_normal_std_normal(q: Normal) -> torch.Tensor:
-    """KL(q || N(0, I)) in closed form, summed over latent units, shape ``q.mean.shape[:-1]``.
+def kl_normal_std_normal_units(q: Normal) -> torch.Tensor:
+    """KL(q || N(0, I)) per latent unit in closed form, shape ``q.mean.shape``.
 
-    For q = N(mu, sigma^2): KL = 1/2 * sum_j (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)
+    For q = N(mu, sigma^2): KL_j = 1/2 * (mu_j^2 + sigma_j^2 - 1 - log sigma_j^2)
     (Kingma & Welling 2014, appendix B).
     """
     log_var = 2 * q.log_scale
-    return 0.5 * (q.mean.square() + log_var.exp() - 1.0 - log_var).sum(-1)
+    return 0.5 * (q.mean.square() + log_var.exp() - 1.0 - log_var)
 
 
-def log_importance_weights(model, x: torch.Tensor, k: int) -> torch.Tensor:
-    """``log p(x, z_i) - log q(z_i | x)`` for k draws z_i ~ q(z|x): shape (k, B), nats.
+def kl_normal_std_normal(q: Normal) -> torch.Tensor:
+    """KL(q || N(0, I)) summed over latent units, shape ``q.mean.shape[:-1]``."""
+    return kl_normal_std_normal_units(q).sum(-1)
 
-    ``model`` must provide ``encode(x) -> Normal`` and ``decode(z) -> distribution over x``.
-    """
-    q = model.encode(x)
-    z = q.rsample((k,))  # (k, B, D)
-    px = model.decode(z.reshape(-1, z.shape[-1])).reshape(k, len(x), -1)  # over (k, B, 784)
-    log_px_z = px.log_prob(x)  # x broadcasts over the k samples: (k, B)
-    log_pz = standard_normal_like(z).log_prob(z)  # (k, B)
-    log_qz = q.log_prob(z)  # (k, B)
-    return log_px_z + log_pz - log_qz
+
+def free_bits_kl(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """sum_j max(lambda, mean over the batch of KL_j): the free-bits KL term of Kingma et al.
+    (2016, eq. 15), a scalar in nats per image.  ``kl_units`` is (B, D)."""
+    return kl_units.mean(0).clamp_min(free_bits).sum()
 
 
 def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:

@@ -12,17 +12,22 @@ from collections.abc import Sequence
 from pathlib import Path
 
 import matplotlib
+import numpy as np
+import torch
+from matplotlib.figure import Figure
+from matplotlib.lines import Line2D
 
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt  # noqa: E402
-import numpy as np  # noqa: E402
-import torch  # noqa: E402
-from matplotlib.lines import Line2D  # noqa: E402
+from .errors import VaelabError
+from .models.helpers import eval_mode, latent_means, model_device
+from .runs import atomic_write
 
-from .errors import VaelabError  # noqa: E402
-from .runs import atomic_write  # noqa: E402
+DIGIT_COLORS = matplotlib.colormaps["tab10"].colors  # 10 distinct colours, one per digit
 
-DIGIT_COLORS = plt.get_cmap("tab10").colors  # 10 distinct colours, one per digit
+
+def _subplots(figsize: tuple[float, float], *args, **kwargs):
+    """A figure and its axes, without pyplot: no global backend or figure registry is touched."""
+    fig = Figure(figsize=figsize)
+    return fig, fig.subplots(*args, **kwargs)
 
 
 def _numpy(a) -> np.ndarray:
@@ -45,7 +50,6 @@ def tile(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 1) -> np.ndarr
 def save_figure(fig, path: Path) -> Path:
     path = Path(path)
     atomic_write(path, lambda p: fig.savefig(p, format="png", dpi=100, bbox_inches="tight"))
-    plt.close(fig)
     return path
 
 
@@ -55,7 +59,7 @@ def save_grid(
     """A mosaic of (N, 784) images in [0, 1], ``ncol`` per row, optionally one label per row."""
     mosaic = tile(images, ncol)
     h, w = mosaic.shape
-    fig, ax = plt.subplots(figsize=(max(3.0, w / 40), max(3.0, h / 40) + 0.4))
+    fig, ax = _subplots((max(3.0, w / 40), max(3.0, h / 40) + 0.4))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ax.set_title(title, fontsize=9)
     if row_labels is None:
@@ -70,43 +74,65 @@ def save_grid(
     return save_figure(fig, path)
 
 
-def reconstruction_grid(model, x: torch.Tensor, path: Path, n: int = 32, ncol: int = 8) -> Path:
+def reconstruction_grid(
+    model, x: torch.Tensor, path: Path, n: int = 32, ncol: int = 8, y: torch.Tensor | None = None
+) -> Path:
     """Rows alternate: originals, then the model's reconstructions (mean of p(x|z))."""
-    x = x[:n]
-    recon = model.reconstruct(x)
+    x = x[:n].to(model_device(model))
+    y = None if y is None else y[:n].to(x.device)
+    with eval_mode(model):
+        recon = model.reconstruct(x, y)
     rows = []
     for start in range(0, len(x), ncol):
         rows += [x[start : start + ncol], recon[start : start + ncol]]
     title = "originals and their reconstructions: mean of p(x|z) at the encoder's mean z"
     labels = ["original", "reconstruction"] * (len(rows) // 2)
-    return save_grid(path, torch.cat(rows), title, ncol, row_labels=labels)
+    return save_grid(path, torch.cat(rows).cpu(), title, ncol, row_labels=labels)
 
 
-def sample_grid(model, path: Path, n: int = 64, seed: int = 0, ncol: int = 8) -> Path:
+def sample_grid(
+    model, path: Path, n: int = 64, seed: int = 0, ncol: int = 8, digit: int | None = None
+) -> Path:
+    """Samples of the model (decoder means), ``ncol`` per row.  A conditional model draws
+    ``digit`` only, or else one row per class (``n`` is then rounded to whole rows)."""
     g = torch.Generator().manual_seed(seed)
-    images = model.sample(n, generator=g)
-    if model.name == "ae":
-        title = "AE decodings of codes drawn from a Gaussian fitted to the training codes"
-    else:
-        title = "samples: mean of p(x|z), z ~ N(0, I)"
-    return save_grid(path, images, title, ncol)
+    title, labels, y = model.sample_description, None, None
+    if digit is not None or model.conditional:
+        if not model.conditional:
+            raise VaelabError(f"a {model.label} is not conditional: it cannot draw a chosen digit")
+        classes = model.num_classes
+        if digit is not None:
+            if not 0 <= digit < classes:
+                raise VaelabError(f"digit must lie in 0..{classes - 1}, got {digit}")
+            y = torch.full((n,), digit)
+            title += f" (digit {digit})"
+        else:
+            y = torch.arange(classes).repeat_interleave(ncol)
+            labels = [f"y = {c}" for c in range(classes)]
+        y = y.to(model_device(model))
+    with eval_mode(model):
+        images = model.sample(len(y) if y is not None else n, generator=g, y=y)
+    return save_grid(path, images.cpu(), title, ncol, row_labels=labels)
 
 
-def run_figures(run_dir: Path, splits=None, device: str | torch.device = "cpu") -> list[Path]:
-    """The reconstruction and sample grids of a run's best weights, in ``run_dir/figures``."""
-    from .batches import DataConfig, load_splits
-    from .runs import load_run
-
-    run_dir = Path(run_dir)
-    model = load_run(run_dir, device=device)
-    if splits is None:
-        splits = load_splits(DataConfig(**model.run_config["data"]))
-    x = splits["val"].x[:32].to(device)
-    figures = run_dir / "figures"
-    return [
-        reconstruction_grid(model, x, figures / "reconstructions.png"),
-        sample_grid(model, figures / "samples.png"),
-    ]
+@torch.no_grad()
+def style_grid(model, x: torch.Tensor, y: torch.Tensor, path: Path, n: int = 8) -> Path:
+    """A conditional model's analogies: each row keeps the code z of one test image (its
+    style) and decodes it with every label, 0 .. C-1, beside the original."""
+    if not model.conditional:
+        raise VaelabError(f"a {model.label} is not conditional: no label to change")
+    device = model_device(model)
+    x, y = x[:n].to(device), y[:n].to(device)
+    classes = model.num_classes
+    with eval_mode(model):
+        z = model.latent_mean(x, y)  # (n, D)
+        zz = z.repeat_interleave(classes, 0)  # (n C, D)
+        yy = torch.arange(classes, device=device).repeat(len(x))
+        decoded = model.decode(zz, yy).mean.reshape(len(x), classes, -1)
+    rows = torch.cat([x[:, None], decoded], 1).reshape(-1, x.shape[-1]).cpu()
+    title = "style kept, label changed: the code of each test image (left) decoded with y = 0..9"
+    labels = [f"digit {int(v)}" for v in y]
+    return save_grid(path, rows, title, classes + 1, row_labels=labels)
 
 
 # --- looking inside the latent space -------------------------------------------------------
@@ -147,7 +173,7 @@ def latent_scatter(z: np.ndarray | torch.Tensor, labels, path: Path, title_extra
             f"({100 * share[0]:.1f}% + {100 * share[1]:.1f}% of the variance),"
         )
 
-    fig, ax = plt.subplots(figsize=(8, 6.5))
+    fig, ax = _subplots((8, 6.5))
     order = rng.permutation(n)  # random drawing order: no digit is painted over all others
     colors = np.array([DIGIT_COLORS[lab % 10] for lab in labels])
     size = 4 if n > 2000 else 12
@@ -167,21 +193,6 @@ def latent_scatter(z: np.ndarray | torch.Tensor, labels, path: Path, title_extra
     return save_figure(fig, path)
 
 
-def _grid_axis(model, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
-    """The n values of z₁ and of z₂ for the manifold grid, and how they were chosen."""
-    if model.name == "ae":
-        # 1st..99th percentile of each coordinate under the Gaussian fitted to the codes
-        std = (model.code_chol @ model.code_chol.T).diagonal().sqrt().cpu()
-        mean = model.code_mean.cpu()
-        lo, hi = mean - 2.3263 * std, mean + 2.3263 * std  # Φ⁻¹(0.01), Φ⁻¹(0.99)
-        axes = [torch.linspace(lo[i].item(), hi[i].item(), n) for i in range(2)]
-        how = "evenly spaced over the 1st-99th percentiles of the Gaussian fitted to the codes"
-        return axes[0], axes[1], how
-    # Kingma & Welling (2014), fig. 4: the prior's quantiles, z = Φ⁻¹(p)
-    z = torch.special.ndtri(torch.linspace(0.05, 0.95, n, dtype=torch.float64)).float()
-    return z, z, f"z = Φ⁻¹(p) of the N(0, 1) prior, p = 0.05 ... 0.95 in {n} even steps"
-
-
 @torch.no_grad()
 def manifold_grid(model, path: Path, n: int = 20) -> Path:
     """Decoded means of p(x|z) over an n x n grid of a 2-D latent space (z₂ grows upwards)."""
@@ -191,24 +202,23 @@ def manifold_grid(model, path: Path, n: int = 20) -> Path:
         )
     if n < 2:
         raise VaelabError(f"the manifold grid needs n >= 2, got {n}")
-    z1, z2, how = _grid_axis(model, n)
+    z1, z2, how = model.latent_grid(n)
     rows = z2.flip(0)  # image row 0 at the top shows the largest z₂
     grid2, grid1 = torch.meshgrid(rows, z1, indexing="ij")  # (n, n) each: [row, column]
     z = torch.stack([grid1, grid2], -1).reshape(-1, 2)  # (n*n, 2), row-major like tile()
-    p = next(model.parameters())
-    images = model.decode(z.to(p)).mean.cpu()  # (n*n, 784)
+    with eval_mode(model):
+        images = model.decode(z.to(model_device(model))).mean.cpu()  # (n*n, 784)
     mosaic = tile(images, n, pad=0)
 
-    fig, ax = plt.subplots(figsize=(9, 9.6))
+    fig, ax = _subplots((9, 9.6))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     ticks = np.unique(np.linspace(0, n - 1, min(n, 7)).round().astype(int))
     ax.set_xticks(ticks * 28 + 13.5, [f"{z1[i]:.2f}" for i in ticks])
     ax.set_yticks(ticks * 28 + 13.5, [f"{rows[i]:.2f}" for i in ticks])
     ax.set_xlabel("latent z₁ (value at the centre of each column)")
     ax.set_ylabel("latent z₂ (value at the centre of each row)")
-    kind = "VAE" if model.name == "vae" else "AE"
     ax.set_title(
-        f"{kind}: mean of p(x|z) decoded on a {n}×{n} grid of the 2-D latent space\n{how}",
+        f"{model.label}: mean of p(x|z) decoded on a {n}×{n} grid of the 2-D latent space\n{how}",
         fontsize=10,
     )
     return save_figure(fig, path)
@@ -222,6 +232,8 @@ def interpolation_grid(
     path: Path,
     steps: int = 10,
     row_labels: Sequence[str] | None = None,
+    y_a=None,
+    y_b=None,
 ) -> Path:
     """One row per pair: x_a[i], decodings along the line from its latent mean to x_b[i]'s, x_b[i].
 
@@ -235,17 +247,25 @@ def interpolation_grid(
     x_b = torch.as_tensor(_numpy(x_b), dtype=torch.float32).reshape(-1, 784).to(p.device)
     if len(x_a) != len(x_b):
         raise VaelabError(f"{len(x_a)} start images but {len(x_b)} end images")
-    za, zb = model.latent_mean(x_a), model.latent_mean(x_b)  # (P, D) each
-    t = torch.linspace(0, 1, steps, device=za.device)[None, :, None]  # (1, steps, 1)
-    z = (1 - t) * za[:, None] + t * zb[:, None]  # (P, steps, D)
+    ya = None if y_a is None else torch.as_tensor(y_a).to(p.device)
+    yb = None if y_b is None else torch.as_tensor(y_b).to(p.device)
     pairs = len(x_a)
-    decoded = model.decode(z.reshape(pairs * steps, -1)).mean.reshape(pairs, steps, 784)
+    with eval_mode(model):
+        za, zb = model.latent_mean(x_a, ya), model.latent_mean(x_b, yb)  # (P, D) each
+        t = torch.linspace(0, 1, steps, device=za.device)[None, :, None]  # (1, steps, 1)
+        z = (1 - t) * za[:, None] + t * zb[:, None]  # (P, steps, D)
+        # a conditional model decodes with A's label up to the middle, then B's
+        labels = None
+        if ya is not None:
+            labels = torch.where(t.reshape(1, steps) < 0.5, ya[:, None], yb[:, None]).reshape(-1)
+        decoded = model.decode(z.reshape(pairs * steps, -1), labels).mean
+    decoded = decoded.reshape(pairs, steps, 784)
     row = torch.cat([x_a[:, None], decoded, x_b[:, None]], 1).cpu()  # (P, steps + 2, 784)
     ncol = steps + 2
     pad = 2
     mosaic = tile(row.reshape(-1, 784), ncol, pad=pad)
 
-    fig, ax = plt.subplots(figsize=(0.62 * ncol + 1.2, 0.62 * pairs + 1.4))
+    fig, ax = _subplots((0.62 * ncol + 1.2, 0.62 * pairs + 1.4))
     ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
     centres = pad + np.arange(ncol) * (28 + pad) + 13.5
     names = ["input A", *[f"{v:.2g}" for v in np.linspace(0, 1, steps)], "input B"]
@@ -265,24 +285,30 @@ def interpolation_grid(
     return save_figure(fig, path)
 
 
-def training_curves(rows: list[dict], path: Path, unit: str = "nats per image") -> Path:
-    """Train and validation loss per epoch; for a VAE also its reconstruction and KL parts.
+def training_curves(
+    rows: list[dict],
+    path: Path,
+    unit: str = "nats per image",
+    parts: Sequence[tuple[str, str]] = (),
+) -> Path:
+    """Train and validation loss per epoch, and beside it each of the loss's ``parts``
+    (``model.loss_parts``: key in the metrics and description), on its own scale.
 
     ``unit`` is the loss's unit for the y axes (a VAE: nats per image; an AE: its loss name).
     """
     if not rows:
         raise VaelabError("no metrics to plot (metrics.jsonl is empty)")
     epochs = [r["epoch"] for r in rows]
-    vae = "train_kl" in rows[0]
+    parts = [(k, d) for k, d in parts if f"train_{k}" in rows[0]][:2]
     marker = "o" if len(rows) <= 30 else None
-    if vae:  # the loss on the left; its two parts, on their own scales, on the right
-        fig = plt.figure(figsize=(12, 5.5))
+    if parts:  # the loss on the left; its parts, on their own scales, on the right
+        fig = Figure(figsize=(12, 5.5))
         grid = fig.add_gridspec(2, 2)
         ax = fig.add_subplot(grid[:, 0])
-        parts = [fig.add_subplot(grid[0, 1]), fig.add_subplot(grid[1, 1])]
+        part_axes = [fig.add_subplot(grid[i, 1]) for i in range(len(parts))]
     else:
-        fig, ax = plt.subplots(figsize=(7, 4.5))
-        parts = []
+        fig, ax = _subplots((7, 4.5))
+        part_axes = []
 
     def curve(ax, key: str, label: str, color: str) -> list[float]:
         ys = [r.get(key, math.nan) for r in rows]
@@ -301,15 +327,15 @@ def training_curves(rows: list[dict], path: Path, unit: str = "nats per image") 
         zorder=3,
         label=f"lowest validation loss {val[best]:.2f} (best weights)",
     )
-    ax.set_title(("loss = recon + β·KL" if vae else "loss") + " per epoch", fontsize=10)
+    what = " + ".join(key for key, _ in parts)
+    ax.set_title(f"loss ({what}, weighted) per epoch" if parts else "loss per epoch", fontsize=10)
     ax.set_ylabel(f"loss ({unit})")
-    names = [("recon", "reconstruction −log p(x|z)"), ("kl", "KL(q(z|x) ‖ N(0, I))")]
-    for part, (key, name) in zip(parts, names, strict=False):  # no parts for an AE
+    for part, (key, name) in zip(part_axes, parts, strict=True):
         curve(part, f"train_{key}", "train", "tab:blue")
         curve(part, f"val_{key}", "validation", "tab:orange")
         part.set_title(f"{name} per epoch", fontsize=10)
         part.set_ylabel("nats per image")
-    for a in [ax, *parts]:
+    for a in [ax, *part_axes]:
         a.set_xlabel("epoch")
         a.xaxis.get_major_locator().set_params(integer=True)
         a.grid(alpha=0.3)
@@ -336,45 +362,42 @@ def interpolation_pairs(y: torch.Tensor | np.ndarray, n_pairs: int = 8) -> list[
     return pairs[:n_pairs]
 
 
-@torch.no_grad()
-def all_figures(
-    run_dir: Path, splits=None, device: str | torch.device = "cpu", seed: int = 0
-) -> list[Path]:
+def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0) -> list[Path]:
     """Every figure of a run's best weights, on its test split, into ``run_dir/figures``.
 
     reconstructions, samples, latents (test-set latent means by digit), interpolation,
-    curves (from metrics.jsonl) and, for a 2-D latent space, manifold.  Returns the paths.
+    curves (from metrics.jsonl), for a 2-D latent space the manifold, and for a conditional
+    model the style grid.  Returns the paths.
     """
-    from .batches import DataConfig, load_splits
-    from .runs import load_run, read_metrics
+    from .runs import Run
 
-    run_dir = Path(run_dir)
-    model = load_run(run_dir, device=device)
-    if splits is None:
-        splits = load_splits(DataConfig(**model.run_config["data"]))
-    test = splits["test"]
-    figures = run_dir / "figures"
-    kind = model.name.upper()
+    run = Run.load(run_dir)
+    model = run.model("best", device)
+    test = run.splits()["test"]
+    figures = run.figures_dir
+    y = test.y if model.conditional else None
     paths = [
-        reconstruction_grid(model, test.x[:32].to(device), figures / "reconstructions.png"),
+        reconstruction_grid(model, test.x, figures / "reconstructions.png", y=y),
         sample_grid(model, figures / "samples.png", seed=seed),
     ]
-    z = torch.cat([model.latent_mean(xb.to(device)).cpu() for xb in test.x.split(2000)])
-    extra = (
-        "VAE: means of q(z|x), test split" if kind == "VAE" else "AE: codes z = f(x), test split"
-    )
+    z = latent_means(model, test.x, y)
+    extra = f"{model.label}: {model.code_description}, test split"
     paths.append(latent_scatter(z, test.y, figures / "latents.png", title_extra=extra))
     pairs = interpolation_pairs(test.y)
     a, b = [i for i, _ in pairs], [j for _, j in pairs]
     labels = [f"{int(test.y[i])} → {int(test.y[j])}" for i, j in pairs]
     paths.append(
         interpolation_grid(
-            model, test.x[a], test.x[b], figures / "interpolation.png", row_labels=labels
+            model, test.x[a], test.x[b], figures / "interpolation.png", row_labels=labels,
+            y_a=None if y is None else test.y[a], y_b=None if y is None else test.y[b],
         )
-    )
-    rows = read_metrics(run_dir)
+    )  # fmt: skip
+    rows = run.metrics()
     if rows:
-        paths.append(training_curves(rows, figures / "curves.png", unit=model.loss_unit))
+        unit = model.loss_unit
+        paths.append(training_curves(rows, figures / "curves.png", unit, model.loss_parts))
     if model.latent_dim == 2:
         paths.append(manifold_grid(model, figures / "manifold.png"))
+    if model.conditional:
+        paths.append(style_grid(model, test.x, test.y, figures / "styles.png"))
     return paths

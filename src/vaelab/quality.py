@@ -34,9 +34,10 @@ model can hope for at that sample size (FD > 0 from sampling noise alone, precis
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
 
@@ -49,6 +50,8 @@ from tqdm.auto import tqdm
 from .batches import Split
 from .errors import VaelabError
 from .runs import load_state, save_weights
+
+logger = logging.getLogger(__name__)
 
 VERSION = "digitnet-v1"
 FEATURE_DIM = 128
@@ -111,7 +114,6 @@ def train_digit_net(
     seed: int = 0,
     batch_size: int = 128,
     lr: float = 2e-3,
-    log: Callable[[str], None] = print,
 ) -> tuple[DigitNet, float]:
     """Train ``DigitNet`` on ``splits["train"]`` (cross-entropy, Adam, cosine-decayed rate).
 
@@ -126,7 +128,9 @@ def train_digit_net(
     opt = torch.optim.Adam(net.parameters(), lr=lr)
     steps = math.ceil(len(train) / batch_size)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, T_max=epochs * steps)
-    log(f"training the {VERSION} feature classifier on {len(train)} images ({epochs} epochs)")
+    logger.info(
+        f"training the {VERSION} feature classifier on {len(train)} images ({epochs} epochs)"
+    )
     t0 = time.perf_counter()
     for epoch in range(epochs):
         net.train()
@@ -143,7 +147,7 @@ def train_digit_net(
             if step % 50 == 0:
                 bar.set_postfix(loss=f"{loss.item():.3f}")
     acc = accuracy(net, test)
-    log(f"{VERSION}: test accuracy {acc:.4f} after {time.perf_counter() - t0:.0f} s")
+    logger.info(f"{VERSION}: test accuracy {acc:.4f} after {time.perf_counter() - t0:.0f} s")
     return net.eval(), acc
 
 
@@ -152,7 +156,6 @@ def load_feature_net(
     *,
     train_if_missing: bool = True,
     splits: dict[str, Split] | None = None,
-    log: Callable[[str], None] = print,
     epochs: int = 2,
     seed: int = 0,
 ) -> DigitNet:
@@ -170,8 +173,8 @@ def load_feature_net(
         if splits is None:
             from .batches import DataConfig, load_splits
 
-            splits = load_splits(DataConfig(), log=log)
-        net, acc = train_digit_net(splits, epochs=epochs, seed=seed, log=log)
+            splits = load_splits(DataConfig())
+        net, acc = train_digit_net(splits, epochs=epochs, seed=seed)
         metadata = {
             "version": VERSION,
             "test_accuracy": f"{acc:.4f}",
@@ -181,7 +184,7 @@ def load_feature_net(
             "test_images": str(len(splits["test"])),
         }
         save_weights(net, path, metadata)
-        log(f"feature classifier cached in {path}")
+        logger.info(f"feature classifier cached in {path}")
         net.metadata = metadata
         return net
     try:
@@ -320,7 +323,6 @@ def sample_quality(
     n: int = 10000,
     seed: int = 0,
     net: DigitNet | None = None,
-    log: Callable[[str], None] = print,
     *,
     k: int = 3,
     reference: str = "MNIST test split",
@@ -331,7 +333,7 @@ def sample_quality(
     clamped to [0, 1] (a Gaussian decoder's means can leave it). ``net`` defaults to the cached
     classifier (trained on first use). ``reference`` names the real images in the result.
     """
-    net = load_feature_net(log=log) if net is None else net
+    net = load_feature_net() if net is None else net
     real = _first(reference_x, n, "reference_x")
     gen = torch.Generator().manual_seed(seed)
     was_training = model.training
@@ -349,7 +351,7 @@ def sample_quality(
         reference=f"{len(real)} images of the {reference}",
         what=WHAT,
     )
-    log(
+    logger.info(
         f"sample quality ({n} samples): FD {out['fd']:.2f}, "
         f"precision {out['precision']:.3f}, recall {out['recall']:.3f}"
     )

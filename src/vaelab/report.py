@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VaelabError
-from .runs import EVALUATION, atomic_write, read_config, read_metrics
+from .runs import Run, atomic_write
 
 CAPTIONS = {  # known figures first, in this order; any other PNG follows by name
     "curves.png": "Training curves: loss per epoch on the training and validation splits.",
@@ -58,19 +58,21 @@ figcaption { color: #444; font-size: 0.92em; margin-top: 0.3em; }
 
 def write_report(run_dir: str | Path, out: Path | None = None) -> Path:
     """Write the run's HTML report (default ``run_dir/report.html``) atomically; its path."""
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    out = Path(out) if out is not None else run_dir / "report.html"
-    page = _page(run_dir, cfg, read_metrics(run_dir))
+    run = Run.load(run_dir)
+    cfg = run.as_dict() | {"vaelab_version": run.version}
+    out = Path(out) if out is not None else run.path / "report.html"
+    page = _page(run, cfg)
     atomic_write(out, lambda p: p.write_text(page, encoding="utf-8"))
     return out
 
 
-def _page(run_dir: Path, cfg: dict[str, Any], rows: list[dict[str, Any]]) -> str:
-    model = str(cfg["model"])
-    mc = cfg.get("model_config", {})
-    unit = _loss_unit(cfg)
-    summary = f"{model.upper()}, {mc.get('latent_dim', '?')}-D latent space"
+def _page(run: Run, cfg: dict[str, Any]) -> str:
+    run_dir, rows = run.path, run.metrics()
+    try:
+        model = run.build_model()
+        unit, summary = model.loss_unit, model.describe()
+    except (VaelabError, TypeError, ValueError):
+        unit, summary = str(cfg.get("units", "per image")), str(cfg["model"])
     parts = [
         "<!DOCTYPE html>",
         '<html lang="en"><head><meta charset="utf-8">',
@@ -81,21 +83,11 @@ def _page(run_dir: Path, cfg: dict[str, Any], rows: list[dict[str, Any]]) -> str
         f'<span class="path">{escape(str(run_dir.resolve()))}</span></p>',
         _config_section(cfg, unit),
         _metrics_section(rows, unit),
-        _evaluation_section(run_dir / EVALUATION),
-        _figures_section(run_dir / "figures"),
+        _evaluation_section(run.evaluation_path),
+        _figures_section(run.figures_dir),
         "</body></html>",
     ]
     return "\n".join(p for p in parts if p) + "\n"
-
-
-def _loss_unit(cfg: dict[str, Any]) -> str:
-    """The unit of the run's training loss, as the model itself states it."""
-    from .models import build_model
-
-    try:
-        return build_model(cfg["model"], **cfg["model_config"]).loss_unit
-    except (VaelabError, TypeError, ValueError):
-        return str(cfg.get("units", "per image"))
 
 
 # --- sections ------------------------------------------------------------------------------

@@ -16,10 +16,14 @@ interruption never leaves a half-written file where a good one stood.
 
 from __future__ import annotations
 
+import functools
 import json
+import logging
+import math
 import os
 import tempfile
 from collections.abc import Callable
+from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
 
@@ -27,14 +31,26 @@ import torch
 from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
+from . import __version__
+from .config import DataConfig, TrainConfig
 from .errors import VaelabError
+
+logger = logging.getLogger(__name__)
 
 CONFIG = "config.json"
 CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 EVALUATION = "evaluation.json"
-_UMASK = os.umask(0o022)
-os.umask(_UMASK)
+FIGURES = "figures"
+WEIGHTS = ("best", "last")
+
+
+@functools.cache
+def _umask() -> int:
+    """The process's umask, read once on first use (no change at import)."""
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
@@ -45,7 +61,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
     os.close(fd)
     try:
         write(Path(tmp))
-        os.chmod(tmp, 0o666 & ~_UMASK)  # mkstemp makes 0600; give the usual permissions
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -107,53 +123,263 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise VaelabError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
 
 
-def read_config(run_dir: Path) -> dict[str, Any]:
-    """The run's config.json, or a one-line error when ``run_dir`` is not a run folder."""
-    run_dir = Path(run_dir)
-    path = run_dir / CONFIG
-    if not run_dir.is_dir():
-        raise VaelabError(f"{run_dir} is not a vaelab run folder (no such directory)")
-    if not path.exists():
-        raise VaelabError(f"{run_dir} is not a vaelab run folder (no {CONFIG})")
+
+
+def _read_json(path: Path, what: str) -> Any:
     try:
-        cfg = json.loads(path.read_text())
+        return json.loads(path.read_text())
     except json.JSONDecodeError as e:
         raise VaelabError(f"{path} is not valid JSON: {e}") from None
-    for key in ("model", "model_config", "train", "data"):
-        if key not in cfg:
-            raise VaelabError(f"{path} lacks the {key!r} entry; not a vaelab run config")
-    return cfg
+    except UnicodeDecodeError:
+        raise VaelabError(f"{path} is not a text file; not a vaelab {what}") from None
 
 
-def read_metrics(run_dir: Path) -> list[dict[str, Any]]:
-    path = Path(run_dir) / METRICS
-    if not path.exists():
-        return []
-    return [json.loads(line) for line in path.read_text().splitlines() if line.strip()]
+def _typed(cls: type, values: Any, path: Path, key: str):
+    if not isinstance(values, dict):
+        raise VaelabError(f"{path}: {key!r} must be a mapping of settings")
+    unknown = sorted(set(values) - {f.name for f in fields(cls)})
+    if unknown:
+        raise VaelabError(f"{path}: unknown {key} setting(s) {', '.join(unknown)}")
+    return cls(**values)
 
 
-def write_metrics(run_dir: Path, rows: list[dict[str, Any]]) -> None:
-    text = "".join(json.dumps(r) + "\n" for r in rows)
-    atomic_write(Path(run_dir) / METRICS, lambda p: p.write_text(text))
+@dataclass
+class Run:
+    """A run folder and its typed configuration: the one place that knows the layout.
+
+    ``Run.create`` starts a new run (refusing a folder that holds one), ``Run.load`` reads
+    one; ``model()`` rebuilds the trained model, ``splits()`` its data, and the ``*_path``
+    properties name its files.  ``config.json`` holds ``model`` (registry name),
+    ``model_config`` (the model's constructor arguments), ``train``, ``data``, the vaelab
+    version and the loss unit.
+    """
+
+    path: Path
+    model_name: str
+    model_config: dict[str, Any]
+    train: TrainConfig = field(default_factory=TrainConfig)
+    data: DataConfig = field(default_factory=DataConfig)
+    version: str = __version__
+    units: str = ""
+
+    # --- files -----------------------------------------------------------------------------
+
+    @property
+    def config_path(self) -> Path:
+        return self.path / CONFIG
+
+    @property
+    def checkpoint_path(self) -> Path:
+        return self.path / CHECKPOINT
+
+    @property
+    def metrics_path(self) -> Path:
+        return self.path / METRICS
+
+    @property
+    def evaluation_path(self) -> Path:
+        return self.path / EVALUATION
+
+    @property
+    def figures_dir(self) -> Path:
+        return self.path / FIGURES
+
+    def weights_path(self, which: str = "best") -> Path:
+        if which not in WEIGHTS:
+            raise VaelabError(f"which must be 'best' or 'last', got {which!r}")
+        return self.path / f"{which}.safetensors"
+
+    # --- config.json -----------------------------------------------------------------------
+
+    @classmethod
+    def create(
+        cls,
+        path: str | Path,
+        model_name: str,
+        model_config: dict[str, Any] | None = None,
+        train: TrainConfig | None = None,
+        data: DataConfig | None = None,
+    ) -> Run:
+        """A new run in ``path`` (nothing written yet); the model's settings are checked and
+        completed with its defaults.  Refuses a folder that already holds a run."""
+        from .models import build_model
+
+        path = Path(path)
+        if (path / CONFIG).exists():
+            raise VaelabError(
+                f"{path} already holds a run; use --resume {path} to continue it "
+                "or pick a new --out"
+            )
+        if path.exists() and not path.is_dir():
+            raise VaelabError(f"{path} exists and is not a folder")
+        model = build_model(model_name, **(model_config or {}))
+        return cls(
+            path,
+            model_name,
+            model.config,
+            train or TrainConfig(),
+            data or DataConfig(),
+            units=f"losses: {model.loss_unit}, averaged over images",
+        )
+
+    @classmethod
+    def load(cls, path: str | Path) -> Run:
+        """The run in ``path``, or a one-line error when it is not a run folder."""
+        path = Path(path)
+        if not path.is_dir():
+            raise VaelabError(f"{path} is not a vaelab run folder (no such directory)")
+        if not (path / CONFIG).exists():
+            raise VaelabError(f"{path} is not a vaelab run folder (no {CONFIG})")
+        cfg = _read_json(path / CONFIG, "run config")
+        if not isinstance(cfg, dict):
+            raise VaelabError(f"{path / CONFIG} must hold a JSON object")
+        for key in ("model", "model_config", "train", "data"):
+            if key not in cfg:
+                raise VaelabError(f"{path / CONFIG} lacks the {key!r} entry; not a vaelab run")
+        if not isinstance(cfg["model_config"], dict):
+            raise VaelabError(f"{path / CONFIG}: 'model_config' must be a mapping of settings")
+        return cls(
+            path,
+            str(cfg["model"]),
+            cfg["model_config"],
+            _typed(TrainConfig, cfg["train"], path / CONFIG, "train"),
+            _typed(DataConfig, cfg["data"], path / CONFIG, "data"),
+            str(cfg.get("vaelab_version", "")),
+            str(cfg.get("units", "")),
+        )
+
+    def as_dict(self) -> dict[str, Any]:
+        return {
+            "vaelab_version": __version__,
+            "model": self.model_name,
+            "model_config": self.model_config,
+            "train": asdict(self.train),
+            "data": asdict(self.data),
+            "units": self.units,
+        }
+
+    def save(self) -> None:
+        """Write config.json (atomically)."""
+        write_json(self.config_path, self.as_dict())
+
+    def flat_settings(self) -> dict[str, Any]:
+        """Every setting under its flag name: model, model config, training and data."""
+        return {
+            "model": self.model_name,
+            **self.model_config,
+            **asdict(self.train),
+            **asdict(self.data),
+        }
+
+    def check_resume(self, given: dict[str, Any]) -> None:
+        """Settings given on resume must equal the saved ones (``epochs`` may change)."""
+        saved = self.flat_settings()
+        for key, value in given.items():
+            if key == "epochs":
+                continue
+            if key not in saved or saved[key] != value:
+                raise VaelabError(
+                    f"cannot resume {self.path} with {key}={value!r}: the checkpoint was made "
+                    f"with {key}={saved.get(key)!r} (only --epochs may change on resume)"
+                )
+
+    # --- what it holds -----------------------------------------------------------------------
+
+    def build_model(self):
+        """The model with fresh weights, as configured."""
+        from .models import build_model
+
+        return build_model(self.model_name, **self.model_config)
+
+    def model(self, which: str = "best", device: str | torch.device = "cpu"):
+        """The trained model (``best``: lowest validation loss, or ``last``), in eval mode."""
+        weights = self.weights_path(which)
+        if not weights.exists():
+            raise VaelabError(f"{self.path} has no {weights.name} (did training finish an epoch?)")
+        model = self.build_model()
+        load_weights(model, weights)
+        return model.to(device).eval()
+
+    def splits(self):
+        """The run's data (cached per data configuration)."""
+        from .batches import load_splits
+
+        return load_splits(self.data)
+
+    def metrics(self) -> list[dict[str, Any]]:
+        path = self.metrics_path
+        if not path.exists():
+            return []
+        rows = []
+        for n, line in enumerate(path.read_text().splitlines(), 1):
+            if line.strip():
+                try:
+                    rows.append(json.loads(line))
+                except json.JSONDecodeError:
+                    raise VaelabError(f"{path}: line {n} is not valid JSON") from None
+        return rows
+
+    def evaluation(self) -> dict[str, Any]:
+        """RUN/evaluation.json: one entry per split (empty when absent or unreadable)."""
+        path = self.evaluation_path
+        if not path.exists():
+            return {}
+        try:
+            saved = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError):
+            return {}
+        return saved if isinstance(saved, dict) else {}
+
+    def save_evaluation(self, result: dict[str, Any]) -> None:
+        """Merge ``result`` under its split name (same weights: update, else replace)."""
+        saved = self.evaluation()
+        old = saved.get(result["split"], {})
+        merged = (old | result) if old.get("weights") == result["weights"] else result
+        saved[result["split"]] = merged
+        write_json(self.evaluation_path, saved)
+
+
+class RunWriter:
+    """Owns what training writes into a run folder: config, best and last weights, the
+    checkpoint and metrics.jsonl, each written atomically after every epoch."""
+
+    def __init__(self, run: Run, rows: list[dict[str, Any]] | None = None, best: float = math.inf):
+        self.run = run
+        self.rows = list(rows or [])
+        self.best = best
+
+    def start(self) -> None:
+        self.run.save()
+
+    def epoch_end(self, model: torch.nn.Module, row: dict[str, Any], state: dict[str, Any]):
+        """Save weights (best when ``row["val_loss"]`` is the lowest yet), the checkpoint
+        ``state`` (optimizer, scheduler, RNG; the model's state is added) and the metrics."""
+        epoch = str(row["epoch"])
+        if row["val_loss"] < self.best:
+            self.best = row["val_loss"]
+            save_weights(model, self.run.weights_path("best"), {"epoch": epoch})
+        save_weights(model, self.run.weights_path("last"), {"epoch": epoch})
+        state = {"model": model.state_dict(), **state, "epoch": row["epoch"], "best_val": self.best}
+        save_checkpoint(self.run.checkpoint_path, state)
+        self.rows.append(row)
+        text = "".join(json.dumps(r) + "\n" for r in self.rows)
+        atomic_write(self.run.metrics_path, lambda p: p.write_text(text))
+
+    @classmethod
+    def resume(cls, run: Run, device: str | torch.device) -> tuple[RunWriter, dict[str, Any]]:
+        """A writer that continues ``run`` and its last checkpoint (weights, optimizer, ...)."""
+        ckpt = load_checkpoint(run.checkpoint_path, map_location=device)
+        for key in ("model", "optimizer", "scheduler", "epoch", "best_val", "rng"):
+            if key not in ckpt:
+                raise VaelabError(f"{run.checkpoint_path} lacks {key!r}; cannot resume")
+        start = int(ckpt["epoch"])
+        rows = [m for m in run.metrics() if m.get("epoch", 0) <= start]
+        return cls(run, rows, float(ckpt["best_val"])), ckpt
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):
-    """The trained model of a run folder, in eval mode.
+    """The trained model of a run folder, in eval mode (``which``: ``best`` or ``last``).
 
-    ``which`` is ``"best"`` (lowest validation loss) or ``"last"``.  The run's configuration is
-    attached as ``model.run_config`` and its folder as ``model.run_dir``.
+    For the run's configuration and data, use ``Run.load(run_dir)``.
     """
-    from .models import build_model
-
-    run_dir = Path(run_dir)
-    cfg = read_config(run_dir)
-    if which not in ("best", "last"):
-        raise VaelabError(f"which must be 'best' or 'last', got {which!r}")
-    weights = run_dir / f"{which}.safetensors"
-    if not weights.exists():
-        raise VaelabError(f"{run_dir} has no {weights.name} (did training finish an epoch?)")
-    model = build_model(cfg["model"], **cfg["model_config"])
-    load_weights(model, weights)
-    model.run_config = cfg
-    model.run_dir = run_dir
-    return model.to(device).eval()
+    return Run.load(run_dir).model(which, device)

@@ -1,73 +1,37 @@
-"""Training: one plain epoch loop over in-memory batches, checkpointed after every epoch."""
+"""Training: resolve a run, then a short epoch loop around one ``train_step``.
+
+    run = resolve_run(out, "vae", {...}, TrainConfig(...), DataConfig(...))   # or resume=True
+    summary = fit(run)
+
+``fit`` builds the model and optimizer (or restores them from the run's checkpoint), runs the
+epochs, and hands every finished epoch to a ``RunWriter`` (weights, checkpoint, metrics).
+Figures are the caller's business (``plots.all_figures``).  Messages go to the ``vaelab``
+logger; the command line prints them.
+"""
 
 from __future__ import annotations
 
+import logging
 import math
 import time
-from dataclasses import asdict, dataclass
-from pathlib import Path
 from typing import Any
 
 import torch
 from tqdm.auto import tqdm
 
-from . import __version__
-from .batches import DataConfig, Split, batches, load_splits
+from .batches import Split, batches, load_splits
+from .config import DataConfig, TrainConfig
 from .errors import VaelabError
-from .models import build_model
-from .runs import (
-    CHECKPOINT,
-    CONFIG,
-    load_checkpoint,
-    load_state,
-    read_config,
-    read_metrics,
-    save_checkpoint,
-    save_weights,
-    write_json,
-    write_metrics,
-)
+from .models.helpers import eval_mode
+from .runs import Run, RunWriter
 
-SCHEDULES = ("none", "cosine", "step")
+logger = logging.getLogger(__name__)
+
+__all__ = ["TrainConfig", "fit", "resolve_run", "train", "train_step", "evaluate_loss"]
 
 
-@dataclass
-class TrainConfig:
-    """Optimisation settings.  Adam; ``lr_schedule``: ``none``, ``cosine`` (to 0 over
-    ``epochs``) or ``step`` (times ``lr_gamma`` every ``lr_step`` epochs)."""
-
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_schedule: str = "none"
-    lr_step: int = 10
-    lr_gamma: float = 0.5
-    weight_decay: float = 0.0
-    seed: int = 0
-    device: str = "auto"
-
-    def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
-        if not self.lr > 0:
-            problems.append(f"lr must be > 0, got {self.lr}")
-        if self.lr_schedule not in SCHEDULES:
-            problems.append(f"unknown lr_schedule {self.lr_schedule!r} (none, cosine, step)")
-        if self.lr_step < 1:
-            problems.append(f"lr_step must be >= 1, got {self.lr_step}")
-        if problems:
-            raise VaelabError("; ".join(problems))
-
-    def lr_factor(self, epoch: int) -> float:
-        """Multiplier of ``lr`` during (0-based) ``epoch``."""
-        if self.lr_schedule == "cosine":
-            return 0.5 * (1 + math.cos(math.pi * epoch / max(self.epochs, 1)))
-        if self.lr_schedule == "step":
-            return self.lr_gamma ** (epoch // self.lr_step)
-        return 1.0
+class TrainingDiverged(VaelabError):
+    pass
 
 
 def pick_device(name: str = "auto") -> torch.device:
@@ -87,21 +51,59 @@ def pick_device(name: str = "auto") -> torch.device:
     return device
 
 
-class TrainingDiverged(VaelabError):
-    pass
+# --- resolving the configuration -----------------------------------------------------------
 
 
-@torch.no_grad()
-def evaluate_loss(model, x: torch.Tensor, batch_size: int = 1000) -> dict[str, float]:
-    """Mean over the images of ``x`` of each per-image term of ``model.terms`` (nats/image)."""
-    was_training = model.training
-    model.eval()
+def resolve_run(
+    out,
+    model_name: str = "vae",
+    model_config: dict | None = None,
+    train_cfg: TrainConfig | None = None,
+    data_cfg: DataConfig | None = None,
+    *,
+    resume: bool = False,
+    epochs: int | None = None,
+) -> Run:
+    """The run to train: a new one in ``out``, or (``resume``) the one there, whose saved
+    settings win; a ``model_config`` given on resume must equal the saved one.  ``epochs``
+    overrides the number of epochs in both cases."""
+    if resume:
+        run = Run.load(out)
+        if model_config is not None:
+            run.check_resume(model_config)
+    else:
+        run = Run.create(out, model_name, model_config, train_cfg, data_cfg)
+    if epochs is not None:
+        run.train.epochs = epochs
+    return run
+
+
+# --- one step, one evaluation ------------------------------------------------------------
+
+
+def train_step(
+    model, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, kl_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """One Adam step on the batch's mean loss; returns the batch means (detached)."""
+    parts = model.loss(x, y, kl_weight=kl_weight)
+    opt.zero_grad(set_to_none=True)
+    parts["loss"].backward()
+    opt.step()
+    return {k: v.detach() for k, v in parts.items()}
+
+
+def evaluate_loss(model, split: Split, batch_size: int = 1000) -> dict[str, float]:
+    """Mean over the images of ``split`` of each per-image term of ``model.terms``."""
     sums: dict[str, torch.Tensor] = {}
-    for xb in batches(x, batch_size, shuffle=False):
-        for k, v in model.terms(xb).items():
-            sums[k] = sums.get(k, 0) + v.sum()
-    model.train(was_training)
-    return {k: v.item() / len(x) for k, v in sums.items()}
+    device = next(model.parameters()).device
+    with eval_mode(model):
+        for xb, yb in batches(split.to(device), batch_size, shuffle=False):
+            for k, v in model.terms(xb, yb).items():
+                sums[k] = sums.get(k, 0) + v.sum()
+    return {k: v.item() / max(len(split), 1) for k, v in sums.items()}
+
+
+# --- the loop ------------------------------------------------------------------------------
 
 
 def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
@@ -118,19 +120,141 @@ def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator) -
         torch.cuda.set_rng_state_all(list(state["cuda"]))
 
 
-def run_config(model, train: TrainConfig, data: DataConfig) -> dict:
+def _check_finite(values: dict[str, float], where: str, run: Run, epoch: int) -> None:
+    bad = [k for k, v in values.items() if not math.isfinite(v)]
+    if bad:
+        raise TrainingDiverged(
+            f"{bad[0]} became {values[bad[0]]} {where}; stopped, last good checkpoint "
+            f"(epoch {epoch}) kept in {run.path}"
+        )
+
+
+def train_epoch(
+    model,
+    opt,
+    train: Split,
+    cfg: TrainConfig,
+    data_rng,
+    epoch: int,
+    *,
+    run: Run,
+    dynamic: bool,
+    progress: bool,
+) -> dict[str, float]:
+    """One pass over ``train``; returns the epoch's mean of each loss entry."""
+    steps = math.ceil(len(train) / cfg.batch_size)
+    sums: dict[str, torch.Tensor] = {}
+    model.train()
+    bar = tqdm(
+        total=steps,
+        desc=f"epoch {epoch + 1}/{cfg.epochs}",
+        leave=False,
+        unit="batch",
+        disable=None if progress else True,
+    )
+    for step, (xb, yb) in enumerate(
+        batches(train, cfg.batch_size, data_rng, dynamic_binarize=dynamic)
+    ):
+        parts = train_step(model, opt, xb, yb, cfg.kl_weight(epoch, step, steps))
+        for k, v in parts.items():
+            sums[k] = sums.get(k, 0) + v * len(xb)
+        if step % 20 == 0 or step == steps - 1:
+            now = parts["loss"].item()
+            _check_finite({"loss": now}, f"in epoch {epoch + 1} step {step + 1}", run, epoch)
+            bar.set_postfix(loss=f"{now:.2f}")
+        bar.update()
+    bar.close()
+    return {k: v.item() / len(train) for k, v in sums.items()}
+
+
+def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
+    """Train ``run`` (new, or resumed from its checkpoint) up to ``run.train.epochs``.
+
+    With the same seed, training E1 epochs then resuming to E2 gives the same weights as E2
+    epochs straight.  Ctrl-C keeps the checkpoint of the last finished epoch.
+    """
+    cfg = run.train
+    device = pick_device(cfg.device)
+    resuming = run.config_path.exists()  # Run.create refuses a folder that holds a run
+    torch.manual_seed(cfg.seed)  # before building: the seed fixes the initial weights too
+    model = run.build_model().to(device)
+    data_rng = torch.Generator().manual_seed(cfg.seed)
+    splits = load_splits(run.data)
+    train, val = splits["train"].to(device), splits["val"].to(device)
+    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
+    if resuming:
+        from .runs import load_state
+
+        writer, ckpt = RunWriter.resume(run, device)
+        load_state(model, ckpt["model"], run.checkpoint_path)
+        opt.load_state_dict(ckpt["optimizer"])
+        sched.load_state_dict(ckpt["scheduler"])
+        _set_rng_state(ckpt["rng"], data_rng)
+        start = int(ckpt["epoch"])
+        logger.info(f"resuming {run.path} at epoch {start} of {cfg.epochs}")
+    else:
+        writer, start = RunWriter(run), 0
+    writer.start()
+    logger.info(f"training {model.describe()} on {len(train)} images ({run.data.describe()})")
+
+    epoch, t_total = start, time.perf_counter()
+    try:
+        for epoch in range(start, cfg.epochs):
+            t0 = time.perf_counter()
+            lr = opt.param_groups[0]["lr"]
+            train_m = train_epoch(
+                model,
+                opt,
+                train,
+                cfg,
+                data_rng,
+                epoch,
+                run=run,
+                dynamic=run.data.binarize == "dynamic",
+                progress=progress,
+            )
+            sched.step()
+            model.on_epoch_end(train)
+            val_m = evaluate_loss(model, val)
+            _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
+            row = {
+                "epoch": epoch + 1,
+                "lr": lr,
+                "kl_weight": cfg.kl_weight(epoch + 1) if cfg.kl_warmup else 1.0,
+                **{f"train_{k}": v for k, v in train_m.items()},
+                **{f"val_{k}": v for k, v in val_m.items()},
+                "seconds": time.perf_counter() - t0,
+            }
+            writer.epoch_end(
+                model,
+                row,
+                {
+                    "optimizer": opt.state_dict(),
+                    "scheduler": sched.state_dict(),
+                    "rng": _rng_state(data_rng),
+                },
+            )
+            logger.info(epoch_line(row, cfg.epochs, model))
+    except KeyboardInterrupt:
+        logger.warning(
+            f"interrupted in epoch {epoch + 1}: the checkpoint of epoch {epoch} is kept in "
+            f"{run.path}; continue with `vaelab train --resume {run.path}`"
+        )
+        return {"interrupted": True, "epoch": epoch, "out": str(run.path)}
     return {
-        "vaelab_version": __version__,
-        "model": model.name,
-        "model_config": model.config,
-        "train": asdict(train),
-        "data": asdict(data),
-        "units": f"losses: {model.loss_unit}, averaged over images",
+        "out": str(run.path),
+        "epochs": cfg.epochs,
+        "best_val_loss": writer.best,
+        "final": writer.rows[-1] if writer.rows else {},
+        "trained_epochs": cfg.epochs - start,
+        "seconds": time.perf_counter() - t_total,
+        "interrupted": False,
     }
 
 
 def train(
-    out: str | Path,
+    out,
     model_name: str = "vae",
     model_config: dict | None = None,
     train_cfg: TrainConfig | None = None,
@@ -138,169 +262,24 @@ def train(
     *,
     resume: bool = False,
     epochs: int | None = None,
-    splits: dict[str, Split] | None = None,
     progress: bool = True,
-    figures: bool = True,
-    log=print,
 ) -> dict[str, Any]:
-    """Train a model into the run folder ``out``; returns a summary dict.
-
-    With ``resume=True`` the configuration comes from ``out/config.json`` and training continues
-    from ``out/checkpoint.pt`` up to ``epochs`` (default: the configured number).  With the same
-    seed, training E1 epochs then resuming to E2 gives the same weights as E2 epochs straight.
-    """
-    out = Path(out)
-    if resume:
-        saved = read_config(out)
-        if model_config is not None and model_config != saved["model_config"]:
-            diff = {k: v for k, v in model_config.items() if saved["model_config"].get(k) != v}
-            raise VaelabError(f"checkpoint in {out} has a different model configuration: {diff}")
-        model_name, model_config = saved["model"], saved["model_config"]
-        train_cfg = TrainConfig(**saved["train"])
-        data_cfg = DataConfig(**saved["data"])
-        if epochs is not None:
-            train_cfg.epochs = epochs
-    else:
-        if (out / CONFIG).exists():
-            raise VaelabError(
-                f"{out} already holds a run; use --resume {out} to continue it or pick a new --out"
-            )
-        train_cfg = train_cfg or TrainConfig()
-        data_cfg = data_cfg or DataConfig()
-        if epochs is not None:
-            train_cfg.epochs = epochs
-    device = pick_device(train_cfg.device)
-    torch.manual_seed(train_cfg.seed)  # before building: the seed fixes the initial weights too
-    model = build_model(model_name, **(model_config or {}))
-    model_config = model.config
-    data_rng = torch.Generator().manual_seed(train_cfg.seed)
-    if splits is None:
-        splits = load_splits(data_cfg, log=log)
-    train_x = splits["train"].x.to(device)
-    val_x = splits["val"].x.to(device)
-    model.to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=train_cfg.lr, weight_decay=train_cfg.weight_decay)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, train_cfg.lr_factor)
-
-    start, best_val, metrics = 0, math.inf, []
-    if resume:
-        ckpt = load_checkpoint(out / CHECKPOINT, map_location=device)
-        load_state(model, ckpt["model"], out / CHECKPOINT)
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"], data_rng)
-        start, best_val = int(ckpt["epoch"]), float(ckpt["best_val"])
-        metrics = [m for m in read_metrics(out) if m["epoch"] <= start]
-        log(f"resuming {out} at epoch {start} of {train_cfg.epochs}")
-    config = run_config(model, train_cfg, data_cfg)
-    write_json(out / CONFIG, config)
-
-    dynamic = data_cfg.binarize == "dynamic"
-    steps = math.ceil(len(train_x) / train_cfg.batch_size)
-    epoch = start
-    t_total = time.perf_counter()
-    try:
-        for epoch in range(start, train_cfg.epochs):
-            t0 = time.perf_counter()
-            model.train()
-            sums: dict[str, torch.Tensor] = {}
-            bar = tqdm(
-                total=steps,
-                desc=f"epoch {epoch + 1}/{train_cfg.epochs}",
-                disable=None if progress else True,  # None: only on a terminal
-                leave=False,
-                unit="batch",
-            )
-            for step, xb in enumerate(
-                batches(train_x, train_cfg.batch_size, data_rng, dynamic_binarize=dynamic)
-            ):
-                parts = model.loss(xb)
-                opt.zero_grad(set_to_none=True)
-                parts["loss"].backward()
-                opt.step()
-                n = len(xb)
-                for k, v in parts.items():
-                    sums[k] = sums.get(k, 0) + v.detach() * n
-                if step % 20 == 0 or step == steps - 1:
-                    loss_now = parts["loss"].item()
-                    if not math.isfinite(loss_now):
-                        raise TrainingDiverged(
-                            f"loss became {loss_now} in epoch {epoch + 1} step {step + 1}; "
-                            f"stopped, last good checkpoint (epoch {epoch}) kept in {out}"
-                        )
-                    bar.set_postfix(loss=f"{loss_now:.2f}")
-                bar.update()
-            bar.close()
-            lr = opt.param_groups[0]["lr"]
-            sched.step()
-            train_m = {k: v.item() / len(train_x) for k, v in sums.items()}
-            if hasattr(model, "fit_latent_gaussian"):
-                model.fit_latent_gaussian(_codes(model, train_x))
-            val_m = evaluate_loss(model, val_x)
-            if not all(math.isfinite(v) for v in [*train_m.values(), *val_m.values()]):
-                raise TrainingDiverged(
-                    f"non-finite loss in epoch {epoch + 1}; stopped, last good checkpoint "
-                    f"(epoch {epoch}) kept in {out}"
-                )
-            row = {
-                "epoch": epoch + 1,
-                "lr": lr,
-                **{f"train_{k}": v for k, v in train_m.items()},
-                **{f"val_{k}": v for k, v in val_m.items()},
-                "seconds": time.perf_counter() - t0,
-            }
-            if val_m["loss"] < best_val:
-                best_val = val_m["loss"]
-                save_weights(model, out / "best.safetensors", {"epoch": str(epoch + 1)})
-            save_weights(model, out / "last.safetensors", {"epoch": str(epoch + 1)})
-            save_checkpoint(
-                out / CHECKPOINT,
-                {
-                    "model": model.state_dict(),
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "epoch": epoch + 1,
-                    "best_val": best_val,
-                    "rng": _rng_state(data_rng),
-                },
-            )
-            metrics.append(row)
-            write_metrics(out, metrics)
-            log(_epoch_line(row, train_cfg.epochs, model.loss_unit))
-    except KeyboardInterrupt:
-        log(
-            f"interrupted in epoch {epoch + 1}: the checkpoint of epoch {epoch} is kept in {out}; "
-            f"continue with `vaelab train --resume {out}`"
-        )
-        return {"interrupted": True, "epoch": epoch, "out": str(out)}
-
-    summary = {
-        "out": str(out),
-        "epochs": train_cfg.epochs,
-        "best_val_loss": best_val,
-        "final": metrics[-1] if metrics else {},
-        "seconds": time.perf_counter() - t_total,
-        "interrupted": False,
-    }
-    if figures and metrics:
-        from .plots import all_figures
-
-        summary["figures"] = [str(p) for p in all_figures(out, splits=splits, device=device)]
-    return summary
+    """``fit(resolve_run(...))``: train a model into the run folder ``out``; a summary dict."""
+    run = resolve_run(
+        out, model_name, model_config, train_cfg, data_cfg, resume=resume, epochs=epochs
+    )
+    return fit(run, progress=progress)
 
 
-@torch.no_grad()
-def _codes(model, x: torch.Tensor, batch_size: int = 2000) -> torch.Tensor:
-    model.eval()
-    z = torch.cat([model.latent_mean(xb) for xb in batches(x, batch_size, shuffle=False)])
-    model.train()
-    return z
-
-
-def _epoch_line(row: dict, epochs: int, unit: str) -> str:
-    parts = [f"epoch {row['epoch']}/{epochs}", f"train loss {row['train_loss']:.2f}"]
-    parts.append(f"val loss {row['val_loss']:.2f}")
-    if "val_kl" in row:
-        parts.append(f"(recon {row['val_recon']:.2f} + KL {row['val_kl']:.2f})")
-    parts.append(f"[{unit}]  {row['seconds']:.1f}s")
+def epoch_line(row: dict, epochs: int, model) -> str:
+    """One line per epoch: the losses and the model's parts of the validation loss."""
+    parts = [
+        f"epoch {row['epoch']}/{epochs}",
+        f"train loss {row['train_loss']:.2f}",
+        f"val loss {row['val_loss']:.2f}",
+    ]
+    shown = [f"{key} {row[f'val_{key}']:.2f}" for key, _ in model.loss_parts if f"val_{key}" in row]
+    if shown:
+        parts.append(f"({' + '.join(shown)})")
+    parts.append(f"[{model.loss_unit}]  {row['seconds']:.1f}s")
     return "  ".join(parts)

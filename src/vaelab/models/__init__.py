@@ -1,35 +1,30 @@
-"""Model registry: a new model family is one file plus one ``@register`` line.
+"""Model families.  Each is one file here plus one line in ``registry.MODELS``.
 
-A model's constructor keyword arguments are its saved configuration (``model.config``), so
-``build_model(name, **model.config)`` rebuilds it exactly.
+Read ``base.py`` for the contract every model keeps (what callers may ask), then ``ae.py``
+or ``vae.py`` for a whole model on one screen.  A model's constructor keyword arguments are
+its saved configuration (``model.config``), so ``build_model(name, **model.config)`` rebuilds
+it exactly.
 """
 
 from __future__ import annotations
 
-from collections.abc import Callable
-
 from ..errors import VaelabError
+from ..registry import MODELS, resolve
 
-MODELS: dict[str, type] = {}
+__all__ = ["MODELS", "build_model", "model_class"]
 
 
-def register(name: str) -> Callable[[type], type]:
-    def wrap(cls: type) -> type:
-        MODELS[name] = cls
-        cls.name = name
-        return cls
-
-    return wrap
+def model_class(name: str) -> type:
+    """The class registered as ``name`` (imports its file on first use)."""
+    return resolve("model", name)
 
 
 def build_model(name: str, **config):
     """Instantiate the model registered as ``name`` from its configuration."""
-    if name not in MODELS:
-        raise VaelabError(f"unknown model {name!r}; choose from {', '.join(sorted(MODELS))}")
+    cls = model_class(name)
     try:
-        return MODELS[name](**config)
+        model = cls(**config)
     except TypeError as e:  # unknown or missing config keys
         raise VaelabError(f"bad configuration for model {name!r}: {e}") from None
-
-
-from . import ae, vae  # noqa: E402,F401  (registers the built-in models)
+    model.name = name
+    return model

@@ -4,46 +4,56 @@ from __future__ import annotations
 
 import torch
 
-from . import register
-from .base import AutoEncoderBase, ModelConfig
+from ..batches import Split
+from ..nets import build_decoder, build_encoder
+from .base import Model, ModelConfig
+from .helpers import latent_means
 
 
-@register("ae")
-class AE(AutoEncoderBase):
+class AE(Model):
     """Auto-encoder trained on a reconstruction loss, summed over pixels, per image.
 
     ``likelihood="bernoulli"``: binary cross-entropy on the decoder's logits;
-    ``likelihood="gaussian"``: squared error ``sum_d (x_d - x_hat_d)^2`` (what PCA minimises).
+    ``likelihood="gaussian"``: squared error ``sum_d (x_d - x_hat_d)^2`` (what PCA minimises);
+    ``likelihood="cbernoulli"``: the continuous Bernoulli's negative log-density.
     An AE has no prior; ``sample`` draws codes from a Gaussian fitted to the training codes
-    (``fit_latent_gaussian``), which is stated wherever such samples are shown.
+    after every epoch (``on_epoch_end``), and says so.
     """
+
+    code_description = "codes z = f(x)"
+    sample_description = "AE decodings of codes drawn from a Gaussian fitted to the training codes"
 
     def __init__(self, **config):
         cfg = ModelConfig(**config)
-        super().__init__(cfg.latent_dim, cfg)
+        super().__init__(cfg)
         d = cfg.latent_dim
+        self.encoder = build_encoder(cfg.encoder, d, cfg.hidden, cfg.activation)
+        self.decoder = build_decoder(cfg.decoder, d, cfg.decoder_sizes, cfg.activation)
         self.register_buffer("code_mean", torch.zeros(d))
         self.register_buffer("code_chol", torch.eye(d))
 
     @property
     def loss_unit(self) -> str:
-        kind = "BCE" if self.cfg.likelihood == "bernoulli" else "squared error"
-        return f"{kind} per image, summed over pixels"
+        return self.likelihood.recon_unit
 
-    def encode(self, x: torch.Tensor) -> torch.Tensor:
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Codes (B, D) for images (B, 784)."""
         return self.encoder(x)
 
-    latent_mean = encode
+    def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encoder(x)
 
-    def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         """Per-image reconstruction loss (B,), summed over pixels."""
-        px = self.decode(self.encode(x))
-        if self.cfg.likelihood == "bernoulli":
-            recon = -px.log_prob(x)  # BCE with logits, summed over pixels
-        else:
-            recon = (x - px.mean).square().sum(-1)
+        recon = self.likelihood.recon_loss(self.decoder(self.encoder(x)), x)
         return {"loss": recon, "recon": recon}
+
+    def numbers_mean(self, binary: bool) -> dict:
+        return {
+            "kind": "loss",
+            "is_likelihood": False,
+            "meaning": f"reconstruction loss ({self.loss_unit}); an AE defines no likelihood",
+        }
 
     @torch.no_grad()
     def fit_latent_gaussian(self, codes: torch.Tensor) -> None:
@@ -51,13 +61,22 @@ class AE(AutoEncoderBase):
         mean = codes.mean(0)
         centred = codes - mean
         cov = centred.T @ centred / max(len(codes) - 1, 1)
-        cov = cov + 1e-5 * cov.diagonal().mean().clamp_min(1e-8) * torch.eye(len(mean))
+        cov = cov + 1e-5 * cov.diagonal().mean().clamp_min(1e-8) * torch.eye(len(mean)).to(cov)
         self.code_mean.copy_(mean)
         self.code_chol.copy_(torch.linalg.cholesky(cov))
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, 784): means of p(x|z) at codes from the fitted code Gaussian."""
+    def on_epoch_end(self, train: Split) -> None:
+        self.fit_latent_gaussian(latent_means(self, train.x))
+
+    def sample_codes(self, n, generator=None, y=None) -> torch.Tensor:
         eps = torch.randn(n, self.latent_dim, generator=generator).to(self.code_mean)
-        z = self.code_mean + eps @ self.code_chol.T
-        return self.decode(z).mean
+        return self.code_mean + eps @ self.code_chol.T
+
+    def latent_grid(self, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
+        # 1st..99th percentile of each coordinate under the Gaussian fitted to the codes
+        std = (self.code_chol @ self.code_chol.T).diagonal().sqrt().cpu()
+        mean = self.code_mean.cpu()
+        lo, hi = mean - 2.3263 * std, mean + 2.3263 * std  # Φ⁻¹(0.01), Φ⁻¹(0.99)
+        axes = [torch.linspace(lo[i].item(), hi[i].item(), n) for i in range(2)]
+        how = "evenly spaced over the 1st-99th percentiles of the Gaussian fitted to the codes"
+        return axes[0], axes[1], how

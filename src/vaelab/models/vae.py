@@ -1,4 +1,4 @@
-"""Variational auto-encoder (Kingma & Welling 2014) with a Gaussian encoder and N(0, I) prior."""
+"""Variational auto-encoder (Kingma & Welling 2014): Gaussian q(z|x), a prior, p(x|z)."""
 
 from __future__ import annotations
 
@@ -7,54 +7,134 @@ from dataclasses import dataclass
 import torch
 
 from ..distributions import Normal
-from ..errors import VaelabError
-from ..objectives import kl_normal_std_normal
-from . import register
-from .base import AutoEncoderBase, ModelConfig
+from ..nets import IMAGE_DIM, build_decoder, build_encoder
+from ..objectives import free_bits_kl, iwae_bound
+from ..priors import build_prior
+from ..registry import check_choice
+from .base import Model, ModelConfig
 
 
 @dataclass
 class VAEConfig(ModelConfig):
-    """``beta`` weighs the KL term in the training loss (beta = 1 is the VAE's negative ELBO)."""
+    """``beta`` weighs the KL term (beta = 1: the negative ELBO).  ``k`` is the number of
+    importance samples of the training bound (1: the ELBO; more: the IWAE bound of Burda et al.
+    2016).  ``prior``: ``standard`` N(0, I) or ``vamp`` (``pseudo_inputs`` learned inputs).
+    ``free_bits``: nats per latent unit below which the KL is not pushed down (Kingma et al.
+    2016); 0 = off."""
 
     beta: float = 1.0
+    k: int = 1
+    prior: str = "standard"
+    pseudo_inputs: int = 500
+    free_bits: float = 0.0
 
-    def __post_init__(self) -> None:
-        super().__post_init__()
+    def problems(self) -> list[str]:
+        problems = super().problems()
         if not self.beta >= 0:
-            raise VaelabError(f"beta must be >= 0, got {self.beta}")
+            problems.append(f"beta must be >= 0, got {self.beta}")
+        if self.k < 1:
+            problems.append(f"k must be >= 1, got {self.k}")
+        if self.k > 1 and self.beta != 1:
+            problems.append("beta != 1 has no meaning in the importance-weighted bound (k > 1)")
+        if not self.free_bits >= 0:
+            problems.append(f"free_bits must be >= 0, got {self.free_bits}")
+        if self.free_bits > 0 and (self.k > 1 or self.prior != "standard"):
+            problems.append("free_bits needs k = 1 and the standard prior (a KL per unit)")
+        if self.pseudo_inputs < 1:
+            problems.append(f"pseudo_inputs must be >= 1, got {self.pseudo_inputs}")
+        problem = check_choice("prior", self.prior)
+        if problem:
+            problems.append(problem)
+        return problems
 
 
-@register("vae")
-class VAE(AutoEncoderBase):
-    """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) Bernoulli or Gaussian.
+class VAE(Model):
+    """q(z|x) = N(mu(x), diag sigma^2(x)), a prior p(z), p(x|z) from the likelihood.
 
     ``terms(x)`` gives per-image values in nats (summed over pixels / latent units):
     ``recon = -log p(x|z)`` at one reparameterised z ~ q(z|x), ``kl = KL(q(z|x) || p(z))``
-    in closed form, ``neg_elbo = recon + kl`` and ``loss = recon + beta * kl``.
+    (closed form for N(0, I), else log q(z|x) - log p(z) at that z), ``neg_elbo = recon + kl``
+    and ``loss = recon + beta * kl``; with k > 1 samples, ``loss`` is minus the k-sample bound
+    and ``recon``, ``kl`` are averaged over the k samples.
     """
 
     config_class = VAEConfig
+    has_elbo = True
+    has_prior = True
+    code_description = "means of q(z|x)"
+    loss_parts = (("recon", "reconstruction −log p(x|z)"), ("kl", "KL(q(z|x) ‖ p(z))"))
 
     def __init__(self, **config):
-        cfg = VAEConfig(**config)
-        super().__init__(2 * cfg.latent_dim, cfg)
+        cfg = self.config_class(**config)
+        super().__init__(cfg)
+        d, extra = cfg.latent_dim, self.label_dim
+        self.encoder = build_encoder(
+            cfg.encoder, 2 * d, cfg.hidden, cfg.activation, in_dim=IMAGE_DIM + extra
+        )
+        self.decoder = build_decoder(cfg.decoder, d + extra, cfg.decoder_sizes, cfg.activation)
+        self.prior = build_prior(cfg.prior, d, pseudo_inputs=cfg.pseudo_inputs)
 
-    loss_unit = "nats per image, summed over pixels"
+    label_dim = 0  # extra inputs of encoder and decoder (a conditional model's one-hot label)
 
-    def encode(self, x: torch.Tensor) -> Normal:
+    @property
+    def sample_description(self) -> str:
+        return f"samples: mean of p(x|z), z ~ {self.prior.description}"
+
+    def describe(self) -> str:
+        extra = f", k={self.cfg.k}" if self.cfg.k > 1 else ""
+        return f"{super().describe()}, prior {self.prior.description}{extra}"
+
+    # --- networks ----------------------------------------------------------------------------
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Normal:
         """q(z | x) for images (B, 784): a diagonal Gaussian over (B, D)."""
         mean, log_var = self.encoder(x).chunk(2, dim=-1)  # (B, D) each
         return Normal.from_log_var(mean, log_var)
 
-    def latent_mean(self, x: torch.Tensor) -> torch.Tensor:
-        return self.encode(x).mean
+    def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        return self.encode(x, y).mean
 
-    def terms(self, x: torch.Tensor) -> dict[str, torch.Tensor]:
-        q = self.encode(x)
+    def _prior_encode(self, u: torch.Tensor) -> Normal:
+        """q(z | u) for the prior's pseudo-inputs (VampPrior)."""
+        return self.encode(u)
+
+    def log_prior(self, z: torch.Tensor) -> torch.Tensor:
+        return self.prior.log_prob(z, self._prior_encode)
+
+    def sample_codes(self, n, generator=None, y=None) -> torch.Tensor:
+        return self.prior.sample(n, self._prior_encode, generator).to(self.device())
+
+    # --- objectives ------------------------------------------------------------------------
+
+    def _one_sample(self, x, y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
+        q = self.encode(x, y)
         z = q.rsample()  # reparameterisation: z = mu + sigma * eps, eps ~ N(0, I)
-        recon = -self.decode(z).log_prob(x)  # (B,)
-        kl = kl_normal_std_normal(q)  # (B,)
+        recon = -self.decode(z, y).log_prob(x)  # (B,)
+        kl_units = self.prior.kl_units(q)  # (B, D) in closed form, or None
+        if kl_units is not None:
+            kl = kl_units.sum(-1)
+        else:  # one-sample estimate of KL(q || p) at the same z
+            kl = q.log_prob(z) - self.log_prior(z)
+        return recon, kl, kl_units
+
+    def log_importance_weights(
+        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None, kl_weight: float = 1.0
+    ) -> torch.Tensor:
+        """``log p(x|z_i) + w (log p(z_i) - log q(z_i|x))``, z_i ~ q(z|x): (k, B) nats (w = 1:
+        the log importance weights of Burda et al. 2016, eq. 8)."""
+        q = self.encode(x, y)
+        z = q.rsample((k,))  # (k, B, D)
+        flat = z.reshape(-1, z.shape[-1])  # (k B, D)
+        yk = None if y is None else y.repeat(k)
+        px = self.decode(flat, yk).reshape(k, len(x), -1)  # over (k, B, 784)
+        log_px_z = px.log_prob(x)  # x broadcasts over the k samples: (k, B)
+        log_ratio = self.log_prior(z) - q.log_prob(z)  # (k, B)
+        return log_px_z + kl_weight * log_ratio
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        if self.cfg.k > 1:
+            return self._iwae_terms(x, y)
+        recon, kl, _ = self._one_sample(x, y)
         return {
             "loss": recon + self.cfg.beta * kl,
             "recon": recon,
@@ -62,9 +142,35 @@ class VAE(AutoEncoderBase):
             "neg_elbo": recon + kl,
         }
 
-    @torch.no_grad()
-    def sample(self, n: int, generator: torch.Generator | None = None) -> torch.Tensor:
-        """n images (n, 784): means of p(x|z) at z ~ N(0, I)."""
-        p = next(self.parameters())
-        z = torch.randn(n, self.latent_dim, generator=generator).to(p)
-        return self.decode(z).mean
+    def _iwae_terms(self, x, y, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """-log (1/k) sum_i w_i, and the k-sample average of the ELBO's parts, per image."""
+        k = self.cfg.k
+        q = self.encode(x, y)
+        z = q.rsample((k,))  # (k, B, D)
+        yk = None if y is None else y.repeat(k)
+        px = self.decode(z.reshape(-1, z.shape[-1]), yk).reshape(k, len(x), -1)
+        recon = -px.log_prob(x)  # (k, B)
+        kl = q.log_prob(z) - self.log_prior(z)  # (k, B): log q - log p at each sample
+        bound = -iwae_bound(-recon - kl_weight * kl)  # (B,)
+        return {
+            "loss": bound,
+            "recon": recon.mean(0),
+            "kl": kl.mean(0),
+            "neg_elbo": (recon + kl).mean(0),
+            f"neg_iwae_k{k}": bound if kl_weight == 1.0 else -iwae_bound(-recon - kl),
+        }
+
+    def loss(self, x, y=None, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        """Batch means of the terms; the KL enters with weight ``beta * kl_weight`` and, with
+        ``free_bits``, as sum_j max(free_bits, batch mean of KL_j)."""
+        if self.cfg.k > 1:
+            return {key: v.mean() for key, v in self._iwae_terms(x, y, kl_weight).items()}
+        recon, kl, kl_units = self._one_sample(x, y)
+        kl_term = free_bits_kl(kl_units, self.cfg.free_bits) if self.cfg.free_bits else kl.mean()
+        return {
+            "loss": recon.mean() + self.cfg.beta * kl_weight * kl_term,
+            "recon": recon.mean(),
+            "kl": kl.mean(),
+            "neg_elbo": (recon + kl).mean(),
+        }
+

@@ -1,0 +1,137 @@
+"""Typed settings of a run: what data it sees (``DataConfig``) and how it is optimised
+(``TrainConfig``).  The model's settings are its own config class (``models/``).
+
+This module imports neither torch nor numpy, so the command line can read and check settings
+without loading them.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass, fields
+
+from .errors import VaelabError
+
+BINARIZE = ("none", "dynamic")
+SCHEDULES = ("none", "cosine", "step", "burda")
+BURDA_STAGES = 8  # Burda et al. 2016: stage i = 0..7 lasts 3^i epochs at lr * 10^(-i/7)
+BURDA_EPOCHS = sum(3**i for i in range(BURDA_STAGES))  # 3,280
+
+
+def check_known(cls: type, given: dict, what: str) -> None:
+    """One-line error naming the keys of ``given`` that ``cls`` (a dataclass) does not have."""
+    unknown = sorted(set(given) - {f.name for f in fields(cls)})
+    if unknown:
+        raise VaelabError(f"unknown {what} setting(s): {', '.join(unknown)}")
+
+
+@dataclass(frozen=True)
+class DataConfig:
+    """Which data and how it is presented.
+
+    ``binarize="none"``: grayscale pixels byte/255 in [0, 1] (a Bernoulli loss on them is a
+    loss, not a likelihood).  ``"dynamic"``: each training image is re-binarized every time it
+    is used (pixel = 1 when a uniform draw falls below its intensity, Burda et al. 2016);
+    validation and test images are binarized once with ``binarize_seed``.
+    ``data_dir`` reads MNIST from a folder or .npz instead of the cache; ``verify=False``
+    accepts files that are not the canonical MNIST (another 28x28 data set).
+    ``train_limit`` keeps the first N training images (quick runs, tests).
+    Frozen: loaded splits are cached per configuration (``batches.load_splits``).
+    """
+
+    binarize: str = "none"
+    binarize_seed: int = 0
+    data_dir: str | None = None
+    verify: bool = True
+    train_limit: int | None = None
+
+    def __post_init__(self) -> None:
+        if self.binarize not in BINARIZE:
+            raise VaelabError(
+                f"unknown binarization {self.binarize!r}; choose from {', '.join(BINARIZE)}"
+            )
+        if self.train_limit is not None and self.train_limit < 1:
+            raise VaelabError(f"train_limit must be >= 1, got {self.train_limit}")
+
+    @property
+    def binary(self) -> bool:
+        """Whether every pixel the model is scored on is 0 or 1 (so a Bernoulli is a likelihood)."""
+        return self.binarize != "none"
+
+    def describe(self) -> str:
+        if self.binarize == "none":
+            return "grayscale pixels in [0, 1]"
+        return f"dynamically binarized (val/test binarized once with seed {self.binarize_seed})"
+
+
+@dataclass
+class TrainConfig:
+    """Optimisation settings.  Adam; ``lr_schedule``:
+
+    - ``none``: constant ``lr``;
+    - ``cosine``: from ``lr`` to 0 over ``epochs``;
+    - ``step``: times ``lr_gamma`` every ``lr_step`` epochs;
+    - ``burda``: Burda et al. (2016): 8 stages, stage i = 0..7 at ``lr * 10^(-i/7)``, stage i
+      lasting 3^i / 3,280 of ``epochs`` (``epochs=3280`` is the paper's schedule; fewer epochs
+      give the same schedule shortened in proportion).
+
+    ``kl_warmup``: the KL term's weight rises linearly from 0 to the model's ``beta`` over this
+    many epochs (Bowman et al. 2016; Sonderby et al. 2016); 0 = no warm-up.
+    """
+
+    epochs: int = 10
+    batch_size: int = 128
+    lr: float = 1e-3
+    lr_schedule: str = "none"
+    lr_step: int = 10
+    lr_gamma: float = 0.5
+    weight_decay: float = 0.0
+    kl_warmup: int = 0
+    seed: int = 0
+    device: str = "auto"
+
+    def __post_init__(self) -> None:
+        problems = []
+        if self.epochs < 0:
+            problems.append(f"epochs must be >= 0, got {self.epochs}")
+        if self.batch_size < 1:
+            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        if not self.lr > 0:
+            problems.append(f"lr must be > 0, got {self.lr}")
+        if self.lr_schedule not in SCHEDULES:
+            problems.append(
+                f"unknown lr_schedule {self.lr_schedule!r} (choose from {', '.join(SCHEDULES)})"
+            )
+        if self.lr_step < 1:
+            problems.append(f"lr_step must be >= 1, got {self.lr_step}")
+        if self.kl_warmup < 0:
+            problems.append(f"kl_warmup must be >= 0, got {self.kl_warmup}")
+        if problems:
+            raise VaelabError("; ".join(problems))
+
+    def lr_factor(self, epoch: int) -> float:
+        """Multiplier of ``lr`` during (0-based) ``epoch``."""
+        if self.lr_schedule == "cosine":
+            return 0.5 * (1 + math.cos(math.pi * epoch / max(self.epochs, 1)))
+        if self.lr_schedule == "step":
+            return self.lr_gamma ** (epoch // self.lr_step)
+        if self.lr_schedule == "burda":
+            return 10 ** (-burda_stage(epoch, self.epochs) / 7)
+        return 1.0
+
+    def kl_weight(self, epoch: int, step: int = 0, steps: int = 1) -> float:
+        """Factor on the KL term at ``step`` of ``steps`` in (0-based) ``epoch``: linear warm-up."""
+        if self.kl_warmup <= 0:
+            return 1.0
+        return min(1.0, (epoch + step / max(steps, 1)) / self.kl_warmup)
+
+
+def burda_stage(epoch: int, epochs: int) -> int:
+    """Stage 0..7 of Burda's schedule that (0-based) ``epoch`` of ``epochs`` falls in."""
+    position = (epoch + 0.5) / max(epochs, 1) * BURDA_EPOCHS  # the epoch's centre, paper scale
+    done = 0
+    for i in range(BURDA_STAGES):
+        done += 3**i
+        if position < done:
+            return i
+    return BURDA_STAGES - 1

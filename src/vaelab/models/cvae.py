@@ -1,0 +1,85 @@
+"""Conditional VAE (Sohn et al. 2015; Doersch 2016, section 4): q(z | x, y) and p(x | z, y).
+
+The label y (a digit) enters encoder and decoder as a one-hot vector appended to their
+inputs; the prior stays p(z) = N(0, I), independent of y.  So z is free to carry what the
+label does not say (slant, thickness: the style), and ``sample(n, y=...)`` draws a chosen
+digit.  Its importance-sampled numbers are -log p(x | y), not -log p(x).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import torch
+
+from ..distributions import Normal
+from ..errors import VaelabError
+from .vae import VAE, VAEConfig
+
+
+@dataclass
+class CVAEConfig(VAEConfig):
+    """The VAE's settings plus ``num_classes`` (10 digits).  MLP or linear encoder (the label
+    is appended to the pixels); any decoder (the label is appended to the code)."""
+
+    num_classes: int = 10
+
+    def problems(self) -> list[str]:
+        problems = super().problems()
+        if self.num_classes < 2:
+            problems.append(f"num_classes must be >= 2, got {self.num_classes}")
+        if self.encoder not in ("mlp", "linear"):
+            problems.append(f"a cvae takes an mlp or linear encoder, not {self.encoder!r}")
+        if self.prior != "standard":
+            problems.append("a cvae uses the standard prior")
+        return problems
+
+
+def one_hot(y: torch.Tensor | None, n: int, rows: int, like: torch.Tensor) -> torch.Tensor:
+    """(rows, n) one-hot codes of labels ``y``; a clear error when labels are missing."""
+    if y is None:
+        raise VaelabError("this model is conditional: it needs the labels y")
+    if len(y) != rows:
+        raise VaelabError(f"{rows} inputs but {len(y)} labels")
+    if len(y) and (int(y.min()) < 0 or int(y.max()) >= n):
+        raise VaelabError(f"labels must lie in 0..{n - 1}")
+    return torch.nn.functional.one_hot(y.long().to(like.device), n).to(like.dtype)
+
+
+class CVAE(VAE):
+    config_class = CVAEConfig
+    conditional = True
+    code_description = "means of q(z|x, y)"
+    loss_parts = (("recon", "reconstruction −log p(x|z, y)"), ("kl", "KL(q(z|x, y) ‖ p(z))"))
+
+    @property
+    def label_dim(self) -> int:  # read by VAE.__init__ to widen encoder and decoder inputs
+        return self.cfg.num_classes
+
+    @property
+    def num_classes(self) -> int:
+        return self.cfg.num_classes
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Normal:
+        h = torch.cat([x, one_hot(y, self.num_classes, len(x), x)], -1)
+        return super().encode(h)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
+        h = torch.cat([z, one_hot(y, self.num_classes, len(z), z)], -1)
+        return self.likelihood(self.decoder(h))
+
+    def default_labels(self, n: int) -> torch.Tensor:
+        return torch.arange(n, device=self.device()) % self.num_classes
+
+    @property
+    def sample_description(self) -> str:
+        return "samples: mean of p(x|z, y), z ~ N(0, I), one digit y per row"
+
+    def numbers_mean(self, binary: bool) -> dict:
+        out = super().numbers_mean(binary)
+        out["meaning"] += "; conditional on the label: -log p(x|y), not comparable to -log p(x)"
+        out["conditional"] = True
+        return out
+
+    def browser_decoder(self) -> None:
+        return None

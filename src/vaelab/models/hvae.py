@@ -1,0 +1,159 @@
+"""A VAE with two stochastic layers (Burda et al. 2016, section 5; after Rezende et al. 2014).
+
+Generative model  p(z2) p(z1 | z2) p(x | z1);  inference  q(z1 | x) q(z2 | z1).
+Burda et al.'s MNIST nets (tanh): x -> 200 -> 200 -> z1 (100) -> 100 -> 100 -> z2 (50), and
+the mirror image for the generative side.  Trained on the ELBO (k = 1) or the k-sample
+importance-weighted bound; its log-likelihood comes from the same estimator as every model:
+
+    log w = log p(x|z1) + log p(z1|z2) + log p(z2) - log q(z1|x) - log q(z2|z1).
+
+The code of an image is (E[z1|x], E[z2|E[z1|x]]) concatenated: ``latent_dim = z1_dim + z2``;
+``decode`` reads its first ``z1_dim`` values.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import torch
+
+from ..distributions import Normal
+from ..nets import build_decoder, build_encoder, mlp
+from ..objectives import iwae_bound
+from .base import Model
+from .vae import VAEConfig
+
+
+@dataclass
+class HVAEConfig(VAEConfig):
+    """``latent_dim`` is the top layer z2 (the prior's), ``z1_dim`` the lower one; ``hidden``
+    the x <-> z1 nets, ``z1_hidden`` the z1 <-> z2 MLPs.  Defaults: Burda et al.'s."""
+
+    latent_dim: int = 50
+    hidden: Sequence[int] = field(default_factory=lambda: [200, 200])
+    activation: str = "tanh"
+    z1_dim: int = 100
+    z1_hidden: Sequence[int] = field(default_factory=lambda: [100, 100])
+
+    def problems(self) -> list[str]:
+        self.z1_hidden = [int(h) for h in self.z1_hidden]
+        problems = super().problems()
+        if self.z1_dim < 1 or any(h < 1 for h in self.z1_hidden):
+            problems.append("z1_dim and z1_hidden sizes must be >= 1")
+        if self.free_bits > 0:
+            problems.append("free_bits needs a closed-form KL per unit; hvae has none")
+        return problems
+
+
+class HVAE(Model):
+    config_class = HVAEConfig
+    has_elbo = True
+    has_prior = True
+    code_description = "(E[z1|x], E[z2|x]) concatenated"
+    loss_parts = (
+        ("recon", "reconstruction −log p(x|z1)"),
+        ("kl", "KL of both layers, log q(z1,z2|x) − log p(z1,z2)"),
+    )
+
+    def __init__(self, **config):
+        cfg = HVAEConfig(**config)
+        super().__init__(cfg)
+        d1, d2, act = cfg.z1_dim, cfg.latent_dim, cfg.activation
+        self.encoder = build_encoder(cfg.encoder, 2 * d1, cfg.hidden, act)  # q(z1 | x)
+        self.encoder2 = mlp([d1, *cfg.z1_hidden, 2 * d2], act)  # q(z2 | z1)
+        self.decoder2 = mlp([d2, *cfg.z1_hidden[::-1], 2 * d1], act)  # p(z1 | z2)
+        self.decoder = build_decoder(cfg.decoder, d1, cfg.decoder_sizes, act)  # p(x | z1)
+        from ..priors import build_prior
+
+        self.prior = build_prior(cfg.prior, d2, pseudo_inputs=cfg.pseudo_inputs)
+
+    @property
+    def latent_dim(self) -> int:
+        return self.cfg.z1_dim + self.cfg.latent_dim
+
+    @property
+    def sample_description(self) -> str:
+        return f"samples: mean of p(x|z1), z1 ~ p(z1|z2), z2 ~ {self.prior.description}"
+
+    def describe(self) -> str:
+        c = self.cfg
+        extra = f", k={c.k}" if c.k > 1 else ""
+        return (
+            f"HVAE: x-{'-'.join(map(str, c.hidden))}-z1 ({c.z1_dim}) "
+            f"-{'-'.join(map(str, c.z1_hidden))}-z2 ({c.latent_dim}), {c.activation}, "
+            f"{c.likelihood} p(x|z1), prior {self.prior.description}{extra}"
+        )
+
+    # --- the four conditionals ---------------------------------------------------------------
+
+    @staticmethod
+    def _gauss(out: torch.Tensor) -> Normal:
+        mean, log_var = out.chunk(2, dim=-1)
+        return Normal.from_log_var(mean, log_var)
+
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Normal:
+        """q(z1 | x), the first stochastic layer."""
+        return self._gauss(self.encoder(x))
+
+    def encode_top(self, z1: torch.Tensor) -> Normal:
+        """q(z2 | z1)."""
+        return self._gauss(self.encoder2(z1))
+
+    def prior_z1(self, z2: torch.Tensor) -> Normal:
+        """p(z1 | z2)."""
+        return self._gauss(self.decoder2(z2))
+
+    def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        m1 = self.encode(x).mean
+        return torch.cat([m1, self.encode_top(m1).mean], -1)
+
+    def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
+        """p(x | z1), reading z1 as the first ``z1_dim`` values of the code."""
+        return self.likelihood(self.decoder(z[..., : self.cfg.z1_dim]))
+
+    def _prior_encode(self, u: torch.Tensor) -> Normal:
+        return self.encode_top(self.encode(u).mean)  # VampPrior on z2: q(z2 | E[z1 | u])
+
+    def sample_codes(self, n, generator=None, y=None) -> torch.Tensor:
+        z2 = self.prior.sample(n, self._prior_encode, generator).to(self.device())
+        p1 = self.prior_z1(z2)
+        eps = torch.randn(p1.mean.shape, generator=generator).to(z2)
+        return torch.cat([p1.mean + p1.scale * eps, z2], -1)
+
+    def browser_decoder(self) -> None:
+        return None
+
+    # --- objectives ------------------------------------------------------------------------
+
+    def _log_parts(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """-log p(x|z1) and log q(z1, z2 | x) - log p(z1, z2) for k joint draws: (k, B) each."""
+        q1 = self.encode(x)
+        z1 = q1.rsample((k,))  # (k, B, d1)
+        q2 = self.encode_top(z1)
+        z2 = q2.rsample()  # (k, B, d2)
+        recon = -self.decode(z1.reshape(-1, z1.shape[-1])).reshape(k, len(x), -1).log_prob(x)
+        log_p = self.prior_z1(z2).log_prob(z1) + self.prior.log_prob(z2, self._prior_encode)
+        kl = q1.log_prob(z1) + q2.log_prob(z2) - log_p
+        return recon, kl
+
+    def log_importance_weights(self, x, k, y=None) -> torch.Tensor:
+        recon, kl = self._log_parts(x, k)
+        return -recon - kl  # (k, B)
+
+    def _terms(self, x: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
+        c = self.cfg
+        recon, kl = self._log_parts(x, c.k)  # (k, B)
+        out = {"recon": recon.mean(0), "kl": kl.mean(0), "neg_elbo": (recon + kl).mean(0)}
+        if c.k == 1:
+            out["loss"] = (recon + c.beta * kl_weight * kl)[0]
+        else:
+            out["loss"] = -iwae_bound(-recon - kl_weight * kl)
+            out[f"neg_iwae_k{c.k}"] = -iwae_bound(-recon - kl)
+        return out
+
+    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+        return self._terms(x, 1.0)
+
+    def loss(self, x, y=None, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
+        return {key: v.mean() for key, v in self._terms(x, kl_weight).items()}

@@ -1,0 +1,98 @@
+"""p(z): the priors of the latent-variable models, registered in ``registry.PRIORS``.
+
+A prior is a module with ``log_prob(z, encode)`` (summed over latent units, nats), ``sample``
+and, where it exists, the closed-form KL per unit.  ``encode`` maps images to q(z|x); only
+priors built from the encoder (the VampPrior) use it.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+
+import torch
+from torch import nn
+
+from .distributions import LOG_2PI, Normal
+from .nets import IMAGE_DIM
+from .objectives import kl_normal_std_normal_units
+
+Encode = Callable[[torch.Tensor], Normal]
+
+
+class StandardNormalPrior(nn.Module):
+    """p(z) = N(0, I)."""
+
+    name = "standard"
+    description = "N(0, I)"
+
+    def __init__(self, latent_dim: int, **_: object):
+        super().__init__()
+        self.latent_dim = latent_dim
+
+    def log_prob(self, z: torch.Tensor, encode: Encode | None = None) -> torch.Tensor:
+        return (-0.5 * z.square() - 0.5 * LOG_2PI).sum(-1)
+
+    def kl_units(self, q: Normal) -> torch.Tensor | None:
+        """KL(q || p) per latent unit in closed form, (B, D)."""
+        return kl_normal_std_normal_units(q)
+
+    def sample(
+        self, n: int, encode: Encode | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        return torch.randn(n, self.latent_dim, generator=generator)
+
+
+class VampPrior(nn.Module):
+    """p(z) = (1/K) sum_k q(z | u_k): the mixture of the encoder's posteriors at K learned
+    pseudo-inputs u_k (Tomczak & Welling 2018).  u_k = hardtanh(w_k) in [0, 1], w_k initialised
+    near 0 like the paper's N(0.05, 0.01).  No closed-form KL: the models estimate
+    KL(q || p) with the sample z ~ q(z|x) as log q(z|x) - log p(z)."""
+
+    name = "vamp"
+    description = "VampPrior"
+
+    def __init__(self, latent_dim: int, pseudo_inputs: int = 500, input_dim: int = IMAGE_DIM):
+        super().__init__()
+        self.latent_dim = latent_dim
+        self.pseudo = nn.Parameter(0.05 + 0.01 * torch.randn(pseudo_inputs, input_dim))
+        self.description = f"VampPrior ({pseudo_inputs} pseudo-inputs)"
+
+    def inputs(self) -> torch.Tensor:
+        return torch.nn.functional.hardtanh(self.pseudo, 0.0, 1.0)  # (K, 784)
+
+    def log_prob(self, z: torch.Tensor, encode: Encode | None = None) -> torch.Tensor:
+        """log (1/K) sum_k N(z; m_k, s_k^2), summed over units: shape z.shape[:-1].
+
+        The K Gaussians are evaluated as matmuls, sum_d (z_d - m_d)^2 / s_d^2 =
+        z^2 . (1/s^2) - 2 z . (m/s^2) + sum_d m_d^2/s_d^2, so memory is (rows, K), not (rows, K, D).
+        """
+        assert encode is not None, "the VampPrior needs the encoder"
+        q = encode(self.inputs())
+        m, log_s = q.mean, q.log_scale.expand_as(q.mean)  # (K, D)
+        inv_var = torch.exp(-2 * log_s)  # (K, D)
+        flat = z.reshape(-1, z.shape[-1])  # (R, D)
+        quad = flat.square() @ inv_var.T - 2 * flat @ (m * inv_var).T  # (R, K)
+        quad = quad + (m.square() * inv_var).sum(-1)
+        log_comp = -0.5 * quad - log_s.sum(-1) - 0.5 * z.shape[-1] * LOG_2PI  # (R, K)
+        out = torch.logsumexp(log_comp, dim=-1) - math.log(len(m))
+        return out.reshape(z.shape[:-1])
+
+    def kl_units(self, q: Normal) -> None:
+        return None
+
+    def sample(
+        self, n: int, encode: Encode | None = None, generator: torch.Generator | None = None
+    ) -> torch.Tensor:
+        assert encode is not None, "the VampPrior needs the encoder"
+        with torch.no_grad():
+            q = encode(self.inputs())
+        pick = torch.randint(len(q.mean), (n,), generator=generator).to(q.mean.device)
+        eps = torch.randn(n, self.latent_dim, generator=generator).to(q.mean)
+        return (q.mean[pick] + q.scale.expand_as(q.mean)[pick] * eps).cpu()
+
+
+def build_prior(name: str, latent_dim: int, **options: object) -> nn.Module:
+    from .registry import resolve
+
+    return resolve("prior", name)(latent_dim, **options)

@@ -1,0 +1,99 @@
+"""Every pluggable part of vaelab, by name: models, likelihoods, priors, networks, presets.
+
+A new model (likelihood, prior, network) is one file plus one line here.  Entries are
+``"module:attribute"`` strings, imported only when used, so that the command line can offer
+the names as choices (and answer ``--help``) without importing torch.
+
+A model file defines one ``Model`` subclass (see ``models/base.py`` for the contract) whose
+constructor takes keyword arguments only: they are its saved configuration.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+from .errors import VaelabError
+
+MODELS: dict[str, str] = {
+    "ae": "vaelab.models.ae:AE",
+    "vae": "vaelab.models.vae:VAE",
+    "iwae": "vaelab.models.iwae:IWAE",
+    "cvae": "vaelab.models.cvae:CVAE",
+    "hvae": "vaelab.models.hvae:HVAE",
+}
+
+# p(x | z): what the decoder's outputs parameterise (likelihoods.py).
+LIKELIHOODS: dict[str, str] = {
+    "bernoulli": "vaelab.likelihoods:BernoulliLikelihood",
+    "gaussian": "vaelab.likelihoods:GaussianLikelihood",
+    "cbernoulli": "vaelab.likelihoods:ContinuousBernoulliLikelihood",
+}
+
+# p(z) of the latent-variable models (priors.py).
+PRIORS: dict[str, str] = {
+    "standard": "vaelab.priors:StandardNormalPrior",
+    "vamp": "vaelab.priors:VampPrior",
+}
+
+# Encoder / decoder networks (nets.py); each module holds a builder for both directions.
+ARCHS: dict[str, str] = {
+    "mlp": "vaelab.nets:MLPNet",
+    "linear": "vaelab.nets:LinearNet",
+    "conv": "vaelab.nets:ConvNet",
+    "resnet": "vaelab.nets:ResNet",
+}
+
+ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu")
+
+# Named variants (like timm's): model settings that go together.  "model" picks the family
+# when the user names none; explicit settings override the rest.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Kingma & Welling's MLP as in the pytorch/examples VAE: 784-400-20, ReLU.
+    "pytorch-examples": {"arch": "mlp", "hidden": [400], "latent_dim": 20, "activation": "relu"},
+    # Burda et al. 2016, one stochastic layer: 784-200-200-50, tanh.
+    "burda": {"arch": "mlp", "hidden": [200, 200], "latent_dim": 50, "activation": "tanh"},
+    # Burda et al. 2016, two stochastic layers: 784-200-200-100 (z1), 100-100-50 (z2), tanh.
+    "burda2": {
+        "model": "hvae",
+        "arch": "mlp",
+        "hidden": [200, 200],
+        "z1_dim": 100,
+        "z1_hidden": [100, 100],
+        "latent_dim": 50,
+        "activation": "tanh",
+    },
+    # Tomczak & Welling 2018: a VampPrior with 500 learned pseudo-inputs.
+    "vamp": {"prior": "vamp", "pseudo_inputs": 500},
+    # Convolutional encoder, transposed-convolution decoder.
+    "conv": {"arch": "conv", "hidden": [256], "latent_dim": 32, "activation": "relu"},
+    # Small residual conv nets (two residual blocks per resolution).
+    "resnet": {"arch": "resnet", "hidden": [256], "latent_dim": 32, "activation": "relu"},
+}
+
+# --protocol paper: the setting of published MNIST likelihoods (Burda et al. 2016).
+PAPER = {"model": "vae", "preset": "burda", "binarize": "dynamic", "likelihood": "bernoulli"}
+
+_TABLES = {
+    "model": MODELS,
+    "likelihood": LIKELIHOODS,
+    "prior": PRIORS,
+    "architecture": ARCHS,
+}
+
+
+def resolve(kind: str, name: str) -> Any:
+    """The object registered as ``name`` among the ``kind`` entries (model, likelihood, ...)."""
+    table = _TABLES[kind]
+    if name not in table:
+        raise VaelabError(f"unknown {kind} {name!r}; choose from {', '.join(sorted(table))}")
+    module, attr = table[name].split(":")
+    return getattr(importlib.import_module(module), attr)
+
+
+def check_choice(kind: str, name: str) -> str | None:
+    """A problem message when ``name`` is not a registered ``kind``, else None."""
+    table = _TABLES[kind] if kind in _TABLES else dict.fromkeys(ACTIVATIONS)
+    if name in table:
+        return None
+    return f"unknown {kind} {name!r} (choose from {', '.join(sorted(table))})"
