@@ -9,6 +9,7 @@ import vaelab
 from vaelab.analysis import pca_probes, probes
 from vaelab.batches import DataConfig, load_splits
 from vaelab.evaluate import evaluate_run
+from vaelab.plots import all_figures
 from vaelab.train import TrainConfig, train
 
 ap = argparse.ArgumentParser()
@@ -20,12 +21,13 @@ ap.add_argument("--no-verify", action="store_true", help="accept non-canonical f
 args = ap.parse_args()
 
 data = DataConfig(train_limit=args.train_limit, data_dir=args.data_dir, verify=not args.no_verify)
-splits = load_splits(data)  # train 50,000 / val 10,000 / test 10,000 images as (N, 784)
+splits = load_splits(data)  # cached: train 50,000 / val 10,000 / test 10,000 images as (N, 784)
 
 model_config = {"encoder": "mlp", "decoder": "mlp", "hidden": [400], "latent_dim": 20}
-train(args.out, "ae", model_config, TrainConfig(epochs=args.epochs), data, splits=splits)
+train(args.out, "ae", model_config, TrainConfig(epochs=args.epochs), data)
+all_figures(args.out)  # reconstructions, samples, latents, ... in RUN/figures
 
-result = evaluate_run(args.out, "test", splits=splits)  # also saved in RUN/evaluation.json
+result = evaluate_run(args.out, "test")  # also saved in RUN/evaluation.json
 print(f"test reconstruction loss: {result['recon']:.2f} ({result['unit']})")
 
 ae = vaelab.load_run(args.out)  # the trained encoder and decoder

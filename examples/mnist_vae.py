@@ -10,6 +10,7 @@ import torch
 import vaelab
 from vaelab.batches import DataConfig, load_splits
 from vaelab.evaluate import evaluate_run
+from vaelab.plots import all_figures
 from vaelab.train import TrainConfig, train
 
 ap = argparse.ArgumentParser()
@@ -24,9 +25,10 @@ data = DataConfig(train_limit=args.train_limit, data_dir=args.data_dir, verify=n
 splits = load_splits(data)  # grayscale pixels in [0, 1], images as (N, 784)
 
 model_config = {"hidden": [400], "latent_dim": 20, "likelihood": "bernoulli", "beta": 1.0}
-train(args.out, "vae", model_config, TrainConfig(epochs=args.epochs), data, splits=splits)
+train(args.out, "vae", model_config, TrainConfig(epochs=args.epochs), data)
+all_figures(args.out)  # reconstructions, samples, latents, ... in RUN/figures
 
-r = evaluate_run(args.out, "test", nll_samples=100, splits=splits, progress=False)
+r = evaluate_run(args.out, "test", nll_samples=100, progress=False)
 print(
     f"test loss {r['neg_elbo']:.2f} = recon {r['recon']:.2f} + KL {r['kl']:.2f} "
     f"nats per image; importance-sampled (K=100): {r['importance_sampled_loss']:.2f}"

@@ -121,7 +121,7 @@ def test_config_file_then_flags(tmp_path, idx_dir, capsys):
 @pytest.mark.parametrize(
     "argv,needle",
     [
-        (["train", "--model", "gan"], "unknown model 'gan'"),
+        (["train", "--model", "gan"], "invalid choice: 'gan'"),
         (["train", "--epochs", "-3"], "epochs must be >= 0"),
         (["evaluate", "/nonexistent/run"], "is not a vaelab run folder"),
         (["sample", "."], "is not a vaelab run folder"),

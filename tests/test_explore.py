@@ -365,6 +365,7 @@ def assert_digit_matches(driver, model) -> list[float]:
         {"activation": "softplus", "latent_dim": 2},
         {"activation": "leaky_relu", "latent_dim": 3},
         {"decoder": "linear", "likelihood": "gaussian", "latent_dim": 3},
+        {"activation": "tanh", "likelihood": "cbernoulli", "latent_dim": 2},
     ],
     ids=lambda c: "-".join(str(v) for v in c.values()),
 )

@@ -5,35 +5,66 @@ import torch
 
 from vaelab.errors import VaelabError
 from vaelab.models import MODELS, build_model
+from vaelab.runs import load_weights, save_weights
 
-ARCHS = ["mlp", "conv", "linear"]
-COMBOS = list(itertools.product(sorted(MODELS), ARCHS, ARCHS, ["bernoulli", "gaussian"]))
+ARCHS = ["mlp", "linear", "conv", "resnet"]
+LIKELIHOODS = ["bernoulli", "gaussian", "cbernoulli"]
+COMBOS = list(itertools.product(sorted(MODELS), ARCHS, LIKELIHOODS))
 
 
-@pytest.mark.parametrize("name,enc,dec,lik", COMBOS)
-def test_shapes_for_every_model_arch_and_likelihood(name, enc, dec, lik):
-    model = build_model(name, encoder=enc, decoder=dec, likelihood=lik, hidden=[32], latent_dim=3)
+def small(name: str, **kw):
+    """A small model of the family ``name``; conditional models keep an MLP encoder."""
+    cfg = {"hidden": [32], "latent_dim": 3, **kw}
+    if name == "hvae":
+        cfg |= {"z1_dim": 4, "z1_hidden": [8]}
+    model = build_model(name, **cfg)
+    return model
+
+
+def labels_for(model, n):
+    return torch.arange(n) % model.num_classes if model.conditional else None
+
+
+@pytest.mark.parametrize("name,arch,lik", COMBOS)
+def test_every_model_net_and_likelihood_steps_and_round_trips(name, arch, lik, tmp_path):
+    enc = "mlp" if name == "cvae" and arch in ("conv", "resnet") else arch  # cvae: see config
+    model = small(name, encoder=enc, decoder=arch, likelihood=lik)
+    torch.manual_seed(0)
     x = torch.rand(5, 784)
-    z = model.latent_mean(x)
-    assert z.shape == (5, 3)
-    px = model.decode(z)
-    assert px.mean.shape == (5, 784)
-    assert px.log_prob(x).shape == (5,)
-    terms = model.terms(x)
-    assert all(v.shape == (5,) for v in terms.values())
-    loss = model.loss(x)["loss"]
-    assert loss.shape == ()
+    y = labels_for(model, 5)
+    z = model.latent_mean(x, y)
+    assert z.shape == (5, model.latent_dim)
+    px = model.decode(z, y)
+    assert px.mean.shape == (5, 784) and px.log_prob(x).shape == (5,)
+    assert all(v.shape == (5,) for v in model.terms(x, y).values())
+    # one Adam step moves the weights and every parameter gets a gradient
+    opt = torch.optim.Adam(model.parameters(), lr=1e-3)
+    before = {k: v.clone() for k, v in model.state_dict().items()}
+    loss = model.loss(x, y)["loss"]
+    assert loss.shape == () and torch.isfinite(loss)
     loss.backward()
     assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+    opt.step()
+    assert any(not torch.equal(before[k], v) for k, v in model.state_dict().items())
+    # the checkpoint round-trips bit-exactly through safetensors and the saved config
+    save_weights(model, tmp_path / "w.safetensors")
+    clone = build_model(name, **model.config)
+    load_weights(clone, tmp_path / "w.safetensors")
+    for k, v in model.state_dict().items():
+        assert torch.equal(v, clone.state_dict()[k]), k
+    model.eval(), clone.eval()
+    torch.testing.assert_close(clone.reconstruct(x, y), model.reconstruct(x, y), rtol=0, atol=0)
     assert model.sample(4).shape == (4, 784)
-    assert model.reconstruct(x).shape == (5, 784)
-    if lik == "bernoulli":  # decoder means are probabilities
-        assert 0 <= model.reconstruct(x).min() and model.reconstruct(x).max() <= 1
+    if model.has_elbo:
+        assert model.log_importance_weights(x, 3, y).shape == (3, 5)
+    if lik != "gaussian":  # decoder means are pixel intensities
+        r = model.reconstruct(x, y)
+        assert 0 <= r.min() and r.max() <= 1
 
 
 @pytest.mark.parametrize("name", sorted(MODELS))
 def test_config_rebuilds_the_same_model(name):
-    model = build_model(name, hidden=[16, 8], latent_dim=2, activation="tanh")
+    model = small(name, hidden=[16, 8], activation="tanh")
     clone = build_model(name, **model.config)
     assert clone.config == model.config
     assert {k: v.shape for k, v in clone.state_dict().items()} == {
@@ -83,15 +114,16 @@ def test_ae_squared_error_loss():
 def test_tiny_model_overfits_one_batch(name):
     torch.manual_seed(0)
     x = torch.bernoulli(torch.rand(16, 784, generator=torch.Generator().manual_seed(0)))
-    model = build_model(name, hidden=[64], latent_dim=8)
+    model = small(name, hidden=[64], latent_dim=8)
+    y = labels_for(model, 16)
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
-    first = model.loss(x)["recon"].item()
+    first = model.loss(x, y)["recon"].item()
     for _ in range(400):
         opt.zero_grad()
-        model.loss(x)["loss"].backward()
+        model.loss(x, y)["loss"].backward()
         opt.step()
     with torch.no_grad():
-        last = model.loss(x)["recon"].item()
+        last = model.loss(x, y)["recon"].item()
     # random pixels cost ~ 784 * log 2 = 543 nats; a memorised batch costs far less
     assert first > 500
     assert last < 0.2 * first
@@ -111,7 +143,14 @@ def test_ae_samples_follow_the_fitted_code_gaussian():
     [
         ("gan", {}, "unknown model 'gan'"),
         ("vae", {"latent_dim": 0}, "latent_dim must be >= 1"),
-        ("vae", {"encoder": "rnn"}, "unknown encoder 'rnn'"),
+        ("vae", {"encoder": "rnn"}, "unknown architecture 'rnn'"),
+        ("vae", {"likelihood": "poisson"}, "unknown likelihood 'poisson'"),
+        ("vae", {"prior": "flow"}, "unknown prior 'flow'"),
+        ("iwae", {"k": 0}, "k must be >= 1"),
+        ("iwae", {"k": 5, "beta": 2.0}, "beta != 1"),
+        ("vae", {"free_bits": 0.5, "prior": "vamp"}, "free_bits needs"),
+        ("cvae", {"encoder": "conv"}, "mlp or linear encoder"),
+        ("hvae", {"free_bits": 0.1}, "free_bits needs"),
         ("vae", {"beta": -1.0}, "beta must be >= 0"),
         ("ae", {"beta": 2.0}, "bad configuration for model 'ae'"),
         ("vae", {"activation": "swish"}, "unknown activation 'swish'"),

@@ -47,9 +47,9 @@ class DecodeRecorder:
         self.decode = model.decode
         model.decode = self
 
-    def __call__(self, z):
+    def __call__(self, z, y=None):
         self.zs.append(z.detach().clone())
-        return self.decode(z)
+        return self.decode(z, y)
 
 
 def test_tile_puts_image_i_in_row_i_div_ncol_column_i_mod_ncol():
@@ -158,9 +158,13 @@ def test_training_curves_vae_and_ae(tmp_path):
         for e in (1, 2, 3)
     ]  # fmt: skip
     ae_rows = [{"epoch": e, "train_loss": 9 / e, "val_loss": 8 / e} for e in (1, 2)]
-    w_vae, _ = png_size(plots.training_curves(vae_rows, tmp_path / "v.png"))
+    parts = build_model("vae", hidden=[8], latent_dim=2).loss_parts  # asked of the model
+    w_vae, _ = png_size(plots.training_curves(vae_rows, tmp_path / "v.png", parts=parts))
     w_ae, _ = png_size(plots.training_curves(ae_rows, tmp_path / "a.png", unit="BCE per image"))
     assert w_vae > w_ae > 400  # the VAE has a second panel for recon and KL
+    # parts the metrics do not hold are not drawn: no empty panels
+    w_none, _ = png_size(plots.training_curves(ae_rows, tmp_path / "n.png", parts=parts))
+    assert w_none == w_ae
     with pytest.raises(VaelabError):
         plots.training_curves([], tmp_path / "e.png")
 

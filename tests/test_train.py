@@ -7,9 +7,10 @@ from helpers import synthetic
 from safetensors.torch import load_file
 
 import vaelab
-from vaelab.batches import batches
+from vaelab.batches import Split, batches
 from vaelab.errors import VaelabError
 from vaelab.models.vae import VAE
+from vaelab.plots import all_figures
 from vaelab.runs import atomic_write, load_checkpoint
 from vaelab.train import TrainConfig, TrainingDiverged, train
 
@@ -45,16 +46,16 @@ def test_run_folder_contents_and_units(tmp_path, tiny_splits):
         progress=False,
     )
     names = {p.name for p in out.iterdir()}
-    assert {
+    assert names == {
         "config.json",
         "best.safetensors",
         "last.safetensors",
         "checkpoint.pt",
         "metrics.jsonl",
-        "figures",
-    } <= names
+    }  # training writes no figures: the caller draws them
     figures = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png"}
-    assert {p.name for p in (out / "figures").iterdir()} == figures | {"curves.png"}
+    drawn = {p.name for p in all_figures(out)}
+    assert {p.name for p in (out / "figures").iterdir()} == drawn == figures | {"curves.png"}
     cfg = json.loads((out / "config.json").read_text())
     assert cfg["model"] == "vae" and cfg["model_config"]["latent_dim"] == 4
     assert cfg["train"]["epochs"] == 2 and "nats per image" in cfg["units"]
@@ -126,13 +127,13 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_splits
     before = {
         p.name: p.read_bytes() for p in out.iterdir() if p.is_file() and p.name != "config.json"
     }
-    original = VAE.terms
+    original = VAE.loss
 
-    def poisoned(self, x):
-        t = original(self, x)
+    def poisoned(self, x, y=None, kl_weight=1.0):
+        t = original(self, x, y, kl_weight)
         return t | {"loss": t["loss"] * math.nan}
 
-    monkeypatch.setattr(VAE, "terms", poisoned)
+    monkeypatch.setattr(VAE, "loss", poisoned)
     with pytest.raises(TrainingDiverged, match="loss became nan in epoch 2"):
         _train(out, tiny_splits, 3, resume=True)
     after = {
@@ -144,18 +145,18 @@ def test_nan_loss_stops_and_keeps_the_last_good_checkpoint(tmp_path, tiny_splits
 def test_ctrl_c_keeps_a_resumable_checkpoint(tmp_path, tiny_splits, monkeypatch):
     out = tmp_path / "run"
     calls = {"n": 0}
-    original = VAE.terms
+    original = VAE.loss
 
-    def interrupt_in_second_epoch(self, x):
+    def interrupt_in_second_epoch(self, x, y=None, kl_weight=1.0):
         calls["n"] += 1
-        if calls["n"] == 12:  # 8 training batches + val batch per epoch
+        if calls["n"] == 12:  # 8 training batches per epoch: step 4 of epoch 2
             raise KeyboardInterrupt
-        return original(self, x)
+        return original(self, x, y, kl_weight)
 
-    monkeypatch.setattr(VAE, "terms", interrupt_in_second_epoch)
+    monkeypatch.setattr(VAE, "loss", interrupt_in_second_epoch)
     summary = _train(out, tiny_splits, 3)
     assert summary["interrupted"] and load_checkpoint(out / "checkpoint.pt")["epoch"] == 1
-    monkeypatch.setattr(VAE, "terms", original)
+    monkeypatch.setattr(VAE, "loss", original)
     _train(out, tiny_splits, 3, resume=True)
     assert load_checkpoint(out / "checkpoint.pt")["epoch"] == 3
 
@@ -177,7 +178,7 @@ def test_atomic_write_leaves_the_old_file_on_failure(tmp_path):
 def test_resume_rejects_an_incompatible_checkpoint(tmp_path, tiny_splits):
     out = tmp_path / "run"
     _train(out, tiny_splits, 1)
-    with pytest.raises(VaelabError, match="different model configuration"):
+    with pytest.raises(VaelabError, match="cannot resume .* with latent_dim=5"):
         train(
             out,
             model_config={**SMALL, "latent_dim": 5, "hidden": [32]},
@@ -187,11 +188,11 @@ def test_resume_rejects_an_incompatible_checkpoint(tmp_path, tiny_splits):
 
 
 def test_dynamic_binarization_is_fresh_each_pass_and_seeded():
-    x = torch.full((256, 784), 0.3)
+    x = Split(torch.full((256, 784), 0.3), torch.zeros(256, dtype=torch.long))
     g1, g2 = torch.Generator().manual_seed(0), torch.Generator().manual_seed(0)
-    a = torch.cat(list(batches(x, 64, g1, dynamic_binarize=True)))
-    b = torch.cat(list(batches(x, 64, g1, dynamic_binarize=True)))
-    c = torch.cat(list(batches(x, 64, g2, dynamic_binarize=True)))
+    a = torch.cat([xb for xb, _ in batches(x, 64, g1, dynamic_binarize=True)])
+    b = torch.cat([xb for xb, _ in batches(x, 64, g1, dynamic_binarize=True)])
+    c = torch.cat([xb for xb, _ in batches(x, 64, g2, dynamic_binarize=True)])
     assert set(a.unique().tolist()) == {0.0, 1.0}
     assert abs(a.mean().item() - 0.3) < 0.01
     assert not torch.equal(a, b)  # redrawn every time an image is used
@@ -199,9 +200,11 @@ def test_dynamic_binarization_is_fresh_each_pass_and_seeded():
 
 
 def test_batches_cover_every_image_once():
-    x = torch.arange(10.0).unsqueeze(1)
-    seen = torch.cat(list(batches(x, 3, torch.Generator().manual_seed(0))))
-    assert sorted(seen.squeeze(1).tolist()) == list(range(10))
+    data = Split(torch.arange(10.0).unsqueeze(1), torch.arange(10))
+    pairs = list(batches(data, 3, torch.Generator().manual_seed(0)))
+    seen = torch.cat([xb for xb, _ in pairs]).squeeze(1)
+    assert sorted(seen.tolist()) == list(range(10))
+    assert torch.equal(torch.cat([yb for _, yb in pairs]).float(), seen)  # labels travel along
 
 
 @pytest.mark.parametrize(

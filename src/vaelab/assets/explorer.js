@@ -1,16 +1,16 @@
 "use strict";
-(// Bernoulli logits -> probabilities; continuous Bernoulli logits -> its mean
-// sigmoid(l) / tanh(l / 2) - 1 / l (1/2 + l / 12 near 0); Gaussian means as they are.
-function pixelMean(kind, l) {
-  if (kind === "sigmoid") return 1 / (1 + Math.exp(-l));
-  if (kind === "cb_mean") {
-    if (Math.abs(l) < 1e-3) return 0.5 + l / 12;
-    return 1 / (1 + Math.exp(-l)) / Math.tanh(l / 2) - 1 / l;
+(function () {
+  // Bernoulli logits -> probabilities; continuous Bernoulli logits -> its mean
+  // sigmoid(l) / tanh(l / 2) - 1 / l (1/2 + l / 12 near 0); Gaussian means as they are.
+  function pixelMean(kind, l) {
+    if (kind === "sigmoid") return 1 / (1 + Math.exp(-l));
+    if (kind === "cb_mean") {
+      if (Math.abs(l) < 1e-3) return 0.5 + l / 12;
+      return 1 / (1 + Math.exp(-l)) / Math.tanh(l / 2) - 1 / l;
+    }
+    return l;
   }
-  return l;
-}
 
-function () {
   const data = JSON.parse(document.getElementById("vaelab-data").textContent);
   const D = data.latent_dim;
   const LITTLE = new Uint8Array(new Uint16Array([1]).buffer)[0] === 1;
