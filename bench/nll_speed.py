@@ -22,14 +22,13 @@ import torch
 
 from vaelab.models import build_model
 from vaelab.nll import log_likelihood_estimates, plan_chunks
-from vaelab.objectives import log_importance_weights
 
 
 @torch.no_grad()
 def per_image_loop(model, x: torch.Tensor, k: int) -> torch.Tensor:
     out = []
     for i in range(len(x)):
-        lw = log_importance_weights(model, x[i : i + 1], k)  # (k, 1)
+        lw = model.log_importance_weights(x[i : i + 1], k)  # (k, 1)
         out.append(torch.logsumexp(lw.double(), 0) - math.log(k))
     return torch.cat(out)
 

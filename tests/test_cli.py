@@ -1,4 +1,5 @@
 import json
+import math
 import subprocess
 import sys
 
@@ -165,3 +166,86 @@ def test_corrupt_data_file_is_reported(tmp_path, idx_dir, capsys):
     )
     assert code == 1 and "train-images-idx3-ubyte" in err
     assert not (tmp_path / "x").exists()
+
+
+def train_cli(capsys, idx_dir, out, *extra):
+    code, stdout, err = run(
+        capsys, "train", *extra, "--hidden", 32, "--epochs", 1, "--batch-size", 64,
+        "--data-dir", idx_dir, "--no-verify", "--out", out, "--no-progress",
+    )  # fmt: skip
+    assert code == 0, err
+    return stdout, err
+
+
+@pytest.mark.parametrize(
+    "extra,expect",
+    [
+        (["--model", "iwae", "--k", 3, "--latent-dim", 2], {"k": 3}),
+        (["--model", "vae", "--prior", "vamp", "--pseudo-inputs", 5], {"prior": "vamp"}),
+        (["--model", "vae", "--likelihood", "cbernoulli", "--kl-warmup", 2], {}),
+        (["--model", "hvae", "--z1-dim", 6, "--z1-hidden", 8, "--latent-dim", 3], {"z1_dim": 6}),
+        (["--preset", "conv", "--latent-dim", 4], {"encoder": "conv", "decoder": "conv"}),
+        (["--preset", "resnet", "--latent-dim", 4, "--free-bits", 0.1], {"encoder": "resnet"}),
+    ],
+)
+def test_every_family_trains_and_evaluates_from_the_command_line(
+    extra, expect, tmp_path, idx_dir, capsys
+):
+    out = tmp_path / "run"
+    stdout, err = train_cli(capsys, idx_dir, out, *extra)
+    assert "epoch 1/1" in err and "figures in" in stdout  # progress on stderr, result on stdout
+    saved = json.loads((out / "config.json").read_text())
+    assert expect.items() <= saved["model_config"].items()
+    code, stdout, err = run(capsys, "evaluate", out, "--json", "--nll-samples", 4, "--limit", 50)
+    assert code == 0, err
+    r = json.loads(stdout)
+    assert r["n_images"] == 50 and r["neg_elbo"] == pytest.approx(r["recon"] + r["kl"], rel=1e-5)
+    bound = r.get("nll_density", r.get("importance_sampled_loss"))
+    assert bound is not None and math.isfinite(bound)
+
+
+def test_cvae_samples_a_chosen_digit_and_encodes_with_labels(tmp_path, idx_dir, capsys):
+    out = tmp_path / "cvae"
+    train_cli(capsys, idx_dir, out, "--model", "cvae", "--latent-dim", 2)
+    assert (out / "figures" / "styles.png").exists()  # style kept while the label changes
+    code, stdout, err = run(capsys, "sample", out, "--digit", 7, "-n", 8, "-o", tmp_path / "7.png")
+    assert code == 0 and (tmp_path / "7.png").exists(), err
+    code, _, err = run(capsys, "sample", out, "--digit", 12, "-o", tmp_path / "x.png")
+    assert code == 1 and "digit must lie in 0..9" in err
+    code, stdout, _ = run(capsys, "encode", out, "-o", tmp_path / "z.npz")
+    assert code == 0 and np.load(tmp_path / "z.npz")["z"].shape == (120, 2)
+    code, _, err = run(capsys, "reconstruct", out, "--digit", 3, "-o", tmp_path / "r.png")
+    assert code == 0, err
+    code, _, err = run(capsys, "explore", out)
+    assert code == 1 and err.count("\n") == 1 and "decoder needs more than the code" in err
+    code, _, err = run(capsys, "evaluate", out, "--protocol", "paper")
+    assert code == 1 and "p(x|y), not p(x)" in err
+
+
+def test_refusals_of_missing_abilities_are_one_line(trained, tmp_path, capsys):
+    code, _, err = run(capsys, "sample", trained, "--digit", 3, "-o", tmp_path / "s.png")
+    assert code == 1 and "not conditional" in err and err.count("\n") == 1
+
+
+def test_presets_and_model_from_a_preset(tmp_path, idx_dir, capsys):
+    out = tmp_path / "b2"
+    code, _, err = run(
+        capsys, "train", "--preset", "burda2", "vamp", "--pseudo-inputs", 3, "--epochs", 0,
+        "--data-dir", idx_dir, "--no-verify", "--out", out, "--no-progress", "--no-figures",
+    )  # fmt: skip
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == "hvae" and saved["model_config"]["prior"] == "vamp"
+    assert saved["model_config"]["z1_dim"] == 100 and saved["model_config"]["pseudo_inputs"] == 3
+    code, _, err = run(capsys, "train", "--model", "ae", "--k", 3, "--out", tmp_path / "x")
+    assert code == 1 and "does not take: k" in err
+
+
+def test_no_figures_says_nothing_about_figures(tmp_path, idx_dir, capsys):
+    out = tmp_path / "nf"
+    code, stdout, err = run(
+        capsys, "train", "--hidden", 16, "--latent-dim", 2, "--epochs", 1, "--data-dir", idx_dir,
+        "--no-verify", "--out", out, "--no-progress", "--no-figures",
+    )  # fmt: skip
+    assert code == 0, err
+    assert "figures in" not in stdout and not (out / "figures").exists()

@@ -194,8 +194,11 @@ def latent_scatter(z: np.ndarray | torch.Tensor, labels, path: Path, title_extra
 
 
 @torch.no_grad()
-def manifold_grid(model, path: Path, n: int = 20) -> Path:
-    """Decoded means of p(x|z) over an n x n grid of a 2-D latent space (z₂ grows upwards)."""
+def manifold_grid(model, path: Path, n: int = 20, label: int | None = None) -> Path:
+    """Decoded means of p(x|z) over an n x n grid of a 2-D latent space (z₂ grows upwards);
+    a conditional model decodes every point with the class ``label``."""
+    if model.conditional and label is None:
+        raise VaelabError(f"a {model.label} decodes with a label: give the class to draw")
     if model.latent_dim != 2:
         raise VaelabError(
             f"the manifold figure needs a 2-D latent space; this model has {model.latent_dim}"
@@ -206,8 +209,10 @@ def manifold_grid(model, path: Path, n: int = 20) -> Path:
     rows = z2.flip(0)  # image row 0 at the top shows the largest z₂
     grid2, grid1 = torch.meshgrid(rows, z1, indexing="ij")  # (n, n) each: [row, column]
     z = torch.stack([grid1, grid2], -1).reshape(-1, 2)  # (n*n, 2), row-major like tile()
+    device = model_device(model)
+    y = None if label is None else torch.full((len(z),), label, device=device)
     with eval_mode(model):
-        images = model.decode(z.to(model_device(model))).mean.cpu()  # (n*n, 784)
+        images = model.decode(z.to(device), y).mean.cpu()  # (n*n, 784)
     mosaic = tile(images, n, pad=0)
 
     fig, ax = _subplots((9, 9.6))
@@ -218,7 +223,8 @@ def manifold_grid(model, path: Path, n: int = 20) -> Path:
     ax.set_xlabel("latent z₁ (value at the centre of each column)")
     ax.set_ylabel("latent z₂ (value at the centre of each row)")
     ax.set_title(
-        f"{model.label}: mean of p(x|z) decoded on a {n}×{n} grid of the 2-D latent space\n{how}",
+        f"{model.label}: mean of p(x|z{'' if label is None else f', y={label}'}) decoded on a "
+        f"{n}×{n} grid of the 2-D latent space\n{how}",
         fontsize=10,
     )
     return save_figure(fig, path)
@@ -397,7 +403,8 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
         unit = model.loss_unit
         paths.append(training_curves(rows, figures / "curves.png", unit, model.loss_parts))
     if model.latent_dim == 2:
-        paths.append(manifold_grid(model, figures / "manifold.png"))
+        label = int(test.y[0]) if model.conditional else None
+        paths.append(manifold_grid(model, figures / "manifold.png", label=label))
     if model.conditional:
         paths.append(style_grid(model, test.x, test.y, figures / "styles.png"))
     return paths
