@@ -10,6 +10,7 @@ the ``{{name}}`` placeholders of the template.  ``make docs`` runs it.
 from __future__ import annotations
 
 import argparse
+import logging
 import math
 import platform
 import re
@@ -53,9 +54,17 @@ def main() -> None:
     shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()
     v: dict[str, object] = {"epochs": args.epochs}
+    vaelab_log = logging.getLogger("vaelab")
+    if not vaelab_log.handlers:  # messages while loading the data (a download, if any)
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        vaelab_log.addHandler(handler)
+        vaelab_log.propagate = False
+    vaelab_log.setLevel(logging.INFO)
     gray = load_splits(DataConfig())
     binary = load_splits(DataConfig(binarize="dynamic"))
-    quiet = dict(progress=False, log=lambda m: None)
+    vaelab_log.setLevel(logging.ERROR)  # the runs below are quiet
+    quiet = dict(progress=False)
 
     # The two worked examples, run as a reader would run them.
     v["ae_output"] = run_example("mnist_ae", work / "example-ae", args.epochs)
@@ -63,8 +72,8 @@ def main() -> None:
     for run, prefix in [(work / "example-ae", "ae"), (work / "example-vae", "vae")]:
         for fig in ("reconstructions", "samples", "latents", "curves", "interpolation"):
             copy_figure(run, f"{fig}.png", f"{prefix}-{fig}.png")
-    ae = evaluate_run(work / "example-ae", splits=gray, save=False, **quiet)
-    vae = evaluate_run(work / "example-vae", splits=gray, save=False, **quiet)
+    ae = evaluate_run(work / "example-ae", save=False, **quiet)
+    vae = evaluate_run(work / "example-vae", save=False, **quiet)
     v |= {"ae_recon": f"{ae['recon']:.1f}", "ae_mse": f"{ae['mse_per_pixel']:.4f}"}
     v |= {k: f"{vae[k]:.1f}" for k in ("neg_elbo", "recon", "kl")}
     vae_probe = probes(vaelab.load_run(work / "example-vae"), gray)
@@ -74,8 +83,8 @@ def main() -> None:
     # Encoder and decoder need not match: a convolutional encoder with an MLP decoder.
     conv = work / "conv-mlp-ae"
     cfg = {"encoder": "conv", "decoder": "mlp", "hidden": [256], "latent_dim": 20}
-    train(conv, "ae", cfg, TrainConfig(epochs=3), DataConfig(), splits=gray, figures=False, **quiet)
-    r = evaluate_run(conv, splits=gray, save=False, **quiet)
+    train(conv, "ae", cfg, TrainConfig(epochs=3), DataConfig(), **quiet)
+    r = evaluate_run(conv, save=False, **quiet)
     v["conv_recon"] = f"{r['recon']:.1f}"
     v["conv_params"] = f"{sum(p.numel() for p in vaelab.load_run(conv).parameters()):,}"
 
@@ -83,7 +92,7 @@ def main() -> None:
     lin = work / "linear-ae"
     cfg = {"encoder": "linear", "decoder": "linear", "likelihood": "gaussian", "latent_dim": 16}
     tc = TrainConfig(epochs=50, batch_size=128, lr=1e-2, lr_schedule="cosine")
-    train(lin, "ae", cfg, tc, DataConfig(), splits=gray, figures=False, **quiet)
+    train(lin, "ae", cfg, tc, DataConfig(), **quiet)
     pc = pca_check(vaelab.load_run(lin), gray)
     v |= {
         "pca_k": pc["k"],
@@ -102,11 +111,9 @@ def main() -> None:
         {"latent_dim": 2},
         TrainConfig(epochs=args.epochs),
         DataConfig(),
-        splits=gray,
-        figures=False,
         **quiet,
     )
-    all_figures(two, splits=gray)
+    all_figures(two)
     copy_figure(two, "manifold.png", "vae2d-manifold.png")
     copy_figure(two, "latents.png", "vae2d-latents.png")
 
@@ -118,11 +125,9 @@ def main() -> None:
         {},
         TrainConfig(epochs=args.epochs),
         DataConfig(binarize="dynamic"),
-        splits=binary,
-        figures=False,
         **quiet,
     )
-    rb = evaluate_run(binv, splits=binary, save=False, **quiet)
+    rb = evaluate_run(binv, save=False, **quiet)
     v |= {"bin_elbo": f"{rb['neg_elbo']:.2f}", "bin_active": rb["active_units"]}
     model = vaelab.load_run(binv)
     x = binary["test"].x[:1000]
@@ -141,11 +146,9 @@ def main() -> None:
         {"beta": 4.0},
         TrainConfig(epochs=args.epochs),
         DataConfig(),
-        splits=gray,
-        figures=False,
         **quiet,
     )
-    rbeta = evaluate_run(beta, splits=gray, save=False, **quiet)
+    rbeta = evaluate_run(beta, save=False, **quiet)
     v |= {
         "beta_active": rbeta["active_units"],
         "beta_kl": f"{rbeta['kl']:.1f}",

@@ -16,7 +16,9 @@ from __future__ import annotations
 
 import argparse
 import json
+import logging
 import platform
+import sys
 import time
 from pathlib import Path
 
@@ -24,10 +26,11 @@ import torch
 
 import vaelab
 from vaelab.analysis import pca_check
-from vaelab.batches import DataConfig, Split, load_splits
+from vaelab.batches import DataConfig, load_splits
 from vaelab.evaluate import evaluate_run
+from vaelab.plots import all_figures
 from vaelab.quality import reference_floor
-from vaelab.runs import EVALUATION, read_metrics
+from vaelab.runs import Run
 from vaelab.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -43,28 +46,38 @@ PUBLISHED = [
 ]
 
 
-def run(name, out_dir, reuse, model, model_cfg, train_cfg, data_cfg, splits):
+def log_to_stdout() -> None:
+    """vaelab's messages (epochs, warnings) printed as plain lines."""
+    logger = logging.getLogger("vaelab")
+    if not logger.handlers:
+        handler = logging.StreamHandler(sys.stdout)
+        handler.setFormatter(logging.Formatter("%(message)s"))
+        logger.addHandler(handler)
+        logger.setLevel(logging.INFO)
+        logger.propagate = False
+
+
+def run(name, out_dir, reuse, model, model_cfg, train_cfg, data_cfg):
     out = out_dir / name
     if reuse and (out / "best.safetensors").exists():
         print(f"reusing {out}")
     else:
         if out.exists():
             raise SystemExit(f"{out} exists: pass --reuse or remove it")
-        train(out, model, model_cfg, train_cfg, data_cfg, splits=splits)
-    rows = read_metrics(out)
+        summary = train(out, model, model_cfg, train_cfg, data_cfg)
+        if not summary["interrupted"]:
+            all_figures(out)
+    rows = Run.load(out).metrics()
     return out, len(rows), sum(r["seconds"] for r in rows)
 
 
-def evaluate(path: Path, splits, reuse: bool, k: int | None = None) -> dict:
+def evaluate(path: Path, reuse: bool, k: int | None = None) -> dict:
     """Test-split evaluation with probes and sample quality (and the NLL with K = k).  With
     ``reuse``, an NLL with the same K already in RUN/evaluation.json is kept, not recomputed."""
-    saved_file = path / EVALUATION
-    saved = json.loads(saved_file.read_text()).get("test", {}) if saved_file.exists() else {}
+    saved = Run.load(path).evaluation().get("test", {})
     need_nll = k is not None and not (reuse and saved.get("nll_k") == k)
-    evaluate_run(
-        path, probes=True, quality=True, nll_samples=k if need_nll else None, splits=splits
-    )
-    return json.loads(saved_file.read_text())["test"]  # merged with what was saved before
+    evaluate_run(path, probes=True, quality=True, nll_samples=k if need_nll else None)
+    return Run.load(path).evaluation()["test"]  # merged with what was saved before
 
 
 def main() -> None:
@@ -80,44 +93,43 @@ def main() -> None:
     ap.add_argument("--doc", default=str(ROOT / "docs" / "results.md"))
     args = ap.parse_args()
     out_dir = Path(args.out_dir)
+    log_to_stdout()
     t_start = time.perf_counter()
     gray = load_splits(DataConfig())
-    binary = load_splits(DataConfig(binarize="dynamic"))
     rows = []
 
     def add(label, protocol, path, epochs, seconds, ev, extra=""):
         rows.append((label, protocol, epochs, seconds, ev, extra, path))
 
     cfg10 = TrainConfig(epochs=10)
-    path, ep, sec = run("vae-gray", out_dir, args.reuse, "vae", {}, cfg10, DataConfig(), gray)
-    ev = evaluate(path, gray, args.reuse)
+    path, ep, sec = run("vae-gray", out_dir, args.reuse, "vae", {}, cfg10, DataConfig())
+    ev = evaluate(path, args.reuse)
     add("VAE 784-400-20 ReLU", "grayscale (loss, not NLL)", path, ep, sec, ev)
 
-    path, ep, sec = run("ae-gray", out_dir, args.reuse, "ae", {}, cfg10, DataConfig(), gray)
-    ev = evaluate(path, gray, args.reuse)
+    path, ep, sec = run("ae-gray", out_dir, args.reuse, "ae", {}, cfg10, DataConfig())
+    ev = evaluate(path, args.reuse)
     add("AE 784-400-20 ReLU, BCE", "grayscale", path, ep, sec, ev)
 
     lin = {"encoder": "linear", "decoder": "linear", "likelihood": "gaussian", "latent_dim": 16}
     # a linear AE converges slowly along small-eigenvalue directions: a large lr, cosine decay
     lin_train = TrainConfig(epochs=50, batch_size=128, lr=1e-2, lr_schedule="cosine")
-    path, ep, sec = run("linear-ae", out_dir, args.reuse, "ae", lin, lin_train, DataConfig(), gray)
-    ev = evaluate(path, gray, args.reuse)
+    path, ep, sec = run("linear-ae", out_dir, args.reuse, "ae", lin, lin_train, DataConfig())
+    ev = evaluate(path, args.reuse)
     pca = pca_check(vaelab.load_run(path), gray)
     add("linear AE, squared error, D=16", "grayscale", path, ep, sec, ev, pca)
 
     paper = TrainConfig(epochs=args.epochs_paper, batch_size=args.batch_paper)
     burda = {"hidden": [200, 200], "latent_dim": 50, "activation": "tanh"}
     data = DataConfig(binarize="dynamic")
-    path, ep, sec = run("vae-paper", out_dir, args.reuse, "vae", burda, paper, data, binary)
+    path, ep, sec = run("vae-paper", out_dir, args.reuse, "vae", burda, paper, data)
     if args.nll_images:  # a subset of the test images, stated in the table
-        ev = evaluate(path, binary, args.reuse)
+        ev = evaluate(path, args.reuse)
         n = args.nll_images
-        sub = dict(binary, test=Split(binary["test"].x[:n], binary["test"].y[:n]))
-        nll = evaluate_run(path, nll_samples=args.k, splits=sub, save=False)
+        nll = evaluate_run(path, nll_samples=args.k, limit=n, save=False)
         ev |= {k: nll[k] for k in ("nll", "nll_sem", "nll_k", "bits_per_dim", "nll_seconds")}
         ev |= {"nll_images": n, "nll_images_neg_elbo": nll["neg_elbo"]}
     else:
-        ev = evaluate(path, binary, args.reuse, k=args.k)
+        ev = evaluate(path, args.reuse, k=args.k)
     add("VAE 784-200-200-50 tanh (Burda et al.)", "dynamic binarization", path, ep, sec, ev)
 
     floor = reference_floor(gray["train"].x, gray["test"].x)  # real images in place of samples
