@@ -212,9 +212,7 @@ def test_unknown_decoder_modules_are_refused(tiny_splits):
 
 def test_2d_plane_is_z_itself(tmp_path, tiny_splits):
     run = tiny_run(tmp_path / "run", tiny_splits)
-    out = write_explorer(
-        run, tmp_path / "elsewhere" / "x.html", n_points=50, seed=3
-    )
+    out = write_explorer(run, tmp_path / "elsewhere" / "x.html", n_points=50, seed=3)
     data = page_data(out.read_text())
     assert not (run / "explorer.html").exists()
     plane = data["plane"]

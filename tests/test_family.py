@@ -185,8 +185,8 @@ def test_warmup_is_recorded_per_epoch(tmp_path, tiny_splits):
     from vaelab.train import train
 
     data = synthetic(tiny_splits)
-    train(tmp_path / "r", "vae", {"hidden": [16], "latent_dim": 2}, TrainConfig(epochs=2,
-          kl_warmup=2, batch_size=128), data, progress=False)  # fmt: skip
+    settings = TrainConfig(epochs=2, kl_warmup=2, batch_size=128)
+    train(tmp_path / "r", "vae", {"hidden": [16], "latent_dim": 2}, settings, data, progress=False)
     rows = Run.load(tmp_path / "r").metrics()
     assert [r["kl_weight"] for r in rows] == [0.5, 1.0]
 
@@ -328,3 +328,32 @@ def test_help_and_data_commands_do_not_import_torch():
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert p.returncode == 0, p.stderr
+
+
+# --- a start at the data's mean image --------------------------------------------------------
+
+
+@pytest.mark.parametrize("lik", ["bernoulli", "cbernoulli", "gaussian"])
+@pytest.mark.parametrize("arch", ["mlp", "conv"])
+def test_training_starts_the_decoder_at_the_mean_image(lik, arch, tiny_splits):
+    torch.manual_seed(0)
+    model = build_model("vae", hidden=[16], latent_dim=2, decoder=arch, likelihood=lik)
+    train = tiny_splits["train"]
+    model.on_train_start(train)
+    bias = [m for m in model.decoder.modules() if hasattr(m, "bias")][-1].bias.detach()
+    mean = train.x.mean(0)
+    if arch == "conv":  # one output channel: one bias, at the mean over pixels
+        mean, bias = mean.mean().reshape(1), bias.expand(784)
+    pixel_means = model.likelihood(bias.reshape(1, -1)).mean.reshape(-1)
+    expected = mean.clamp(1e-3, 1 - 1e-3) if lik != "gaussian" else mean
+    torch.testing.assert_close(pixel_means, expected.expand_as(pixel_means), atol=1e-4, rtol=0)
+
+
+def test_vamp_pseudo_inputs_start_at_training_images(tiny_splits):
+    torch.manual_seed(0)
+    model = build_model("vae", hidden=[16], latent_dim=2, prior="vamp", pseudo_inputs=20)
+    model.on_train_start(tiny_splits["train"])
+    u = model.prior.inputs()
+    train = tiny_splits["train"].x
+    nearest = (u[:, None] - train[None]).abs().amax(-1).min(1).values  # (20,)
+    assert nearest.max() == 0 and len(torch.unique(u, dim=0)) == 20

@@ -43,6 +43,11 @@ class Likelihood(nn.Module):
 
     recon_unit = "nats per image, summed over pixels"
 
+    def output_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """The decoder output whose distribution has pixel means ``mean`` (for initialising
+        the decoder's output bias at the data's mean image)."""
+        return mean
+
 
 class BernoulliLikelihood(Likelihood):
     """Independent Bernoulli pixels on logits: ``-log p`` is the binary cross-entropy."""
@@ -56,6 +61,10 @@ class BernoulliLikelihood(Likelihood):
 
     def forward(self, out: torch.Tensor) -> Bernoulli:
         return Bernoulli(out)
+
+    def output_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        p = mean.clamp(1e-4, 1 - 1e-4)
+        return torch.log(p) - torch.log1p(-p)  # the logit
 
     def kind(self, binary: bool) -> str:
         return "likelihood" if binary else "loss"
@@ -113,6 +122,17 @@ class ContinuousBernoulliLikelihood(Likelihood):
 
     def forward(self, out: torch.Tensor) -> ContinuousBernoulli:
         return ContinuousBernoulli(out)
+
+    def output_for_mean(self, mean: torch.Tensor) -> torch.Tensor:
+        """Logits whose continuous-Bernoulli mean is ``mean``: the mean rises monotonically
+        with the logit, so bisection on [-40, 40] finds them (60 halvings: ~1e-16)."""
+        target = mean.clamp(1e-3, 1 - 1e-3).double()
+        lo, hi = torch.full_like(target, -40.0), torch.full_like(target, 40.0)
+        for _ in range(60):
+            mid = (lo + hi) / 2
+            above = ContinuousBernoulli(mid).mean > target
+            lo, hi = torch.where(above, lo, mid), torch.where(above, mid, hi)
+        return ((lo + hi) / 2).to(mean.dtype)
 
     def meaning(self, binary: bool) -> str:
         return (

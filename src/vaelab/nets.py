@@ -84,7 +84,6 @@ class ConvDecoder(nn.Module):
         return self.deconv(h).reshape(-1, IMAGE_DIM)
 
 
-
 class ResBlock(nn.Module):
     """x + conv(act(conv(act(x)))): two 3x3 convolutions that keep the shape (He et al. 2016)."""
 
@@ -187,6 +186,24 @@ class ResNet:
     def decoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
         _images_only("resnet", out_dim, "decoder")
         return ResDecoder(in_dim, hidden, activation)
+
+
+@torch.no_grad()
+def init_output_bias(decoder: nn.Module, mean_image: torch.Tensor, to_output) -> bool:
+    """Set the bias of the decoder's last layer to ``to_output(mean_image)``, the outputs whose
+    pixel means are the data's (per pixel; a conv decoder's single output channel gets the
+    mean over pixels).  Returns whether such a bias was found."""
+    last = [m for m in decoder.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d))]
+    if not last or last[-1].bias is None:
+        return False
+    bias = last[-1].bias
+    if bias.numel() == mean_image.numel():
+        bias.copy_(to_output(mean_image).to(bias).reshape(-1))
+    elif bias.numel() == 1:
+        bias.copy_(to_output(mean_image.mean().reshape(1)).to(bias))
+    else:
+        return False
+    return True
 
 
 def build_encoder(

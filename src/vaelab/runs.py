@@ -123,8 +123,6 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise VaelabError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
 
 
-
-
 def _read_json(path: Path, what: str) -> Any:
     try:
         return json.loads(path.read_text())

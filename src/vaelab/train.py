@@ -195,6 +195,7 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
         logger.info(f"resuming {run.path} at epoch {start} of {cfg.epochs}")
     else:
         writer, start = RunWriter(run), 0
+        model.on_train_start(train)
     writer.start()
     logger.info(f"training {model.describe()} on {len(train)} images ({run.data.describe()})")
 

@@ -19,6 +19,7 @@ can do, never what it is called.  A model answers:
 ``conditional``             every method above takes labels ``y`` (B,) and needs them
 ``numbers_mean(binary)``    what the reported numbers are on such pixels (likelihood / loss /
                             density) and a sentence saying so
+``on_train_start(train)``   called before the first epoch of a new run (data-based init)
 ``on_epoch_end(train)``     called by the training loop after each epoch
 ``latent_grid(n)``          the axes of a picture of a 2-D latent space
 ``browser_decoder()``       an MLP of the codes for the browser explorer, or None
@@ -38,6 +39,7 @@ from torch import nn
 
 from ..errors import VaelabError
 from ..likelihoods import SCALES, Likelihood, build_likelihood
+from ..nets import init_output_bias
 from ..registry import check_choice
 
 
@@ -228,6 +230,15 @@ class Model(nn.Module):
         return self.decoder
 
     # --- training hooks ----------------------------------------------------------------------
+
+    def on_train_start(self, train: Any) -> None:
+        """Called once before the first epoch of a new run with the training split.
+
+        Starts the decoder at the data's mean image (its output bias at, for a Bernoulli, the
+        logit of each pixel's mean), so training does not first spend epochs learning the
+        marginal, a plateau in which a VampPrior can collapse for good."""
+        if self.decoder is not None:
+            init_output_bias(self.decoder, train.x.mean(0), self.likelihood.output_for_mean)
 
     def on_epoch_end(self, train: Any) -> None:
         """Called after each training epoch with the training split (``batches.Split``)."""

@@ -104,6 +104,12 @@ class VAE(Model):
     def sample_codes(self, n, generator=None, y=None) -> torch.Tensor:
         return self.prior.sample(n, self._prior_encode, generator).to(self.device())
 
+    def on_train_start(self, train) -> None:
+        super().on_train_start(train)
+        init = getattr(self.prior, "init_from_data", None)
+        if init is not None:
+            init(train.x)
+
     # --- objectives ------------------------------------------------------------------------
 
     def _one_sample(self, x, y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
@@ -117,19 +123,23 @@ class VAE(Model):
             kl = q.log_prob(z) - self.log_prior(z)
         return recon, kl, kl_units
 
-    def log_importance_weights(
-        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None, kl_weight: float = 1.0
-    ) -> torch.Tensor:
-        """``log p(x|z_i) + w (log p(z_i) - log q(z_i|x))``, z_i ~ q(z|x): (k, B) nats (w = 1:
-        the log importance weights of Burda et al. 2016, eq. 8)."""
+    def _log_parts(self, x, k: int, y=None) -> tuple[torch.Tensor, torch.Tensor]:
+        """-log p(x|z_i) and log q(z_i|x) - log p(z_i) for k draws z_i ~ q(z|x): (k, B) each."""
         q = self.encode(x, y)
         z = q.rsample((k,))  # (k, B, D)
-        flat = z.reshape(-1, z.shape[-1])  # (k B, D)
-        yk = None if y is None else y.repeat(k)
-        px = self.decode(flat, yk).reshape(k, len(x), -1)  # over (k, B, 784)
-        log_px_z = px.log_prob(x)  # x broadcasts over the k samples: (k, B)
-        log_ratio = self.log_prior(z) - q.log_prob(z)  # (k, B)
-        return log_px_z + kl_weight * log_ratio
+        yk = None if y is None else y.repeat(k)  # rows of z.reshape are sample-major
+        px = self.decode(z.reshape(-1, z.shape[-1]), yk).reshape(k, len(x), -1)  # (k, B, 784)
+        recon = -px.log_prob(x)  # x broadcasts over the k samples: (k, B)
+        kl = q.log_prob(z) - self.log_prior(z)  # (k, B)
+        return recon, kl
+
+    def log_importance_weights(
+        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
+    ) -> torch.Tensor:
+        """``log p(x|z_i) + log p(z_i) - log q(z_i|x)``, z_i ~ q(z|x): (k, B) nats, the log
+        importance weights of Burda et al. 2016 (eq. 8), shared by training and evaluation."""
+        recon, kl = self._log_parts(x, k, y)
+        return -recon - kl
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         if self.cfg.k > 1:
@@ -145,13 +155,8 @@ class VAE(Model):
     def _iwae_terms(self, x, y, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """-log (1/k) sum_i w_i, and the k-sample average of the ELBO's parts, per image."""
         k = self.cfg.k
-        q = self.encode(x, y)
-        z = q.rsample((k,))  # (k, B, D)
-        yk = None if y is None else y.repeat(k)
-        px = self.decode(z.reshape(-1, z.shape[-1]), yk).reshape(k, len(x), -1)
-        recon = -px.log_prob(x)  # (k, B)
-        kl = q.log_prob(z) - self.log_prior(z)  # (k, B): log q - log p at each sample
-        bound = -iwae_bound(-recon - kl_weight * kl)  # (B,)
+        recon, kl = self._log_parts(x, k, y)  # (k, B) each
+        bound = -iwae_bound(-recon - kl_weight * kl)  # (B,); kl_weight < 1 during warm-up
         return {
             "loss": bound,
             "recon": recon.mean(0),
@@ -173,4 +178,3 @@ class VAE(Model):
             "kl": kl.mean(),
             "neg_elbo": (recon + kl).mean(),
         }
-
