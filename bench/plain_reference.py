@@ -24,6 +24,7 @@ from torch import nn
 
 import vaelab
 from vaelab.batches import DataConfig, load_splits
+from vaelab.registry import preset_config
 from vaelab.train import TrainConfig, train
 
 LOG2PI = math.log(2 * math.pi)
@@ -128,7 +129,7 @@ def main() -> None:
     if args.model == "hvae":
         name, model_cfg, plain = "hvae", {}, PlainHVAE()
     else:
-        model_cfg = {"hidden": [200, 200], "latent_dim": 50, "activation": "tanh", "prior": "vamp"}
+        model_cfg = preset_config("burda", "vamp")
         name, plain = "vae", PlainVamp()
     with tempfile.TemporaryDirectory() as tmp:
         t0 = time.perf_counter()

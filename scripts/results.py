@@ -30,6 +30,7 @@ from vaelab.batches import DataConfig, load_splits
 from vaelab.evaluate import evaluate_run
 from vaelab.plots import all_figures
 from vaelab.quality import reference_floor
+from vaelab.registry import preset_config
 from vaelab.runs import Run
 from vaelab.train import TrainConfig, train
 
@@ -119,7 +120,7 @@ def main() -> None:
     add("linear AE, squared error, D=16", "grayscale", path, ep, sec, ev, pca)
 
     paper = TrainConfig(epochs=args.epochs_paper, batch_size=args.batch_paper)
-    burda = {"hidden": [200, 200], "latent_dim": 50, "activation": "tanh"}
+    burda = preset_config("burda")  # 784-200-200-50 tanh, the preset `vaelab train` uses
     data = DataConfig(binarize="dynamic")
     path, ep, sec = run("vae-paper", out_dir, args.reuse, "vae", burda, paper, data)
     if args.nll_images:  # a subset of the test images, stated in the table

@@ -357,3 +357,16 @@ def test_vamp_pseudo_inputs_start_at_training_images(tiny_splits):
     train = tiny_splits["train"].x
     nearest = (u[:, None] - train[None]).abs().amax(-1).min(1).values  # (20,)
     assert nearest.max() == 0 and len(torch.unique(u, dim=0)) == 20
+
+
+def test_presets_are_shared_settings_that_build():
+    from vaelab.registry import PRESETS, preset_config
+
+    for name in PRESETS:
+        family = PRESETS[name].get("model", "vae")
+        model = build_model(family, **preset_config(name))
+        assert model.has_elbo
+    cfg = preset_config("burda", "vamp")
+    assert cfg["encoder"] == cfg["decoder"] == "mlp" and cfg["prior"] == "vamp"
+    with pytest.raises(VaelabError, match="unknown preset 'tiny'"):
+        preset_config("tiny")

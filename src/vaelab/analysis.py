@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .batches import Split
 from .errors import VaelabError
-from .models.helpers import latent_means
+from .models.helpers import eval_mode, latent_means
 
 MSE_TOLERANCE = 0.02  # pca_check: train MSE within 2% of PCA's ...
 MAX_ANGLE_DEG = 10.0  # ... and every principal angle below 10 degrees
@@ -181,13 +181,9 @@ def pca_check(
     train_x, test_x = splits["train"].x, splits["test"].x
     p = fit_pca(train_x, k)
     device = _device(model)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         ae_train = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), train_x)
         ae_test = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), test_x)
-    finally:
-        model.train(was_training)
     pca_train = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), train_x)
     pca_test = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), test_x)
     discarded = p.discarded_variance()

@@ -17,6 +17,7 @@ import torch
 from tqdm.auto import tqdm
 
 from .errors import VaelabError
+from .models.helpers import eval_mode
 from .nets import IMAGE_DIM
 
 
@@ -77,12 +78,18 @@ def log_likelihood_estimates(
         model.log_importance_weights(x[:1], 1)  # raises the model's own refusal
     if model.conditional and y is None:
         raise VaelabError("a conditional model's likelihood needs the labels y")
-    model.eval()
     plan = plan_chunks(model, k, len(x), memory_bytes)
     out = torch.empty(len(x), dtype=torch.float64)
     bar = tqdm(
         total=len(x), desc=f"log p(x), K={k}", unit="img", disable=None if progress else True
     )
+    with eval_mode(model):
+        _estimate(model, x, y, k, plan, out, bar)
+    bar.close()
+    return out
+
+
+def _estimate(model, x, y, k: int, plan: ChunkPlan, out: torch.Tensor, bar) -> None:
     for start in range(0, len(x), plan.batch):
         xb = x[start : start + plan.batch]
         yb = None if y is None else y[start : start + plan.batch]
@@ -93,8 +100,6 @@ def log_likelihood_estimates(
             total = lse if total is None else torch.logaddexp(total, lse)
         out[start : start + len(xb)] = (total - math.log(k)).cpu()
         bar.update(len(xb))
-    bar.close()
-    return out
 
 
 def summarize(log_px: torch.Tensor) -> dict[str, float]:

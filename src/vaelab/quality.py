@@ -49,6 +49,7 @@ from tqdm.auto import tqdm
 
 from .batches import Split
 from .errors import VaelabError
+from .models.helpers import eval_mode
 from .runs import load_state, save_weights
 
 logger = logging.getLogger(__name__)
@@ -336,12 +337,8 @@ def sample_quality(
     net = load_feature_net() if net is None else net
     real = _first(reference_x, n, "reference_x")
     gen = torch.Generator().manual_seed(seed)
-    was_training = model.training
-    model.eval()
-    try:
+    with eval_mode(model):
         chunks = [model.sample(min(2000, n - i), generator=gen) for i in range(0, n, 2000)]
-    finally:
-        model.train(was_training)
     fake = torch.cat([c.cpu() for c in chunks]).float().clamp(0.0, 1.0)  # (n, 784)
     out: dict[str, Any] = _scores(net, real, fake, k)
     out.update(

@@ -91,6 +91,19 @@ def resolve(kind: str, name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
+def preset_config(*names: str) -> dict[str, Any]:
+    """The settings of presets ``names`` merged in order, ``arch`` spelled out as encoder and
+    decoder, without the family (``"model"``): ready for ``build_model`` or ``train``."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in PRESETS:
+            raise VaelabError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+        out |= PRESETS[name]
+    out.pop("model", None)
+    arch = out.pop("arch", None)
+    return ({"encoder": arch, "decoder": arch} if arch else {}) | out
+
+
 def check_choice(kind: str, name: str) -> str | None:
     """A problem message when ``name`` is not a registered ``kind``, else None."""
     table = _TABLES[kind] if kind in _TABLES else dict.fromkeys(ACTIVATIONS)
