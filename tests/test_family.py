@@ -350,16 +350,6 @@ def test_training_starts_the_decoder_at_the_mean_image(lik, arch, tiny_splits):
     torch.testing.assert_close(pixel_means, expected.expand_as(pixel_means), atol=1e-4, rtol=0)
 
 
-def test_vamp_pseudo_inputs_start_at_training_images(tiny_splits):
-    torch.manual_seed(0)
-    model = build_model("vae", hidden=[16], latent_dim=2, prior="vamp", pseudo_inputs=20)
-    model.on_train_start(tiny_splits["train"])
-    u = model.prior.inputs()
-    train = tiny_splits["train"].x
-    nearest = (u[:, None] - train[None]).abs().amax(-1).min(1).values  # (20,)
-    assert nearest.max() == 0 and len(torch.unique(u, dim=0)) == 20
-
-
 def test_presets_are_shared_settings_that_build():
     from vaelab.registry import PRESETS, preset_config
 

@@ -124,12 +124,6 @@ class HVAE(Model):
     def browser_decoder(self) -> None:
         return None
 
-    def on_train_start(self, train) -> None:
-        super().on_train_start(train)
-        init = getattr(self.prior, "init_from_data", None)
-        if init is not None:
-            init(train.x)
-
     # --- objectives ------------------------------------------------------------------------
 
     def _log_parts(self, x: torch.Tensor, k: int) -> tuple[torch.Tensor, torch.Tensor]:

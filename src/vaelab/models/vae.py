@@ -104,12 +104,6 @@ class VAE(Model):
     def sample_codes(self, n, generator=None, y=None) -> torch.Tensor:
         return self.prior.sample(n, self._prior_encode, generator).to(self.device())
 
-    def on_train_start(self, train) -> None:
-        super().on_train_start(train)
-        init = getattr(self.prior, "init_from_data", None)
-        if init is not None:
-            init(train.x)
-
     # --- objectives ------------------------------------------------------------------------
 
     def _one_sample(self, x, y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
