@@ -126,6 +126,7 @@ def main() -> None:
     cfg = TrainConfig(
         epochs=args.epochs, batch_size=100, lr=1e-3, kl_warmup=args.kl_warmup, seed=args.seed
     )
+    torch.manual_seed(args.seed)  # the plain model's initial weights
     if args.model == "hvae":
         name, model_cfg, plain = "hvae", {}, PlainHVAE()
     else:
