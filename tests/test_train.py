@@ -218,3 +218,19 @@ def test_batches_cover_every_image_once():
 def test_bad_training_settings(kwargs, match):
     with pytest.raises(VaelabError, match=match):
         TrainConfig(**kwargs)
+
+
+def test_runs_saved_by_the_previous_layout_still_load(tmp_path, tiny_splits):
+    """vaelab 0.1.0 kept a learned Gaussian scale as ``log_sigma`` on the model itself."""
+    from safetensors.torch import save_file
+
+    from vaelab.models import build_model
+    from vaelab.runs import load_weights
+
+    model = build_model("vae", hidden=[8], latent_dim=2, likelihood="gaussian", scale="learned")
+    state = {k: v.clone() for k, v in model.state_dict().items()}
+    state["log_sigma"] = state.pop("likelihood.log_sigma") + 0.5
+    save_file(state, str(tmp_path / "old.safetensors"))
+    clone = build_model("vae", hidden=[8], latent_dim=2, likelihood="gaussian", scale="learned")
+    load_weights(clone, tmp_path / "old.safetensors")
+    assert clone.likelihood.log_sigma.item() == pytest.approx(state["log_sigma"].item())

@@ -88,9 +88,14 @@ def load_weights(model: torch.nn.Module, path: Path) -> None:
     load_state(model, state, path)
 
 
+# Weights saved by vaelab 0.1.0 under names that have moved since.
+_RENAMED = {"log_sigma": "likelihood.log_sigma"}
+
+
 def load_state(model: torch.nn.Module, state: dict[str, torch.Tensor], source: Path) -> None:
     """Load a state dict, turning a shape or key mismatch into a one-line error."""
     own = model.state_dict()
+    state = {(_RENAMED.get(k, k) if k not in own else k): v for k, v in state.items()}
     missing = sorted(set(own) - set(state))
     unexpected = sorted(set(state) - set(own))
     wrong = [k for k in own if k in state and own[k].shape != state[k].shape]
