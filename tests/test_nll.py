@@ -7,7 +7,14 @@ import torch
 
 from vaelab.errors import VaelabError
 from vaelab.models import build_model
-from vaelab.nll import ChunkPlan, log_likelihood_estimates, plan_chunks, summarize
+from vaelab.nll import (
+    ChunkPlan,
+    diagnose,
+    importance_sampled,
+    log_likelihood_estimates,
+    plan_chunks,
+    summarize,
+)
 
 D, SIGMA = 2, 0.5
 
@@ -118,3 +125,37 @@ def test_ae_and_bad_k_are_refused():
         log_likelihood_estimates(build_model("ae", hidden=[8]), torch.rand(2, 784), 10)
     with pytest.raises(VaelabError, match=">= 1"):
         log_likelihood_estimates(build_model("vae", hidden=[8]), torch.rand(2, 784), 0)
+
+
+def test_diagnostics_with_an_exact_posterior_are_perfect():
+    model, exact = linear_gaussian_vae()
+    x = data_from(exact)
+    est = importance_sampled(model, x, 50, progress=False)
+    torch.testing.assert_close(est.ess, torch.full((6,), 50.0, dtype=torch.float64))
+    d = diagnose(est)  # all weights equal: ESS = K, and 10 samples already give log p(x)
+    assert d["nll_k_sub"] == 10 and abs(d["nll_k_gap"]) < 1e-6
+    assert d["ess_median"] == pytest.approx(50) and d["ess_p5"] == pytest.approx(50)
+
+
+@pytest.mark.parametrize("budget", [None, 10 * 30_000])
+def test_diagnostics_equal_a_direct_computation_on_the_same_draws(budget):
+    model, exact = linear_gaussian_vae(posterior_scale=1.6, mean_shift=0.7)
+    x = data_from(exact, n=4)
+    k = 300
+    torch.manual_seed(5)
+    est = importance_sampled(model, x, k, memory_bytes=budget, progress=False)
+    # the same draws, all at once: the chunks follow one another in the RNG stream
+    torch.manual_seed(5)
+    plan = plan_chunks(model, k, 4, memory_bytes=budget)
+    rows = []
+    for i in range(0, 4, plan.batch):
+        xb = x[i : i + plan.batch]
+        lw = torch.cat([model.log_importance_weights(xb, min(plan.k_chunk, k - d))
+                        for d in range(0, k, plan.k_chunk)])  # fmt: skip
+        rows.append(lw)
+    lw = torch.cat(rows, dim=1)  # (K, N)
+    w = torch.softmax(lw, 0)
+    torch.testing.assert_close(est.ess, 1 / w.square().sum(0), rtol=1e-9, atol=1e-9)
+    sub = torch.logsumexp(lw[:60], 0) - math.log(60)
+    torch.testing.assert_close(est.log_px_sub, sub, rtol=0, atol=1e-9)
+    assert (est.ess < k).all() and (est.ess >= 1).all()

@@ -15,7 +15,7 @@ import torch
 
 from .config import DataConfig
 from .errors import VaelabError
-from .nll import log_likelihood_estimates, summarize
+from .nll import diagnose, importance_sampled
 from .runs import Run
 from .train import evaluate_loss, pick_device
 
@@ -135,8 +135,7 @@ def evaluate_run(
 def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> dict[str, Any]:
     torch.manual_seed(seed)
     t0 = time.perf_counter()
-    log_px = log_likelihood_estimates(model, x, k, y=y, progress=progress)
-    s = summarize(log_px)
+    s = diagnose(importance_sampled(model, x, k, y=y, progress=progress))
     seconds = time.perf_counter() - t0
     if kind == "loss":
         logger.warning(
@@ -145,6 +144,7 @@ def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> di
         )
     key = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}[kind]
     out = {key: s["nll"], f"{key}_sem": s["nll_sem"], "nll_k": k, "nll_seconds": seconds}
+    out |= {n: s[n] for n in ("nll_k_sub", "nll_k_gap", "ess_median", "ess_p5")}
     if kind == "likelihood":
         out["bits_per_dim"] = s["bits_per_dim"]
     return out
@@ -183,6 +183,14 @@ def format_result(r: dict[str, Any]) -> str:
                 f"  IS loss (K={k})  {r['importance_sampled_loss']:10.3f}  per image: the "
                 "importance-sampled bound on grayscale pixels, a loss, not an NLL"
             )
+        if "nll_k_gap" in r:
+            lines += [
+                f"    s.e. is the spread over images / sqrt(N), not Monte Carlo error; with the "
+                f"first {r['nll_k_sub']} samples the estimate is {r['nll_k_gap']:+.3f} nats "
+                f"higher (convergence in K)",
+                f"    effective sample size of the {k} weights: median {r['ess_median']:.1f}, "
+                f"5th percentile {r['ess_p5']:.1f} over images",
+            ]
         lines.append(
             f"  active units     {r['active_units']:>6d} of {r['latent_dim']}"
             f"  (Var_x E[z_u|x] > {r['active_threshold']})"

@@ -6,6 +6,12 @@ The bound tightens as K grows and equals the one-sample ELBO estimate at K = 1. 
 batch of images the K log-weights are computed in chunks of shape (k_chunk, B) and folded
 into a running logsumexp, so memory stays bounded whatever K is.  Results are in nats per
 image; bits per dimension divide by 784 ln 2.
+
+Diagnostics come from the same draws (``importance_sampled``): the estimate from the first
+K/5 samples (K = 5000: the K = 1000 estimate on the same images), whose gap to the full one
+shows how far the estimate still moves with K; and the effective sample size of the
+normalised importance weights, ESS = (sum w)^2 / sum w^2, between 1 (one sample carries all
+the weight) and K (all equal).
 """
 
 from __future__ import annotations
@@ -57,8 +63,20 @@ def plan_chunks(model, k: int, n_images: int, memory_bytes: int | None = None) -
     return ChunkPlan(batch=1, k_chunk=math.ceil(k / n_chunks))  # equal chunks, none tiny
 
 
+@dataclass
+class Estimates:
+    """Per image (N,): ``log_px`` with K samples, ``log_px_sub`` with the first ``k_sub`` of
+    the same samples, and ``ess`` the effective sample size of the K importance weights."""
+
+    k: int
+    log_px: torch.Tensor
+    k_sub: int
+    log_px_sub: torch.Tensor
+    ess: torch.Tensor
+
+
 @torch.no_grad()
-def log_likelihood_estimates(
+def importance_sampled(
     model,
     x: torch.Tensor,
     k: int = 5000,
@@ -66,9 +84,9 @@ def log_likelihood_estimates(
     y: torch.Tensor | None = None,
     memory_bytes: int | None = None,
     progress: bool = True,
-) -> torch.Tensor:
+) -> Estimates:
     """The K-sample estimate of log p(x) (of log p(x | y) for a conditional model, which
-    needs the labels ``y``) for every image of ``x``: shape (N,), nats.
+    needs the labels ``y``) for every image of ``x``, with its diagnostics; nats.
 
     Uses the global torch RNG for z ~ q(z|x); seed it for a reproducible estimate.
     """
@@ -79,31 +97,50 @@ def log_likelihood_estimates(
     if model.conditional and y is None:
         raise VaelabError("a conditional model's likelihood needs the labels y")
     plan = plan_chunks(model, k, len(x), memory_bytes)
-    out = torch.empty(len(x), dtype=torch.float64)
+    k_sub = max(1, k // 5)
+    empty = [torch.empty(len(x), dtype=torch.float64) for _ in range(3)]
+    est = Estimates(k, empty[0], k_sub, empty[1], empty[2])
     bar = tqdm(
         total=len(x), desc=f"log p(x), K={k}", unit="img", disable=None if progress else True
     )
     with eval_mode(model):
-        _estimate(model, x, y, k, plan, out, bar)
+        for start in range(0, len(x), plan.batch):
+            sl = slice(start, start + plan.batch)
+            _estimate_batch(model, x[sl], None if y is None else y[sl], plan, est, sl)
+            bar.update(len(x[sl]))
     bar.close()
-    return out
+    return est
 
 
-def _estimate(model, x, y, k: int, plan: ChunkPlan, out: torch.Tensor, bar) -> None:
-    for start in range(0, len(x), plan.batch):
-        xb = x[start : start + plan.batch]
-        yb = None if y is None else y[start : start + plan.batch]
-        total = None  # running logsumexp over the chunks, (B,)
-        for done in range(0, k, plan.k_chunk):
-            lw = model.log_importance_weights(xb, min(plan.k_chunk, k - done), yb)  # (kc, B)
-            lse = torch.logsumexp(lw.double(), dim=0)
-            total = lse if total is None else torch.logaddexp(total, lse)
-        out[start : start + len(xb)] = (total - math.log(k)).cpu()
-        bar.update(len(xb))
+def _estimate_batch(model, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice) -> None:
+    """Fold the K log-weights of one batch, chunk by chunk, into three running logsumexps."""
+    k, k_sub = est.k, est.k_sub
+    total = total_sq = sub = None  # (B,) each: lse of w, of w^2, of the first k_sub w
+    for done in range(0, k, plan.k_chunk):
+        lw = model.log_importance_weights(xb, min(plan.k_chunk, k - done), yb).double()  # (kc, B)
+        total = _fold(total, lw)
+        total_sq = _fold(total_sq, 2 * lw)
+        if done < k_sub:
+            sub = _fold(sub, lw[: k_sub - done])
+    est.log_px[sl] = (total - math.log(k)).cpu()
+    est.log_px_sub[sl] = (sub - math.log(k_sub)).cpu()
+    est.ess[sl] = torch.exp(2 * total - total_sq).cpu()
+
+
+def _fold(running: torch.Tensor | None, lw: torch.Tensor) -> torch.Tensor:
+    lse = torch.logsumexp(lw, dim=0)
+    return lse if running is None else torch.logaddexp(running, lse)
+
+
+def log_likelihood_estimates(model, x: torch.Tensor, k: int = 5000, **kwargs) -> torch.Tensor:
+    """Only the K-sample estimates of :func:`importance_sampled`: shape (N,), nats."""
+    return importance_sampled(model, x, k, **kwargs).log_px
 
 
 def summarize(log_px: torch.Tensor) -> dict[str, float]:
-    """Mean NLL in nats per image, its standard error over images, and bits per dimension."""
+    """Mean NLL in nats per image, its standard error over images (the spread of the
+    per-image values / sqrt(N): how much the mean would move on other test images, not the
+    Monte Carlo error of the estimator), and bits per dimension."""
     nll = -log_px
     mean = nll.mean().item()
     sem = (nll.std().item() / math.sqrt(len(nll))) if len(nll) > 1 else float("nan")
@@ -111,4 +148,21 @@ def summarize(log_px: torch.Tensor) -> dict[str, float]:
         "nll": mean,
         "nll_sem": sem,
         "bits_per_dim": mean / (IMAGE_DIM * math.log(2)),
+    }
+
+
+def diagnose(est: Estimates) -> dict[str, float]:
+    """``summarize`` of the K-sample estimate, plus the diagnostics of the same draws:
+    ``nll_sub`` (first K/5 samples) and ``nll_k_gap`` = nll_sub - nll (>= 0 in expectation;
+    near 0 when K is enough), and the median and 5th percentile over images of the ESS."""
+    out = summarize(est.log_px)
+    nll_sub = -est.log_px_sub.mean().item()
+    ess = est.ess.float()
+    return out | {
+        "nll_k": est.k,
+        "nll_k_sub": est.k_sub,
+        "nll_sub": nll_sub,
+        "nll_k_gap": nll_sub - out["nll"],
+        "ess_median": ess.median().item(),
+        "ess_p5": torch.quantile(ess, 0.05).item(),
     }
