@@ -330,3 +330,16 @@ def test_linear_ae_reaches_the_pca_subspace_on_mnist(tmp_path):
     assert r["train_mse_ratio"] < 1.02
     assert r["test_mse_ratio"] < 1.02
     assert r["max_angle_deg"] < 10.0
+
+
+def test_probes_of_a_binarized_run_fit_on_binarized_images(tiny_splits):
+    from vaelab.batches import DataConfig
+    from vaelab.evaluate import probe_splits
+
+    same = probe_splits(tiny_splits, DataConfig())
+    assert same["train"] is tiny_splits["train"]
+    fit_on = probe_splits(tiny_splits, DataConfig(binarize="dynamic"))
+    assert set(fit_on["train"].x.unique().tolist()) == {0.0, 1.0}  # like the binarized test set
+    assert torch.equal(fit_on["train"].y, tiny_splits["train"].y)
+    assert abs(fit_on["train"].x.mean() - tiny_splits["train"].x.mean()) < 0.01
+    assert fit_on["test"] is tiny_splits["test"]

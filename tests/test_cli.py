@@ -249,3 +249,17 @@ def test_no_figures_says_nothing_about_figures(tmp_path, idx_dir, capsys):
     )  # fmt: skip
     assert code == 0, err
     assert "figures in" not in stdout and not (out / "figures").exists()
+
+
+def test_paper_protocol_fixes_model_pixels_and_split(tmp_path, idx_dir, capsys):
+    out = tmp_path / "paper"
+    code, _, err = run(
+        capsys, "train", "--protocol", "paper", "--epochs", 0, "--data-dir", idx_dir,
+        "--no-verify", "--out", out, "--no-progress", "--no-figures",
+    )  # fmt: skip
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["data"]["val_size"] == 400 and saved["data"]["binarize"] == "dynamic"
+    assert saved["model_config"]["hidden"] == [200, 200] and saved["model_config"]["latent_dim"] == 50
+    code, _, err = run(capsys, "train", "--protocol", "paper", "--val-size", 10000)
+    assert code == 1 and "--protocol paper needs val_size=400" in err

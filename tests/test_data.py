@@ -498,3 +498,19 @@ def test_real_mnist() -> None:
     assert np.bincount(m.train_labels, minlength=10).sum() == 60_000
     assert np.bincount(m.test_labels, minlength=10)[1] == 1135  # the known count of test ones
     assert [len(v[0]) for v in data.split(m).values()] == [50_000, 10_000, 10_000]
+
+
+def test_paper_split_trains_on_59600_and_validates_on_400(idx_dir):
+    import torch
+
+    from vaelab.batches import DataConfig, load_splits
+    from vaelab.errors import VaelabError
+
+    cfg = DataConfig(data_dir=str(idx_dir), verify=False, val_size=40)
+    s = load_splits(cfg)
+    assert (len(s["train"]), len(s["val"]), len(s["test"])) == (560, 40, 120)
+    whole = load_splits(DataConfig(data_dir=str(idx_dir), verify=False, val_size=100))
+    assert torch.equal(s["val"].x, whole["val"].x[-40:])  # the last images validate
+    assert "the last 40 training images validate" in cfg.describe()
+    with pytest.raises(VaelabError, match="val_size must be >= 1"):
+        DataConfig(val_size=0)

@@ -66,7 +66,7 @@ def _read_splits(cfg: DataConfig) -> dict[str, Split]:
 
     mnist = load_mnist(cfg.data_dir, verify=cfg.verify)
     out: dict[str, Split] = {}
-    for name, (images, labels) in split(mnist).items():
+    for name, (images, labels) in split(mnist, cfg.val_size).items():
         x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 255.0)
         y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         if name == "train" and cfg.train_limit is not None:

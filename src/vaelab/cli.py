@@ -34,7 +34,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         "--protocol",
         default=S,
         choices=["paper"],
-        help="paper: VAE, Burda et al. MLP, Bernoulli decoder, dynamic binarization",
+        help="paper: VAE, Burda et al. MLP, Bernoulli decoder, dynamic binarization, "
+        "59,600 training / 400 validation images",
     )
     m = p.add_argument_group("model")
     m.add_argument("--model", default=S, choices=sorted(MODELS), help="model family (default vae)")
@@ -95,6 +96,7 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument("--lr-step", default=S, type=int, help="epochs between steps (step schedule)")
     t.add_argument("--lr-gamma", default=S, type=float, help="factor per step (step schedule)")
     t.add_argument("--weight-decay", default=S, type=float)
+    t.add_argument("--adam-eps", default=S, type=float, help="Adam's epsilon (default 1e-8)")
     t.add_argument(
         "--kl-warmup", default=S, type=int, help="epochs over which the KL weight rises 0 -> 1"
     )
@@ -127,6 +129,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
     d.add_argument(
         "--train-limit", default=S, type=int, help="use only the first N training images"
+    )
+    d.add_argument(
+        "--val-size",
+        default=S,
+        type=int,
+        help="the last N of the 60,000 training images validate (default 10,000; paper: 400)",
     )
 
 

@@ -35,7 +35,9 @@ class DataConfig:
     validation and test images are binarized once with ``binarize_seed``.
     ``data_dir`` reads MNIST from a folder or .npz instead of the cache; ``verify=False``
     accepts files that are not the canonical MNIST (another 28x28 data set).
-    ``train_limit`` keeps the first N training images (quick runs, tests).
+    ``train_limit`` keeps the first N training images (quick runs, tests).  ``val_size``: the
+    last N of the 60,000 training images validate (default 10,000: 50,000 / 10,000; Burda et
+    al.'s code: 400, so 59,600 train).
     Frozen: loaded splits are cached per configuration (``batches.load_splits``).
     """
 
@@ -44,6 +46,7 @@ class DataConfig:
     data_dir: str | None = None
     verify: bool = True
     train_limit: int | None = None
+    val_size: int | None = None
 
     def __post_init__(self) -> None:
         if self.binarize not in BINARIZE:
@@ -52,6 +55,8 @@ class DataConfig:
             )
         if self.train_limit is not None and self.train_limit < 1:
             raise VaelabError(f"train_limit must be >= 1, got {self.train_limit}")
+        if self.val_size is not None and self.val_size < 1:
+            raise VaelabError(f"val_size must be >= 1, got {self.val_size}")
 
     @property
     def binary(self) -> bool:
@@ -59,9 +64,16 @@ class DataConfig:
         return self.binarize != "none"
 
     def describe(self) -> str:
+        split = (
+            ""
+            if self.val_size is None
+            else f", the last {self.val_size:,} training images validate"
+        )
         if self.binarize == "none":
-            return "grayscale pixels in [0, 1]"
-        return f"dynamically binarized (val/test binarized once with seed {self.binarize_seed})"
+            return f"grayscale pixels in [0, 1]{split}"
+        return (
+            f"dynamically binarized (val/test binarized once with seed {self.binarize_seed}){split}"
+        )
 
 
 @dataclass
@@ -75,6 +87,7 @@ class TrainConfig:
       lasting 3^i / 3,280 of ``epochs`` (``epochs=3280`` is the paper's schedule; fewer epochs
       give the same schedule shortened in proportion).
 
+    ``adam_eps``: Adam's epsilon (PyTorch's default 1e-8; Burda et al. used 1e-4).
     ``kl_warmup``: the KL term's weight rises linearly from 0 to the model's ``beta`` over this
     many epochs (Bowman et al. 2016; Sonderby et al. 2016); 0 = no warm-up.
     """
@@ -86,6 +99,7 @@ class TrainConfig:
     lr_step: int = 10
     lr_gamma: float = 0.5
     weight_decay: float = 0.0
+    adam_eps: float = 1e-8
     kl_warmup: int = 0
     seed: int = 0
     device: str = "auto"
@@ -104,6 +118,8 @@ class TrainConfig:
             )
         if self.lr_step < 1:
             problems.append(f"lr_step must be >= 1, got {self.lr_step}")
+        if not self.adam_eps > 0:
+            problems.append(f"adam_eps must be > 0, got {self.adam_eps}")
         if self.kl_warmup < 0:
             problems.append(f"kl_warmup must be >= 0, got {self.kl_warmup}")
         if problems:

@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from .batches import Split, binarize_once
 from .config import DataConfig
 from .errors import VaelabError
 from .nll import diagnose, importance_sampled
@@ -121,8 +122,9 @@ def evaluate_run(
         from .analysis import pca_probes
         from .analysis import probes as latent_probes
 
-        result["probes"] = latent_probes(model, splits)
-        result["probes_pca"] = pca_probes(splits, model.latent_dim)
+        fit_on = probe_splits(splits, run.data)
+        result["probes"] = latent_probes(model, fit_on)
+        result["probes_pca"] = pca_probes(fit_on, model.latent_dim)
     if quality:
         from .quality import sample_quality
 
@@ -130,6 +132,16 @@ def evaluate_run(
     if save:
         run.save_evaluation(result)
     return result
+
+
+def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]:
+    """The splits the probes fit and score on: pixels of one kind.  With binarized data the
+    training images (kept grayscale for dynamic binarization) are binarized once, with seed
+    ``binarize_seed + 1``, like the test images they are scored against."""
+    if not data.binary:
+        return splits
+    train = splits["train"]
+    return splits | {"train": Split(binarize_once(train.x, data.binarize_seed + 1), train.y)}
 
 
 def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> dict[str, Any]:

@@ -181,7 +181,9 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
     data_rng = torch.Generator().manual_seed(cfg.seed)
     splits = load_splits(run.data)
     train, val = splits["train"].to(device), splits["val"].to(device)
-    opt = torch.optim.Adam(model.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
+    opt = torch.optim.Adam(
+        model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
+    )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     if resuming:
         from .runs import load_state
