@@ -367,6 +367,26 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_compare(args: argparse.Namespace) -> int:
+    from .compare import compare, html, markdown
+
+    rows = compare(args.runs, args.split)
+    text = html(rows) if args.html else markdown(rows)
+    if args.output:
+        from .runs import atomic_write
+
+        out = Path(args.output)
+        atomic_write(out, lambda p: p.write_text(text, encoding="utf-8"))
+        print(out)
+    else:
+        print(text, end="")
+    if args.curves:
+        from .plots import compare_curves
+
+        print(compare_curves(rows, Path(args.curves)))
+    return 0
+
+
 def cmd_pca(args: argparse.Namespace) -> int:
     from .analysis import pca_check
     from .runs import Run
@@ -498,6 +518,14 @@ def build_parser() -> argparse.ArgumentParser:
     p = run_parser("explore", "one HTML page to explore the latent space in a browser")
     p.add_argument("-o", "--output", help="default RUN/explorer.html")
     p.set_defaults(func=cmd_explore)
+
+    p = sub.add_parser("compare", help="runs side by side: one table and their curves")
+    p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
+    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p.add_argument("--html", action="store_true", help="an HTML page instead of Markdown")
+    p.add_argument("-o", "--output", help="write the table here instead of printing it")
+    p.add_argument("--curves", metavar="PNG", help="also draw the validation curves overlaid")
+    p.set_defaults(func=cmd_compare)
 
     p = run_parser("pca", "compare an AE with PCA of the same size (MSE, principal angles)")
     p.add_argument("--json", action="store_true", help="print one JSON object")

@@ -408,3 +408,29 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     if model.conditional:
         paths.append(style_grid(model, test.x, test.y, figures / "styles.png"))
     return paths
+
+
+def compare_curves(rows, path: Path) -> Path:
+    """The validation loss per epoch of several runs (``compare.Row``) on one set of axes.
+
+    Runs whose losses are of different kinds (a likelihood bound, a density, a grayscale
+    loss) are still drawn, and the title says that their levels are not comparable.
+    """
+    drawn = [r for r in rows if r.curve]
+    if not drawn:
+        raise VaelabError("none of these runs has metrics to plot")
+    fig, ax = _subplots((8, 5))
+    for r in drawn:
+        epochs, losses = zip(*r.curve, strict=True)
+        ax.plot(epochs, losses, marker="o" if len(epochs) <= 30 else None, markersize=3,
+                label=f"{r.name} ({r.kind or 'not evaluated'})")  # fmt: skip
+    ax.set_xlabel("epoch")
+    ax.set_ylabel("validation loss (nats per image, summed over pixels)")
+    kinds = {r.kind for r in drawn if r.kind}
+    title = "validation loss per epoch"
+    if len(kinds) > 1:
+        title += "\n(kinds differ: likelihood bounds, densities and losses are not comparable)"
+    ax.set_title(title, fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)

@@ -1,0 +1,207 @@
+"""Runs side by side: one table (Markdown or HTML) and their validation curves overlaid.
+
+Each row is a run folder: its model, the pixels it saw, epochs, training time, and what
+``vaelab evaluate`` saved for the test split (-ELBO or loss, the importance-sampled estimate
+with K and its diagnostics, active units).  Numbers of different kinds (a log-likelihood of
+binarized pixels, a density of continuous pixels, a loss on grayscale pixels) or estimates
+with different K are never put in one column silently: each cell names its kind and K, and
+the table ends with a note whenever a column mixes them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from html import escape
+from pathlib import Path
+from typing import Any
+
+from .errors import VaelabError
+from .runs import Run
+
+KIND_WORDS = {
+    "likelihood": "NLL",
+    "density": "density NLL",
+    "loss": "loss, not an NLL",
+}
+IS_KEYS = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}
+
+
+@dataclass
+class Row:
+    """One run's line of the table; ``None`` where the run has no such number."""
+
+    name: str
+    model: str
+    pixels: str
+    epochs: int
+    train_seconds: float
+    kind: str | None = None
+    neg_elbo: float | None = None
+    recon: float | None = None
+    nll: float | None = None
+    nll_sem: float | None = None
+    k: int | None = None
+    k_sub: int | None = None
+    k_gap: float | None = None
+    ess_median: float | None = None
+    ess_p5: float | None = None
+    active: str | None = None
+    n_images: int | None = None
+    curve: list[tuple[int, float]] = field(default_factory=list)
+
+
+def row_of(path: str | Path, split: str = "test") -> Row:
+    """The table row of one run folder (what its evaluation.json holds for ``split``)."""
+    run = Run.load(path)
+    metrics = run.metrics()
+    try:
+        model = run.build_model().describe()
+    except VaelabError:
+        model = run.model_name
+    row = Row(
+        name=run.path.name or str(run.path),
+        model=model,
+        pixels=run.data.describe(),
+        epochs=metrics[-1]["epoch"] if metrics else 0,
+        train_seconds=sum(m.get("seconds", 0.0) for m in metrics),
+        curve=[(m["epoch"], m["val_loss"]) for m in metrics if "val_loss" in m],
+    )
+    ev = run.evaluation().get(split)
+    if not ev:
+        return row
+    row.kind = ev.get("kind")
+    row.n_images = ev.get("n_images")
+    row.neg_elbo = ev.get("neg_elbo", ev.get("recon"))
+    row.recon = ev.get("recon")
+    if "active_units" in ev:
+        row.active = f"{ev['active_units']}/{ev['latent_dim']}"
+    key = IS_KEYS.get(row.kind or "")
+    if key and key in ev:
+        row.nll, row.nll_sem, row.k = ev[key], ev.get(f"{key}_sem"), ev.get("nll_k")
+        row.k_sub, row.k_gap = ev.get("nll_k_sub"), ev.get("nll_k_gap")
+        row.ess_median, row.ess_p5 = ev.get("ess_median"), ev.get("ess_p5")
+    return row
+
+
+def _num(value: float | None, digits: int = 2) -> str:
+    return "" if value is None else f"{value:.{digits}f}"
+
+
+def _minutes(seconds: float) -> str:
+    return f"{seconds / 60:.1f} min" if seconds else ""
+
+
+def cells(row: Row) -> list[str]:
+    """The row as table cells (text), each estimate labelled with its kind and K."""
+    kind = KIND_WORDS.get(row.kind or "", "")
+    bound = ""
+    if row.neg_elbo is not None:
+        what = "-ELBO" if row.kind in ("likelihood", "density") else "loss"
+        bound = f"{row.neg_elbo:.2f} ({what})"
+    estimate = ""
+    if row.nll is not None:
+        sem = f" ± {row.nll_sem:.2f}" if row.nll_sem is not None else ""
+        estimate = f"{row.nll:.2f}{sem} ({kind}, K={row.k})"
+    gap = ""
+    if row.k_gap is not None:
+        gap = f"{row.k_gap:+.3f} (K={row.k_sub} vs {row.k})"
+    ess = ""
+    if row.ess_median is not None:
+        ess = f"{row.ess_median:.0f} / {row.ess_p5:.0f}"
+    return [
+        row.name,
+        row.model,
+        row.pixels,
+        str(row.epochs),
+        _minutes(row.train_seconds),
+        bound,
+        estimate,
+        gap,
+        ess,
+        row.active or "",
+        "" if row.n_images is None else str(row.n_images),
+    ]
+
+
+HEADER = [
+    "run",
+    "model",
+    "pixels",
+    "epochs",
+    "train time",
+    "test -ELBO or loss (nats per image)",
+    "test -log p(x) estimate ± s.e. over images",
+    "estimate with K/5 samples minus with K",
+    "ESS median / 5th pct",
+    "active units",
+    "test images",
+]
+
+
+def notes(rows: list[Row]) -> list[str]:
+    """Sentences for the table's foot: what each column's numbers are, and where they mix."""
+    out = [
+        "All numbers are in nats per image, summed over the 784 pixels and averaged over the "
+        "test images; the s.e. is the spread over images / sqrt(N), not Monte Carlo error. "
+        "ESS: effective sample size of the K importance weights, over images."
+    ]
+    kinds = {r.kind for r in rows if r.kind}
+    if len(kinds) > 1:
+        out.append(
+            "Not comparable across kinds: this table mixes "
+            + ", ".join(f"{KIND_WORDS[k]} ({k})" for k in sorted(kinds))
+            + ". A Bernoulli loss on grayscale pixels is not a likelihood, and a density of "
+            "continuous pixels is in other units than a probability of binary ones."
+        )
+    ks = {r.k for r in rows if r.k is not None}
+    if len(ks) > 1:
+        out.append(
+            f"The estimates use different K ({', '.join(map(str, sorted(ks)))}): a larger K gives "
+            "a tighter (lower) estimate, so compare rows with the same K."
+        )
+    images = {r.n_images for r in rows if r.n_images is not None}
+    if len(images) > 1:
+        out.append(
+            f"The rows are evaluated on different numbers of test images "
+            f"({', '.join(map(str, sorted(images)))})."
+        )
+    pixels = {r.pixels for r in rows}
+    if len(pixels) > 1:
+        out.append("The runs saw different pixels (see the pixels column).")
+    return out
+
+
+def markdown(rows: list[Row]) -> str:
+    lines = ["| " + " | ".join(HEADER) + " |", "|" + "---|" * len(HEADER)]
+    for row in rows:
+        lines.append("| " + " | ".join(c.replace("|", "\\|") for c in cells(row)) + " |")
+    return "\n".join(lines) + "\n\n" + "\n\n".join(notes(rows)) + "\n"
+
+
+def html(rows: list[Row]) -> str:
+    head = "".join(f"<th>{escape(h)}</th>" for h in HEADER)
+    body = "".join(
+        "<tr>" + "".join(f"<td>{escape(c)}</td>" for c in cells(r)) + "</tr>" for r in rows
+    )
+    foot = "".join(f"<p>{escape(n)}</p>" for n in notes(rows))
+    return (
+        '<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        "<title>vaelab compare</title><style>body{font-family:sans-serif;margin:1.5em}"
+        "table{border-collapse:collapse}td,th{border:1px solid #ccc;padding:.3em .6em;"
+        "text-align:left}</style></head><body>"
+        f"<table><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>{foot}"
+        "</body></html>\n"
+    )
+
+
+def compare(paths: list[str | Path], split: str = "test") -> list[Row]:
+    if not paths:
+        raise VaelabError("compare needs at least one run folder")
+    return [row_of(p, split) for p in paths]
+
+
+def summary(rows: list[Row]) -> dict[str, Any]:
+    """The rows as JSON-ready dicts."""
+    from dataclasses import asdict
+
+    return {"rows": [asdict(r) for r in rows], "notes": notes(rows)}

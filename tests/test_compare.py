@@ -1,0 +1,65 @@
+"""vaelab compare: runs side by side, never mixing kinds of numbers or K silently."""
+
+from __future__ import annotations
+
+import re
+
+import pytest
+from helpers import synthetic
+
+from vaelab.cli import main
+from vaelab.compare import compare, html, markdown
+from vaelab.errors import VaelabError
+from vaelab.evaluate import evaluate_run
+from vaelab.train import TrainConfig, train
+
+
+def run_pair(tmp_path, tiny_splits):
+    small = {"hidden": [16], "latent_dim": 2}
+    settings = TrainConfig(epochs=2, batch_size=128)
+    gray, binary = tmp_path / "gray", tmp_path / "binary"
+    train(gray, "vae", small, settings, synthetic(tiny_splits), progress=False)
+    data = synthetic(tiny_splits, binarize="dynamic")
+    train(binary, "iwae", small | {"k": 3}, settings, data, progress=False)
+    evaluate_run(gray, nll_samples=5, progress=False, device="cpu")
+    evaluate_run(binary, nll_samples=10, progress=False, device="cpu")
+    return gray, binary
+
+
+def test_table_labels_every_estimate_and_warns_when_a_column_mixes(tmp_path, tiny_splits):
+    gray, binary = run_pair(tmp_path, tiny_splits)
+    rows = compare([gray, binary])
+    assert [r.kind for r in rows] == ["loss", "likelihood"] and [r.k for r in rows] == [5, 10]
+    text = markdown(rows)
+    lines = text.splitlines()
+    columns = [len(re.findall(r"(?<!\\)\|", line)) for line in lines[:4]]
+    assert lines[0].startswith("| run | model |") and len(set(columns)) == 1  # p(x\|z) escaped
+    assert "(loss, not an NLL, K=5)" in lines[2] and "(NLL, K=10)" in lines[3]
+    assert "Not comparable across kinds" in text and "different K (5, 10)" in text
+    assert "2/2" in lines[2] or "/2" in lines[2]  # active units of a 2-D code
+    # one kind and one K: no such warnings
+    single = markdown(compare([binary]))
+    assert "Not comparable" not in single and "different K" not in single
+    page = html(rows)
+    assert page.startswith("<!DOCTYPE html>") and "<script" not in page
+
+
+def test_compare_from_the_command_line(tmp_path, tiny_splits, capsys):
+    gray, binary = run_pair(tmp_path, tiny_splits)
+    assert main(["compare", str(gray), str(binary), "--curves", str(tmp_path / "c.png")]) == 0
+    out = capsys.readouterr().out
+    assert "| gray |" in out and "| binary |" in out and (tmp_path / "c.png").stat().st_size > 0
+    assert main(["compare", str(gray), "--html", "-o", str(tmp_path / "t.html")]) == 0
+    assert (tmp_path / "t.html").read_text().count("<tr>") == 2  # header and one run
+    assert main(["compare", str(tmp_path / "nothing")]) == 1
+    assert "not a vaelab run folder" in capsys.readouterr().err
+
+
+def test_an_unevaluated_run_has_an_empty_row(tmp_path, tiny_splits):
+    out = tmp_path / "fresh"
+    train(out, "vae", {"hidden": [8], "latent_dim": 2}, TrainConfig(epochs=1),
+          synthetic(tiny_splits), progress=False)  # fmt: skip
+    (row,) = compare([out])
+    assert row.kind is None and row.nll is None and row.epochs == 1 and row.curve
+    with pytest.raises(VaelabError):
+        compare([])
