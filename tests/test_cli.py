@@ -260,6 +260,8 @@ def test_paper_protocol_fixes_model_pixels_and_split(tmp_path, idx_dir, capsys):
     assert code == 0, err
     saved = json.loads((out / "config.json").read_text())
     assert saved["data"]["val_size"] == 400 and saved["data"]["binarize"] == "dynamic"
-    assert saved["model_config"]["hidden"] == [200, 200] and saved["model_config"]["latent_dim"] == 50
+    assert (
+        saved["model_config"]["hidden"] == [200, 200] and saved["model_config"]["latent_dim"] == 50
+    )
     code, _, err = run(capsys, "train", "--protocol", "paper", "--val-size", 10000)
     assert code == 1 and "--protocol paper needs val_size=400" in err

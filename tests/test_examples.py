@@ -51,3 +51,20 @@ def test_tutorial_is_generated_from_the_current_examples():
         assert (ROOT / "examples" / f"{name}.py").read_text().strip() in text
     for figure in re.findall(r"\]\((figures/[^)]+)\)", text):
         assert (ROOT / "docs" / figure).is_file(), figure
+
+
+@pytest.mark.mnist
+def test_results_script_quick_mode(tmp_path):
+    """`scripts/results.py --quick` runs the whole pipeline in minutes and writes its table
+    next to its runs, with the estimator's diagnostics computed, not assumed."""
+    p = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "results.py"), "--quick", "--out-dir", tmp_path],
+        capture_output=True, text=True, timeout=900,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    text = (tmp_path / "results.md").read_text()
+    assert "| vae-paper |" in text and "(NLL, K=50)" in text
+    assert "is below its negative ELBO" in text or "is NOT below" in text
+    assert "effective sample size" in text and "Not comparable across kinds" in text
+    assert text.count("principal subspace") == 1
+    assert "pythae" in text.split("Not comparable with the table above")[1]

@@ -88,7 +88,9 @@ def _num(value: float | None, digits: int = 2) -> str:
 
 
 def _minutes(seconds: float) -> str:
-    return f"{seconds / 60:.1f} min" if seconds else ""
+    if not seconds:
+        return ""
+    return f"{seconds:.0f} s" if seconds < 60 else f"{seconds / 60:.1f} min"
 
 
 def cells(row: Row) -> list[str]:

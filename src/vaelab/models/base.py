@@ -139,7 +139,9 @@ class Model(nn.Module):
     def describe(self) -> str:
         """One line: family, networks, latent size, likelihood."""
         cfg = self.cfg
-        nets = f"{cfg.encoder} encoder, {cfg.decoder} decoder, hidden {list(cfg.hidden)}"
+        nets = f"{cfg.encoder} encoder, {cfg.decoder} decoder"
+        if "linear" not in (cfg.encoder, cfg.decoder) or cfg.encoder != cfg.decoder:
+            nets += f", hidden {list(cfg.hidden)}"
         return f"{self.label}: {nets}, {self.latent_dim}-D code, {cfg.likelihood} p(x|z)"
 
     # --- the networks ----------------------------------------------------------------------
