@@ -1,7 +1,7 @@
 # Convenience targets; each is one command you can also run by hand.
 PYTHON ?= .venv/bin/python
 
-.PHONY: setup test docs results bench
+.PHONY: setup test docs results results-quick bench
 
 setup:
 	bash scripts/setup.sh
@@ -14,8 +14,12 @@ docs: setup
 	$(PYTHON) scripts/make_docs.py
 
 # Regenerates docs/results.md (long: trains the paper-protocol VAE, K = 5000 evaluation).
+# `make results-quick` runs the same script on small runs in minutes (into runs/results-quick).
 results: setup
 	$(PYTHON) scripts/results.py
+
+results-quick: setup
+	$(PYTHON) scripts/results.py --quick
 
 bench: setup
 	$(PYTHON) bench/epoch_time.py
