@@ -33,7 +33,7 @@ from vaelab.analysis import pca_check
 from vaelab.batches import DataConfig, load_splits
 from vaelab.compare import compare, markdown
 from vaelab.evaluate import evaluate_run
-from vaelab.plots import all_figures
+from vaelab.plots import all_figures, nll_against_time
 from vaelab.quality import reference_floor
 from vaelab.registry import preset_config
 from vaelab.runs import Run
@@ -237,6 +237,10 @@ def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) 
     for label, _, _, _, ev, _, _ in rows:
         if "nll" in ev and "nll_k_gap" in ev:
             lines += [likelihood_sentence(label, ev), ""]
+    figure = path.parent / "figures" / "nll-vs-time.png"
+    published = [("VAE (Burda)", 86.76), ("IWAE k=50 (Burda)", 84.78), ("2-layer IWAE", 82.90)]
+    nll_against_time(compare([r[6] for r in rows]), figure, published)
+    lines += [f"![test NLL against training time](figures/{figure.name})", ""]
     quick = " (this quick pass: the first 3,000 training images only)" if args.quick else ""
     lines += [
         "The paper-protocol row trains on 59,600 images and validates on 400, as Burda et al.'s "

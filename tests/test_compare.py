@@ -63,3 +63,13 @@ def test_an_unevaluated_run_has_an_empty_row(tmp_path, tiny_splits):
     assert row.kind is None and row.nll is None and row.epochs == 1 and row.curve
     with pytest.raises(VaelabError):
         compare([])
+
+
+def test_nll_against_time_plots_only_likelihoods(tmp_path, tiny_splits):
+    from vaelab.plots import nll_against_time
+
+    gray, binary = run_pair(tmp_path, tiny_splits)
+    path = nll_against_time(compare([gray, binary]), tmp_path / "t.png", [("VAE", 86.76)])
+    assert path.stat().st_size > 1000
+    with pytest.raises(VaelabError, match="no run here has a test NLL"):
+        nll_against_time(compare([gray]), tmp_path / "g.png")

@@ -68,3 +68,4 @@ def test_results_script_quick_mode(tmp_path):
     assert "effective sample size" in text and "Not comparable across kinds" in text
     assert text.count("principal subspace") == 1
     assert "pythae" in text.split("Not comparable with the table above")[1]
+    assert (tmp_path / "figures" / "nll-vs-time.png").stat().st_size > 1000

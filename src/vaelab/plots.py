@@ -434,3 +434,26 @@ def compare_curves(rows, path: Path) -> Path:
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
     return save_figure(fig, path)
+
+
+def nll_against_time(rows, path: Path, published: Sequence[tuple[str, float]] = ()) -> Path:
+    """Test NLL (binarized pixels only) against training wall-clock time, one point per run
+    (``compare.Row``), with published NLLs as horizontal lines for scale."""
+    points = [r for r in rows if r.kind == "likelihood" and r.nll is not None]
+    if not points:
+        raise VaelabError("no run here has a test NLL of binarized pixels to plot")
+    fig, ax = _subplots((8, 5))
+    for r in points:
+        ax.errorbar(r.train_seconds / 60, r.nll, yerr=r.nll_sem or 0, marker="o", capsize=3,
+                    label=f"{r.name} (K={r.k}, {r.epochs} epochs)")  # fmt: skip
+    for i, (label, value) in enumerate(published):
+        ax.axhline(value, color="gray", linestyle=":", linewidth=1)
+        ax.annotate(f"{label} {value:.2f}", (0, value), xycoords=("axes fraction", "data"),
+                    fontsize=7, color="gray", va="bottom", xytext=(3 + 150 * (i % 2), 1),
+                    textcoords="offset points")  # fmt: skip
+    ax.set_xlabel("training time (minutes, this machine)")
+    ax.set_ylabel("test NLL (nats per image; ± s.e. over images)")
+    ax.set_title("test NLL against training time, dynamically binarized MNIST", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
