@@ -38,11 +38,16 @@ def main() -> None:
     for seed in args.seeds:
         out = Path(args.out) / f"lr{args.lr:g}-e{args.epochs}-s{seed}"
         t0 = time.perf_counter()
-        if not (out / "last.safetensors").exists():
+        done = len(Run.load(out).metrics()) if (out / "config.json").exists() else 0
+        if done == 0 and out.exists():
+            raise SystemExit(f"{out} holds no finished epoch: remove it to start again")
+        if done == 0:
             cfg = TrainConfig(epochs=args.epochs, batch_size=100, lr=args.lr,
                               lr_schedule="cosine", seed=seed)  # fmt: skip
             train(out, "vae", preset_config("burda"), cfg, DataConfig(binarize="dynamic"),
                   progress=False)  # fmt: skip
+        elif done < args.epochs:  # an interrupted run: continue it from its checkpoint
+            train(out, resume=True, progress=False)
         train_s = sum(r["seconds"] for r in Run.load(out).metrics())
         r = evaluate_run(out, nll_samples=args.k, limit=args.images, progress=False, save=False)
         rows.append((seed, r["nll"], r["neg_elbo"], r["active_units"], train_s))
