@@ -451,6 +451,7 @@ def nll_against_time(rows, path: Path, published: Sequence[tuple[str, float]] = 
         ax.annotate(f"{label} {value:.2f}", (0, value), xycoords=("axes fraction", "data"),
                     fontsize=7, color="gray", va="bottom", xytext=(3 + 150 * (i % 2), 1),
                     textcoords="offset points")  # fmt: skip
+    ax.set_xlim(0, 1.15 * max(r.train_seconds for r in points) / 60 + 1e-9)  # time from zero
     ax.set_xlabel("training time (minutes, this machine)")
     ax.set_ylabel("test NLL (nats per image; ± s.e. over images)")
     ax.set_title("test NLL against training time, dynamically binarized MNIST", fontsize=10)
