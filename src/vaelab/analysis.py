@@ -29,7 +29,7 @@ from torch import Tensor, nn
 
 from .batches import Split
 from .errors import VaelabError
-from .models.helpers import eval_mode, latent_means
+from .models.helpers import eval_mode, latent_means, model_device
 
 MSE_TOLERANCE = 0.02  # pca_check: train MSE within 2% of PCA's ...
 MAX_ANGLE_DEG = 10.0  # ... and every principal angle below 10 degrees
@@ -118,11 +118,6 @@ def principal_angles(a: Tensor, b: Tensor) -> Tensor:
     return torch.rad2deg(torch.arccos(cos))
 
 
-def _device(model: nn.Module) -> torch.device:
-    p = next(model.parameters(), None)
-    return p.device if p is not None else torch.device("cpu")
-
-
 def latent_codes(
     model: nn.Module, x: Tensor, y: Tensor | None = None, batch_size: int = 2000
 ) -> Tensor:
@@ -180,7 +175,7 @@ def pca_check(
     k = d if k is None else k
     train_x, test_x = splits["train"].x, splits["test"].x
     p = fit_pca(train_x, k)
-    device = _device(model)
+    device = model_device(model)
     with eval_mode(model):
         ae_train = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), train_x)
         ae_test = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), test_x)

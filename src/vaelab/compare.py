@@ -16,6 +16,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VaelabError
+from .evaluate import ESTIMATE_KEYS
 from .runs import Run
 
 KIND_WORDS = {
@@ -23,7 +24,6 @@ KIND_WORDS = {
     "density": "density NLL",
     "loss": "loss, not an NLL",
 }
-IS_KEYS = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}
 
 
 @dataclass
@@ -75,7 +75,7 @@ def row_of(path: str | Path, split: str = "test") -> Row:
     row.recon = ev.get("recon")
     if "active_units" in ev:
         row.active = f"{ev['active_units']}/{ev['latent_dim']}"
-    key = IS_KEYS.get(row.kind or "")
+    key = ESTIMATE_KEYS.get(row.kind or "")
     if key and key in ev:
         row.nll, row.nll_sem, row.k = ev[key], ev.get(f"{key}_sem"), ev.get("nll_k")
         row.k_sub, row.k_gap = ev.get("nll_k_sub"), ev.get("nll_k_gap")

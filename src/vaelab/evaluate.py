@@ -24,6 +24,8 @@ logger = logging.getLogger(__name__)
 
 SPLITS = ("train", "val", "test")
 PAPER_K = 5000
+# Where the importance-sampled estimate is saved, by what kind of number it is.
+ESTIMATE_KEYS = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}
 
 
 def data_protocol(model, data: DataConfig) -> dict[str, Any]:
@@ -115,7 +117,7 @@ def evaluate_run(
         result["recon"] = terms["recon"]
         from .analysis import mse_per_pixel
 
-        result["mse_per_pixel"] = mse_per_pixel(lambda xb: model.reconstruct(xb), x, batch_size)
+        result["mse_per_pixel"] = mse_per_pixel(model.reconstruct, x, batch_size)
     if nll_samples is not None:
         result |= _likelihood(model, x, y, nll_samples, meaning["kind"], seed, progress)
     if probes:
@@ -154,7 +156,7 @@ def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> di
             "warning: a Bernoulli decoder on grayscale pixels has no likelihood; the "
             "importance-sampled number is reported as a loss ('importance_sampled_loss')"
         )
-    key = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}[kind]
+    key = ESTIMATE_KEYS[kind]
     out = {key: s["nll"], f"{key}_sem": s["nll_sem"], "nll_k": k, "nll_seconds": seconds}
     out |= {n: s[n] for n in ("nll_k_sub", "nll_k_gap", "ess_median", "ess_p5")}
     if kind == "likelihood":

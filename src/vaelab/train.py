@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 from .batches import Split, batches, load_splits
 from .config import DataConfig, TrainConfig
 from .errors import VaelabError
-from .models.helpers import eval_mode
+from .models.helpers import eval_mode, model_device
 from .runs import Run, RunWriter
 
 logger = logging.getLogger(__name__)
@@ -95,7 +95,7 @@ def train_step(
 def evaluate_loss(model, split: Split, batch_size: int = 1000) -> dict[str, float]:
     """Mean over the images of ``split`` of each per-image term of ``model.terms``."""
     sums: dict[str, torch.Tensor] = {}
-    device = next(model.parameters()).device
+    device = model_device(model)
     with eval_mode(model):
         for xb, yb in batches(split.to(device), batch_size, shuffle=False):
             for k, v in model.terms(xb, yb).items():

@@ -41,6 +41,7 @@ from ..errors import VaelabError
 from ..likelihoods import SCALES, Likelihood, build_likelihood
 from ..nets import init_output_bias
 from ..registry import check_choice
+from .helpers import model_device
 
 
 @dataclass
@@ -246,4 +247,4 @@ class Model(nn.Module):
         """Called after each training epoch with the training split (``batches.Split``)."""
 
     def device(self) -> torch.device:
-        return next(self.parameters()).device
+        return model_device(self)
