@@ -40,3 +40,25 @@ def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
     Burda et al. 2016, eq. 8.  With k = 1 it is a one-sample estimate of the ELBO.
     """
     return torch.logsumexp(log_w, dim=0) - math.log(log_w.shape[0])
+
+
+def sample_terms(
+    recon: torch.Tensor, kl: torch.Tensor, beta: float = 1.0, kl_weight: float = 1.0
+) -> dict[str, torch.Tensor]:
+    """Per-image terms (B,) from k joint draws: ``recon`` = -log p(x|z_i) and ``kl`` =
+    log q(z_i|x) - log p(z_i), both (k, B), nats.
+
+    ``loss`` is recon + beta * kl_weight * kl for k = 1 (the ELBO), and for k > 1 minus the
+    k-sample bound with the KL part weighted by ``kl_weight`` (warm-up); ``recon``, ``kl``
+    and ``neg_elbo`` are averaged over the k draws, and ``neg_iwae_k<k>`` is the unweighted
+    bound.
+    """
+    k = recon.shape[0]
+    if k == 1:
+        loss = recon[0] + beta * kl_weight * kl[0]
+    else:
+        loss = -iwae_bound(-recon - kl_weight * kl)
+    out = {"loss": loss, "recon": recon.mean(0), "kl": kl.mean(0), "neg_elbo": (recon + kl).mean(0)}
+    if k > 1:
+        out[f"neg_iwae_k{k}"] = loss if kl_weight == 1.0 else -iwae_bound(-recon - kl)
+    return out

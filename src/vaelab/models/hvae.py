@@ -20,7 +20,7 @@ import torch
 
 from ..distributions import Normal
 from ..nets import build_decoder, build_encoder, mlp
-from ..objectives import iwae_bound
+from ..objectives import sample_terms
 from .base import Model
 from .vae import VAEConfig
 
@@ -142,15 +142,8 @@ class HVAE(Model):
         return -recon - kl  # (k, B)
 
     def _terms(self, x: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
-        c = self.cfg
-        recon, kl = self._log_parts(x, c.k)  # (k, B)
-        out = {"recon": recon.mean(0), "kl": kl.mean(0), "neg_elbo": (recon + kl).mean(0)}
-        if c.k == 1:
-            out["loss"] = (recon + c.beta * kl_weight * kl)[0]
-        else:
-            out["loss"] = -iwae_bound(-recon - kl_weight * kl)
-            out[f"neg_iwae_k{c.k}"] = -iwae_bound(-recon - kl)
-        return out
+        recon, kl = self._log_parts(x, self.cfg.k)  # (k, B) each
+        return sample_terms(recon, kl, self.cfg.beta, kl_weight)
 
     def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
         return self._terms(x, 1.0)

@@ -8,7 +8,7 @@ import torch
 
 from ..distributions import Normal
 from ..nets import IMAGE_DIM, build_decoder, build_encoder
-from ..objectives import free_bits_kl, iwae_bound
+from ..objectives import free_bits_kl, sample_terms
 from ..priors import build_prior
 from ..registry import check_choice
 from .base import Model, ModelConfig
@@ -148,16 +148,8 @@ class VAE(Model):
 
     def _iwae_terms(self, x, y, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """-log (1/k) sum_i w_i, and the k-sample average of the ELBO's parts, per image."""
-        k = self.cfg.k
-        recon, kl = self._log_parts(x, k, y)  # (k, B) each
-        bound = -iwae_bound(-recon - kl_weight * kl)  # (B,); kl_weight < 1 during warm-up
-        return {
-            "loss": bound,
-            "recon": recon.mean(0),
-            "kl": kl.mean(0),
-            "neg_elbo": (recon + kl).mean(0),
-            f"neg_iwae_k{k}": bound if kl_weight == 1.0 else -iwae_bound(-recon - kl),
-        }
+        recon, kl = self._log_parts(x, self.cfg.k, y)  # (k, B) each
+        return sample_terms(recon, kl, kl_weight=kl_weight)  # beta is 1 when k > 1
 
     def loss(self, x, y=None, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
         """Batch means of the terms; the KL enters with weight ``beta * kl_weight`` and, with
