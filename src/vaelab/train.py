@@ -23,7 +23,7 @@ from .batches import Split, batches, load_splits
 from .config import DataConfig, TrainConfig
 from .errors import VaelabError
 from .models.helpers import eval_mode, model_device
-from .runs import Run, RunWriter
+from .runs import Run, RunWriter, load_state
 
 logger = logging.getLogger(__name__)
 
@@ -167,6 +167,19 @@ def train_epoch(
     return {k: v.item() / len(train) for k, v in sums.items()}
 
 
+def _restore(run: Run, model, opt, sched, data_rng, device) -> tuple[RunWriter, int]:
+    """Load the run's checkpoint into the model, optimizer, scheduler and data RNG; the writer
+    that continues the run, and the epoch to start from."""
+    writer, ckpt = RunWriter.resume(run, device)
+    load_state(model, ckpt["model"], run.checkpoint_path)
+    opt.load_state_dict(ckpt["optimizer"])
+    sched.load_state_dict(ckpt["scheduler"])
+    _set_rng_state(ckpt["rng"], data_rng)
+    start = int(ckpt["epoch"])
+    logger.info(f"resuming {run.path} at epoch {start} of {run.train.epochs}")
+    return writer, start
+
+
 def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
     """Train ``run`` (new, or resumed from its checkpoint) up to ``run.train.epochs``.
 
@@ -186,15 +199,7 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     if resuming:
-        from .runs import load_state
-
-        writer, ckpt = RunWriter.resume(run, device)
-        load_state(model, ckpt["model"], run.checkpoint_path)
-        opt.load_state_dict(ckpt["optimizer"])
-        sched.load_state_dict(ckpt["scheduler"])
-        _set_rng_state(ckpt["rng"], data_rng)
-        start = int(ckpt["epoch"])
-        logger.info(f"resuming {run.path} at epoch {start} of {cfg.epochs}")
+        writer, start = _restore(run, model, opt, sched, data_rng, device)
     else:
         writer, start = RunWriter(run), 0
         model.on_train_start(train)
@@ -229,15 +234,8 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
                 **{f"val_{k}": v for k, v in val_m.items()},
                 "seconds": time.perf_counter() - t0,
             }
-            writer.epoch_end(
-                model,
-                row,
-                {
-                    "optimizer": opt.state_dict(),
-                    "scheduler": sched.state_dict(),
-                    "rng": _rng_state(data_rng),
-                },
-            )
+            state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+            writer.epoch_end(model, row, state | {"rng": _rng_state(data_rng)})
             logger.info(epoch_line(row, cfg.epochs, model))
     except KeyboardInterrupt:
         logger.warning(
