@@ -18,7 +18,17 @@ from pathlib import Path
 
 from .config import BINARIZE, SCHEDULES, DataConfig, TrainConfig
 from .errors import VaelabError
-from .registry import ACTIVATIONS, ARCHS, LIKELIHOODS, MODELS, PAPER, PRESETS, PRIORS
+from .registry import (
+    ACTIVATIONS,
+    ARCHS,
+    LIKELIHOODS,
+    MODELS,
+    PAPER,
+    PRESETS,
+    PRIORS,
+    merge_presets,
+    spell_arch,
+)
 
 logger = logging.getLogger("vaelab")
 
@@ -154,17 +164,10 @@ def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
             raise VaelabError(f"--protocol paper needs {k}={PAPER[k]!r}, got {v!r}")
         flat = PAPER | flat
     presets = flat.pop("preset", None) or []
-    presets = [presets] if isinstance(presets, str) else list(presets)
-    from_presets: dict = {}
-    for name in presets:
-        if name not in PRESETS:
-            raise VaelabError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
-        from_presets |= PRESETS[name]
+    from_presets = merge_presets([presets] if isinstance(presets, str) else list(presets))
     model_name = flat.pop("model", from_presets.pop("model", "vae"))
-    from_presets.pop("model", None)
     cls = model_class(model_name)
-    settings = from_presets | flat
-    arch = settings.pop("arch", None)
+    settings = spell_arch(from_presets | flat)
     model_keys = {f.name for f in fields(cls.config_class)}
     train_keys = {f.name for f in fields(TrainConfig)}
     data_keys = {f.name for f in fields(DataConfig)}
@@ -173,11 +176,9 @@ def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
         raise VaelabError(
             f"setting(s) that model {model_name!r} does not take: {', '.join(sorted(unknown))}"
         )
-    model_cfg = {"encoder": arch, "decoder": arch} if arch else {}
-    model_cfg |= {k: v for k, v in settings.items() if k in model_keys}
     return (
         model_name,
-        model_cfg,
+        {k: v for k, v in settings.items() if k in model_keys},
         {k: v for k, v in settings.items() if k in train_keys},
         {k: v for k, v in settings.items() if k in data_keys},
     )

@@ -99,17 +99,30 @@ def resolve(kind: str, name: str) -> Any:
     return getattr(importlib.import_module(module), attr)
 
 
-def preset_config(*names: str) -> dict[str, Any]:
-    """The settings of presets ``names`` merged in order, ``arch`` spelled out as encoder and
-    decoder, without the family (``"model"``): ready for ``build_model`` or ``train``."""
+def merge_presets(names: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The settings of presets ``names`` merged in order (later ones win), as written."""
     out: dict[str, Any] = {}
     for name in names:
         if name not in PRESETS:
             raise VaelabError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
         out |= PRESETS[name]
-    out.pop("model", None)
+    return out
+
+
+def spell_arch(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with ``arch`` replaced by the encoder and decoder it names; an explicit
+    ``encoder`` or ``decoder`` setting wins over it."""
+    out = dict(settings)
     arch = out.pop("arch", None)
     return ({"encoder": arch, "decoder": arch} if arch else {}) | out
+
+
+def preset_config(*names: str) -> dict[str, Any]:
+    """The settings of presets ``names`` merged in order, ``arch`` spelled out as encoder and
+    decoder, without the family (``"model"``): ready for ``build_model`` or ``train``."""
+    out = merge_presets(names)
+    out.pop("model", None)
+    return spell_arch(out)
 
 
 def check_choice(kind: str, name: str) -> str | None:
