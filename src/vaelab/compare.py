@@ -13,7 +13,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
-from typing import Any
 
 from .errors import VaelabError
 from .evaluate import ESTIMATE_KEYS
@@ -200,10 +199,3 @@ def compare(paths: list[str | Path], split: str = "test") -> list[Row]:
     if not paths:
         raise VaelabError("compare needs at least one run folder")
     return [row_of(p, split) for p in paths]
-
-
-def summary(rows: list[Row]) -> dict[str, Any]:
-    """The rows as JSON-ready dicts."""
-    from dataclasses import asdict
-
-    return {"rows": [asdict(r) for r in rows], "notes": notes(rows)}

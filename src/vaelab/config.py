@@ -8,7 +8,7 @@ without loading them.
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 
 from .errors import VaelabError
 
@@ -16,13 +16,6 @@ BINARIZE = ("none", "dynamic")
 SCHEDULES = ("none", "cosine", "step", "burda")
 BURDA_STAGES = 8  # Burda et al. 2016: stage i = 0..7 lasts 3^i epochs at lr * 10^(-i/7)
 BURDA_EPOCHS = sum(3**i for i in range(BURDA_STAGES))  # 3,280
-
-
-def check_known(cls: type, given: dict, what: str) -> None:
-    """One-line error naming the keys of ``given`` that ``cls`` (a dataclass) does not have."""
-    unknown = sorted(set(given) - {f.name for f in fields(cls)})
-    if unknown:
-        raise VaelabError(f"unknown {what} setting(s): {', '.join(unknown)}")
 
 
 @dataclass(frozen=True)

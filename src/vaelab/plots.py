@@ -248,13 +248,13 @@ def interpolation_grid(
     """
     if steps < 2:
         raise VaelabError(f"interpolation needs steps >= 2, got {steps}")
-    p = next(model.parameters())
-    x_a = torch.as_tensor(_numpy(x_a), dtype=torch.float32).reshape(-1, 784).to(p.device)
-    x_b = torch.as_tensor(_numpy(x_b), dtype=torch.float32).reshape(-1, 784).to(p.device)
+    device = model_device(model)
+    x_a = torch.as_tensor(_numpy(x_a), dtype=torch.float32).reshape(-1, 784).to(device)
+    x_b = torch.as_tensor(_numpy(x_b), dtype=torch.float32).reshape(-1, 784).to(device)
     if len(x_a) != len(x_b):
         raise VaelabError(f"{len(x_a)} start images but {len(x_b)} end images")
-    ya = None if y_a is None else torch.as_tensor(y_a).to(p.device)
-    yb = None if y_b is None else torch.as_tensor(y_b).to(p.device)
+    ya = None if y_a is None else torch.as_tensor(y_a).to(device)
+    yb = None if y_b is None else torch.as_tensor(y_b).to(device)
     pairs = len(x_a)
     with eval_mode(model):
         za, zb = model.latent_mean(x_a, ya), model.latent_mean(x_b, yb)  # (P, D) each
