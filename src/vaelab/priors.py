@@ -25,6 +25,7 @@ class StandardNormalPrior(nn.Module):
 
     name = "standard"
     description = "N(0, I)"
+    is_standard_normal = True
 
     def __init__(self, latent_dim: int, **_: object):
         super().__init__()
@@ -52,6 +53,7 @@ class VampPrior(nn.Module):
 
     name = "vamp"
     description = "VampPrior"
+    is_standard_normal = False
 
     def __init__(self, latent_dim: int, pseudo_inputs: int = 500, input_dim: int = IMAGE_DIM):
         super().__init__()

@@ -225,8 +225,7 @@ class Model(nn.Module):
     @property
     def standard_normal_prior(self) -> bool:
         """Whether p(z) is N(0, I) (so codes can be drawn without the model)."""
-        prior = getattr(self, "prior", None)
-        return prior is not None and prior.description == "N(0, I)"
+        return bool(getattr(getattr(self, "prior", None), "is_standard_normal", False))
 
     def browser_decoder(self) -> nn.Module | None:
         """The decoder as a module of the code alone (for the explorer page), or None."""
