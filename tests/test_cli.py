@@ -265,3 +265,27 @@ def test_paper_protocol_fixes_model_pixels_and_split(tmp_path, idx_dir, capsys):
     )
     code, _, err = run(capsys, "train", "--protocol", "paper", "--val-size", 10000)
     assert code == 1 and "--protocol paper needs val_size=400" in err
+
+
+def test_paper_protocol_takes_any_family_that_bounds_log_px(tmp_path, idx_dir, capsys):
+    """The protocol fixes the pixels and the split; the family may be any model with an ELBO
+    on p(x), on Burda et al.'s net unless a preset says otherwise."""
+    common = ["--epochs", 0, "--data-dir", idx_dir, "--no-verify", "--no-progress", "--no-figures"]
+    out = tmp_path / "iwae"
+    code, _, err = run(capsys, "train", "--protocol", "paper", "--model", "iwae", "--k", 50,
+                       "--out", out, *common)  # fmt: skip
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == "iwae" and saved["model_config"]["k"] == 50
+    assert saved["model_config"]["hidden"] == [200, 200] and saved["data"]["val_size"] == 400
+    out = tmp_path / "two"
+    code, _, err = run(capsys, "train", "--protocol", "paper", "--preset", "burda2",
+                       "--out", out, *common)  # fmt: skip
+    assert code == 0, err
+    saved = json.loads((out / "config.json").read_text())
+    assert saved["model"] == "hvae" and saved["data"]["binarize"] == "dynamic"
+    for family in ("ae", "cvae"):
+        code, _, err = run(capsys, "train", "--protocol", "paper", "--model", family,
+                           "--out", tmp_path / family, *common)  # fmt: skip
+        assert code == 1 and "needs a model with an ELBO on p(x)" in err and family in err
+        assert not (tmp_path / family).exists()

@@ -121,10 +121,18 @@ def batches(
     n = len(split)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
     order = order.to(split.x.device)
+    noise = None
+    if dynamic_binarize and split.x.device.type != "cpu":
+        # the epoch's noise in one draw and one copy (the same numbers as batch by batch:
+        # the CPU generator's stream is sequential), so no step waits on a host-to-device copy
+        noise = torch.rand(split.x.shape, generator=generator).to(split.x.device)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
         xb = split.x[idx]
         if dynamic_binarize:
-            u = torch.rand(xb.shape, generator=generator).to(xb.device)
+            if noise is None:
+                u = torch.rand(xb.shape, generator=generator)
+            else:
+                u = noise[start : start + batch_size]
             xb = (u < xb).to(xb.dtype)
         yield xb, split.y[idx]

@@ -24,6 +24,7 @@ from .registry import (
     LIKELIHOODS,
     MODELS,
     PAPER,
+    PAPER_PRESET,
     PRESETS,
     PRIORS,
     merge_presets,
@@ -44,8 +45,8 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         "--protocol",
         default=S,
         choices=["paper"],
-        help="paper: VAE, Burda et al. MLP, Bernoulli decoder, dynamic binarization, "
-        "59,600 training / 400 validation images",
+        help="paper: Bernoulli decoder, dynamic binarization, 59,600 training / 400 "
+        "validation images; Burda et al.'s VAE unless --model or --preset says otherwise",
     )
     m = p.add_argument_group("model")
     m.add_argument("--model", default=S, choices=sorted(MODELS), help="model family (default vae)")
@@ -148,6 +149,14 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
 
 
+def _bounds_px(model_name: str) -> bool:
+    """Whether the family bounds the unconditional log-likelihood log p(x)."""
+    from .models import model_class
+
+    cls = model_class(model_name)
+    return cls.has_elbo and not cls.conditional
+
+
 def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
     """Flat settings -> (model name, model config, train config, data config) dicts.
 
@@ -157,16 +166,24 @@ def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
     from .models import model_class
 
     flat = dict(flat)
-    if flat.pop("protocol", None) == "paper":
-        clash = {k: flat[k] for k in PAPER if k in flat and k != "preset" and flat[k] != PAPER[k]}
+    paper = flat.pop("protocol", None) == "paper"
+    if paper:
+        clash = {k: flat[k] for k in PAPER if k in flat and flat[k] != PAPER[k]}
         if clash:
             k, v = next(iter(clash.items()))
             raise VaelabError(f"--protocol paper needs {k}={PAPER[k]!r}, got {v!r}")
         flat = PAPER | flat
+        flat.setdefault("preset", PAPER_PRESET)
     presets = flat.pop("preset", None) or []
     from_presets = merge_presets([presets] if isinstance(presets, str) else list(presets))
     model_name = flat.pop("model", from_presets.pop("model", "vae"))
     cls = model_class(model_name)
+    if paper and not _bounds_px(model_name):
+        fits = [n for n in sorted(MODELS) if _bounds_px(n)]
+        raise VaelabError(
+            f"--protocol paper needs a model with an ELBO on p(x) ({', '.join(fits)}), "
+            f"got {model_name!r}"
+        )
     settings = spell_arch(from_presets | flat)
     model_keys = {f.name for f in fields(cls.config_class)}
     train_keys = {f.name for f in fields(TrainConfig)}

@@ -47,13 +47,14 @@ def bytes_per_row(model) -> int:
 
 def plan_chunks(model, k: int, n_images: int, memory_bytes: int | None = None) -> ChunkPlan:
     """Largest (B, k_chunk) whose rows fit ``memory_bytes``.  Prefers a whole K per chunk and
-    several images per batch.  Default budget: half of the free memory on a GPU; 64 MB on a
+    several images per batch.  Default budget: half of the free memory on a GPU, at most
+    2 GiB (larger chunks run no faster, and several processes may share the GPU); 64 MB on a
     CPU, where chunks of a few thousand rows that stay in cache run faster than larger ones
     (measured with bench/nll_speed.py)."""
     if memory_bytes is None:
         device = next(model.parameters()).device
         if device.type == "cuda":
-            memory_bytes = torch.cuda.mem_get_info(device)[0] // 2
+            memory_bytes = min(torch.cuda.mem_get_info(device)[0] // 2, 2 * 2**30)
         else:
             memory_bytes = 64 * 2**20
     rows = max(1, memory_bytes // bytes_per_row(model))

@@ -1,0 +1,362 @@
+"""The MNIST likelihood table: published models trained under the paper protocol, side by side.
+
+Every row is one `vaelab train --protocol paper ...` command (dynamically binarized MNIST,
+59,600 training / 400 validation images, Bernoulli pixels), then `vaelab evaluate RUN
+--nll-samples 5000` on all 10,000 test images.  Two steps:
+
+    # train and evaluate rows (in parallel, --jobs at once), each run into OUT/<row>-s<seed>;
+    # the commands, the hardware and the times go to OUT/manifest.json
+    python scripts/likelihood_table.py launch --out-dir runs/table --rows vae1 --epochs 1000
+    python scripts/likelihood_table.py launch --out-dir runs/table-gpu --budget 420 --jobs 12
+
+    # the table (docs/likelihoods.md) and the figure of NLL against training time, from the
+    # manifests of one or more launches
+    python scripts/likelihood_table.py write runs/table runs/table-gpu
+
+    python scripts/likelihood_table.py --quick   # minutes: every row for 1 epoch on 3,000
+                                                 # images, K=50 on 300 test images (for CI)
+
+`--budget SECONDS` first trains every job for 2 epochs, all at once (so at the same sharing of
+the machine), and gives each row as many epochs as fit in the budget at that speed.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import platform
+import shlex
+import signal
+import statistics
+import subprocess
+import sys
+import threading
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+COMMON = ["--protocol", "paper", "--batch-size", "100", "--lr-schedule", "cosine"]
+
+
+@dataclass(frozen=True)
+class Row:
+    label: str
+    args: tuple[str, ...]
+    published: float | None = None
+    source: str = ""
+
+
+# Test NLL, dynamically binarized MNIST, K = 5000, nats per image.
+ROWS = {
+    "vae1": Row("VAE, 1 stochastic layer (784-200-200-50 tanh)", ("--lr", "3e-3"),
+                86.76, "Burda et al. 2016, Table 1"),
+    "iwae5": Row("IWAE k=5, 1 stochastic layer", ("--model", "iwae", "--k", "5", "--lr", "3e-3"),
+                 85.54, "Burda et al. 2016, Table 1"),
+    "iwae50": Row("IWAE k=50, 1 stochastic layer",
+                  ("--model", "iwae", "--k", "50", "--lr", "3e-3"), 84.78,
+                  "Burda et al. 2016, Table 1"),
+    "vae2": Row("VAE, 2 stochastic layers (100 + 50 latents)",
+                ("--preset", "burda2", "--lr", "3e-3"), 85.33, "Burda et al. 2016, Table 1"),
+    "iwae2-50": Row("IWAE k=50, 2 stochastic layers",
+                    ("--preset", "burda2", "--k", "50", "--lr", "3e-3"), 82.90,
+                    "Burda et al. 2016, Table 1"),
+    "vamp1": Row("VAE + VampPrior (500 pseudo-inputs), 1 stochastic layer, Burda MLP",
+                 ("--preset", "burda", "vamp", "--lr", "3e-3"), 82.38,
+                 "Tomczak & Welling 2018, Table 1 (their MLP: 300-300 gated, 40-D)"),
+    "vamp2": Row("HVAE + VampPrior, 2 stochastic layers, Burda MLP",
+                 ("--preset", "burda2", "vamp", "--lr", "3e-3"), 81.24,
+                 "Tomczak & Welling 2018, Table 1 (their MLP: 300-300 gated, 40 + 40-D)"),
+    "conv": Row("conv VAE (32-D code)", ("--preset", "conv", "--lr", "1e-3"), 79.75,
+                "Tomczak & Welling 2018, Table 1: convHVAE + VampPrior, 2 layers (not the same "
+                "model: the nearest published conv row)"),
+}  # fmt: skip
+
+
+def hardware() -> dict:
+    import torch
+
+    cpu = platform.processor() or platform.machine()
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                cpu = line.split(":", 1)[1].strip()
+                break
+    except OSError:
+        pass
+    out = {"cpu": cpu, "cpu_threads": os.cpu_count(), "torch": torch.__version__}
+    if torch.cuda.is_available():
+        out["gpu"] = torch.cuda.get_device_name(0)
+    return out
+
+
+def describe_hardware(hw: dict, jobs: int) -> str:
+    where = f"{hw['gpu']} GPU" if hw.get("gpu") else f"{hw['cpu']}, {hw['cpu_threads']} threads"
+    share = f", {jobs} runs sharing it" if jobs > 1 else ""
+    return f"{where}{share}, torch {hw['torch']}"
+
+
+# --- launching ------------------------------------------------------------------------------
+
+
+def vaelab(*args) -> list[str]:
+    return [sys.executable, "-m", "vaelab", *map(str, args)]
+
+
+def train_command(name: str, seed: int, epochs: int, out: Path, extra: list[str]) -> list[str]:
+    return vaelab("train", *COMMON, *ROWS[name].args, "--epochs", epochs, "--seed", seed,
+                  "--out", out, "--no-progress", "--no-figures", *extra)  # fmt: skip
+
+
+def run_logged(cmd: list[str], log: Path, deadline: float | None = None) -> int:
+    """Run ``cmd`` with its output appended to ``log``; past ``deadline`` (a time.time())
+    it gets SIGINT, which makes `vaelab train` save its state and stop."""
+    with log.open("a") as f:
+        f.write("$ " + shlex.join(cmd) + "\n")
+        f.flush()
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        while proc.poll() is None:
+            if deadline is not None and time.time() > deadline:
+                proc.send_signal(signal.SIGINT)
+                deadline = None
+            time.sleep(1)
+        return proc.returncode
+
+
+def metrics_seconds(out: Path) -> list[float]:
+    path = out / "metrics.jsonl"
+    if not path.exists():
+        return []
+    return [json.loads(line)["seconds"] for line in path.read_text().splitlines() if line.strip()]
+
+
+def calibrate(jobs, out_dir: Path, extra: list[str], parallel: int) -> dict[str, float]:
+    """Seconds per epoch of each row, from its second epoch, all jobs training at once."""
+    cal = out_dir / "calibrate"
+    cal.mkdir(parents=True, exist_ok=True)
+
+    def one(job):
+        name, seed = job
+        out = cal / f"{name}-s{seed}"
+        run_logged(train_command(name, seed, 2, out, extra), cal / f"{name}-s{seed}.log")
+        return name, metrics_seconds(out)
+
+    with ThreadPoolExecutor(parallel) as pool:
+        results = list(pool.map(one, jobs))
+    per_row: dict[str, float] = {}
+    for name, secs in results:
+        if secs:
+            per_row[name] = max(per_row.get(name, 0.0), secs[-1])
+    return per_row
+
+
+def launch(args) -> None:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "logs").mkdir(exist_ok=True)
+    jobs = []  # (row, seed); "row@0,1,2" gives a row its own seeds
+    for spec in args.rows or list(ROWS):
+        name, _, seeds = spec.partition("@")
+        if name not in ROWS:
+            raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
+        jobs += [(name, int(s)) for s in seeds.split(",")] if seeds else [
+            (name, s) for s in args.seeds
+        ]
+    names = list(dict.fromkeys(n for n, _ in jobs))
+    parallel = args.jobs or len(jobs)
+    extra = ["--device", args.device]
+    if args.data_dir:
+        extra += ["--data-dir", args.data_dir]
+    if args.train_limit:
+        extra += ["--train-limit", str(args.train_limit)]
+    epochs = {n: args.epochs for n in names}
+    t0 = time.time()
+    if args.budget:
+        per_epoch = calibrate(jobs, out_dir, extra, parallel)
+        for n in names:
+            e = int(args.budget / per_epoch[n]) if n in per_epoch else 1
+            epochs[n] = max(1, min(e, args.max_epochs or e))
+        print("seconds per epoch (all jobs at once):", json.dumps(per_epoch), flush=True)
+        print("epochs:", json.dumps(epochs), flush=True)
+    deadline = time.time() + args.deadline if args.deadline else None
+    manifest_path = out_dir / "manifest.json"
+    hw = hardware()
+    manifest = {"hardware": hw, "jobs_at_once": min(parallel, len(jobs)), "runs": {}}
+    if manifest_path.exists():  # a second launch into the same folder adds to it
+        old = json.loads(manifest_path.read_text())
+        manifest["runs"] = old.get("runs", {})
+
+    def one(job, record):
+        name, seed = job
+        out = out_dir / f"{name}-s{seed}"
+        log = out_dir / "logs" / f"{name}-s{seed}.log"
+        cmd = train_command(name, seed, epochs[name], out, extra)
+        started = time.time()
+        record(out.name, {"row": name, "seed": seed, "command": shlex.join(["vaelab", *cmd[3:]]),
+                          "hardware": describe_hardware(hw, min(parallel, len(jobs))),
+                          "evaluate": "(not yet)"})  # fmt: skip
+        code = run_logged(cmd, log, deadline)
+        trained = time.time()
+        ev = vaelab("evaluate", out, "--nll-samples", args.k, "--json", "--no-progress",
+                    "--device", args.device)  # fmt: skip
+        if args.nll_images:
+            ev += ["--limit", str(args.nll_images)]
+        code_ev = run_logged(ev, log) if (out / "best.safetensors").exists() else None
+        print(f"{out.name}: train exit {code}, evaluate exit {code_ev}, "
+              f"{(trained - started) / 60:.1f} + {(time.time() - trained) / 60:.1f} min",
+              flush=True)  # fmt: skip
+        return out.name, {
+            "row": name,
+            "seed": seed,
+            "epochs_asked": epochs[name],
+            "command": shlex.join(["vaelab", *cmd[3:]]),
+            "evaluate": shlex.join(["vaelab", *ev[3:]]),
+            "train_exit": code,
+            "evaluate_exit": code_ev,
+            "wall_train_s": round(trained - started, 1),
+            "wall_evaluate_s": round(time.time() - trained, 1),
+            "hardware": describe_hardware(hw, min(parallel, len(jobs))),
+        }
+
+    def record(key, entry):
+        with lock:
+            manifest["runs"][key] = entry
+            tmp = manifest_path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(manifest, indent=1) + "\n")
+            tmp.replace(manifest_path)
+
+    lock = threading.Lock()
+    with ThreadPoolExecutor(parallel) as pool:
+        list(pool.map(lambda job: record(*one(job, record)), jobs))
+    print(f"done in {(time.time() - t0) / 60:.1f} min; {manifest_path}", flush=True)
+
+
+# --- the table ------------------------------------------------------------------------------
+
+
+def write(args) -> None:
+    from vaelab.compare import row_of
+    from vaelab.plots import nll_against_time
+
+    entries = []  # (row name, seed, run path, manifest entry)
+    for d in map(Path, args.dirs):
+        manifest = json.loads((d / "manifest.json").read_text())
+        for key, entry in manifest["runs"].items():
+            if (d / key / "evaluation.json").exists():
+                entries.append((entry["row"], entry["seed"], d / key, entry))
+    entries.sort(key=lambda e: (list(ROWS).index(e[0]), str(e[2].parent), e[1]))
+    if not entries:
+        raise SystemExit("no evaluated run in " + ", ".join(args.dirs))
+    doc = Path(args.doc)
+    fig_dir = Path(args.figures or doc.parent / "figures")
+    lines = [
+        "# The MNIST likelihood table",
+        "",
+        "Regenerated by `python scripts/likelihood_table.py write DIR...` from the run folders "
+        "that `likelihood_table.py launch` trained and evaluated (see that script); each row "
+        "gives the command that made it and where it ran.",
+        "",
+        "Dynamically binarized MNIST: every training image is re-binarized each time it is "
+        "used; the 400 validation and 10,000 test images are binarized once (seed 0). Trained "
+        "on 59,600 images (Burda et al.'s split), batch 100, Adam, cosine learning-rate "
+        "decay. Test NLL: importance-sampled with K samples from q(z|x) on the first N test "
+        "images, nats per image (summed over the 784 pixels, mean over images); ± is the "
+        "standard error over images (their spread / sqrt(N)), not Monte Carlo error. 'K/5 "
+        "minus K' is the estimate with the first K/5 samples minus the one with all K (how far "
+        "the estimate still moves with K); ESS is the effective sample size of the K weights "
+        "(median and 5th percentile over images).",
+        "",
+        "| row | seed | epochs | train time | where | test -ELBO | test NLL ± s.e. (K, "
+        "images) | K/5 minus K | ESS median / p5 | active units | published | gap |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+    ]
+    by_launch: dict[tuple[str, Path], list] = {}  # seeds of one row in one launch
+    crows = []
+    for name, seed, path, entry in entries:
+        r = row_of(path)
+        r.name = f"{name} s{seed}, {'GPU' if 'GPU' in entry['hardware'] else 'CPU'}"
+        crows.append(r)
+        by_launch.setdefault((name, path.parent), []).append(r)
+        pub = ROWS[name].published
+        gap = f"{r.nll - pub:+.2f}" if (pub is not None and r.nll is not None) else ""
+        nll = f"{r.nll:.2f} ± {r.nll_sem:.2f} ({r.k}, {r.n_images})" if r.nll is not None else ""
+        lines.append(
+            f"| {ROWS[name].label} | {seed} | {r.epochs} | {r.train_seconds / 60:.1f} min | "
+            f"{entry['hardware']} | {r.neg_elbo:.2f} | {nll} | "
+            f"{'' if r.k_gap is None else f'{r.k_gap:+.3f}'} | "
+            f"{'' if r.ess_median is None else f'{r.ess_median:.0f} / {r.ess_p5:.0f}'} | "
+            f"{r.active or ''} | {pub if pub is not None else ''} | {gap} |"
+        )
+    lines += ["", "## Over seeds", "",
+              "| row | seeds | epochs | test NLL: mean (sd over seeds) | active units |",
+              "|---|---|---|---|---|"]  # fmt: skip
+    for (name, _), rs in by_launch.items():
+        nlls = [r.nll for r in rs if r.nll is not None]
+        if len(nlls) < 2:
+            continue
+        sd = statistics.stdev(nlls)
+        lines.append(
+            f"| {ROWS[name].label} | {len(nlls)} | {', '.join(str(r.epochs) for r in rs)} | "
+            f"{statistics.mean(nlls):.2f} ({sd:.2f}) | {', '.join(r.active or '' for r in rs)} |"
+        )
+    lines += ["", "## Published numbers in the table", ""]
+    for name in dict.fromkeys(e[0] for e in entries):
+        row = ROWS[name]
+        if row.published is not None:
+            lines.append(f"- {row.label}: {row.published} ({row.source})")
+    lines += ["", "## Commands", ""]
+    for name, seed, _path, entry in entries:
+        lines.append(f"- {name} s{seed} ({entry['hardware']}): `{entry['command']}`; then "
+                     f"`{entry['evaluate']}`")  # fmt: skip
+    published = [(n, ROWS[n].published) for n in dict.fromkeys(e[0] for e in entries)
+                 if ROWS[n].published is not None]  # fmt: skip
+    fig = nll_against_time(crows, fig_dir / "likelihood-vs-time.png", published,
+                           group=lambda r: r.name.split(" ")[0],
+                           marker=lambda r: "s" if r.name.endswith("GPU") else "o")  # fmt: skip
+    lines += ["", f"![test NLL against training time]({os.path.relpath(fig, doc.parent)})", ""]
+    doc.parent.mkdir(parents=True, exist_ok=True)
+    doc.write_text("\n".join(lines) + "\n")
+    print(f"wrote {doc} and {fig}")
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--quick", action="store_true", help="every row briefly, to check the script")
+    sub = ap.add_subparsers(dest="cmd")
+    la = sub.add_parser("launch", help="train and evaluate rows")
+    la.add_argument("--out-dir", default=str(ROOT / "runs" / "table"))
+    la.add_argument("--rows", nargs="+",
+                    help=f"default all: {' '.join(ROWS)}; ROW@1,2 for seeds of its own")
+    la.add_argument("--seeds", nargs="+", type=int, default=[0])
+    la.add_argument("--epochs", type=int, default=100)
+    la.add_argument("--budget", type=float, help="seconds of training per run (calibrated)")
+    la.add_argument("--max-epochs", type=int)
+    la.add_argument("--deadline", type=float, help="stop training (SIGINT) after this many s")
+    la.add_argument("--jobs", type=int, help="runs at once (default: all)")
+    la.add_argument("--k", type=int, default=5000)
+    la.add_argument("--nll-images", type=int)
+    la.add_argument("--train-limit", type=int)
+    la.add_argument("--device", default="auto")
+    la.add_argument("--data-dir")
+    wr = sub.add_parser("write", help="the table and figure from launched runs")
+    wr.add_argument("dirs", nargs="+")
+    wr.add_argument("--doc", default=str(ROOT / "docs" / "likelihoods.md"))
+    wr.add_argument("--figures", help="default: figures/ beside the doc")
+    args = ap.parse_args()
+    if args.quick:
+        out = ROOT / "runs" / "table-quick"
+        launch(la.parse_args(["--out-dir", str(out), "--epochs", "1", "--train-limit", "3000",
+                              "--k", "50", "--nll-images", "300", "--jobs", "2"]))  # fmt: skip
+        write(wr.parse_args([str(out), "--doc", str(out / "likelihoods.md")]))
+    elif args.cmd == "launch":
+        launch(args)
+    elif args.cmd == "write":
+        write(args)
+    else:
+        ap.print_help()
+
+
+if __name__ == "__main__":
+    main()
