@@ -1,7 +1,7 @@
 # Convenience targets; each is one command you can also run by hand.
 PYTHON ?= .venv/bin/python
 
-.PHONY: setup test docs results results-quick bench
+.PHONY: setup test docs results results-quick table bench
 
 setup:
 	bash scripts/setup.sh
@@ -20,6 +20,13 @@ results: setup
 
 results-quick: setup
 	$(PYTHON) scripts/results.py --quick
+	$(PYTHON) scripts/likelihood_table.py --quick
+
+# docs/likelihoods.md and its figure, from the runs that `scripts/likelihood_table.py launch`
+# trained and evaluated (hours on a CPU; see docs/likelihoods.md for each row's command).
+TABLE_RUNS ?= runs/table runs/table-gpu runs/table-gpu2
+table: setup
+	$(PYTHON) scripts/likelihood_table.py write $(TABLE_RUNS)
 
 bench: setup
 	$(PYTHON) bench/epoch_time.py

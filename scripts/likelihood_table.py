@@ -324,6 +324,8 @@ def write(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="every row briefly, to check the script")
+    ap.add_argument("--quick-dir", default=str(ROOT / "runs" / "table-quick"),
+                    help="--quick: run folders and table go here")
     sub = ap.add_subparsers(dest="cmd")
     la = sub.add_parser("launch", help="train and evaluate rows")
     la.add_argument("--out-dir", default=str(ROOT / "runs" / "table"))
@@ -346,7 +348,7 @@ def main() -> None:
     wr.add_argument("--figures", help="default: figures/ beside the doc")
     args = ap.parse_args()
     if args.quick:
-        out = ROOT / "runs" / "table-quick"
+        out = Path(args.quick_dir)
         launch(la.parse_args(["--out-dir", str(out), "--epochs", "1", "--train-limit", "3000",
                               "--k", "50", "--nll-images", "300", "--jobs", "2"]))  # fmt: skip
         write(wr.parse_args([str(out), "--doc", str(out / "likelihoods.md")]))

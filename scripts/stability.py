@@ -7,6 +7,10 @@ Each run: the 784-200-200-50 tanh VAE (preset ``burda``), dynamic binarization, 
 50,000 training images, batch 100, Adam with a cosine schedule; then the importance-sampled
 NLL with K importance samples on the first ``--images`` test images (binarized once, seed 0),
 in nats per image.  Run folders go to ``--out`` (default runs/stability), kept for reuse.
+
+Ablations: ``--adam-eps 1e-4`` (Burda et al.'s epsilon); ``--posterior-scale softplus`` reads
+the encoder's second half as softplus(s) = sigma instead of log sigma^2 (this script only:
+vaelab's encoder parameterises log sigma^2).
 """
 
 from __future__ import annotations
@@ -24,6 +28,17 @@ from vaelab.runs import Run
 from vaelab.train import TrainConfig, train
 
 
+def softplus_posterior() -> None:
+    """From now on the encoder's raw scale output s means sigma = softplus(s) + 1e-6."""
+    import torch.nn.functional as F
+
+    from vaelab.distributions import Normal
+
+    Normal.from_log_var = classmethod(
+        lambda cls, mean, raw: cls(mean, (F.softplus(raw) + 1e-6).log())
+    )
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--lr", type=float, default=1e-3)
@@ -32,18 +47,26 @@ def main() -> None:
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--images", type=int, default=2000)
     ap.add_argument("--out", default="runs/stability")
+    ap.add_argument("--adam-eps", type=float, default=TrainConfig.adam_eps)
+    ap.add_argument("--posterior-scale", choices=["log_var", "softplus"], default="log_var")
     args = ap.parse_args()
+    tag = ""
+    if args.adam_eps != TrainConfig.adam_eps:
+        tag += f"-eps{args.adam_eps:g}"
+    if args.posterior_scale == "softplus":
+        tag += "-softplus"
+        softplus_posterior()
     logging.basicConfig(level=logging.WARNING, format="%(message)s")
     rows = []
     for seed in args.seeds:
-        out = Path(args.out) / f"lr{args.lr:g}-e{args.epochs}-s{seed}"
+        out = Path(args.out) / f"lr{args.lr:g}-e{args.epochs}{tag}-s{seed}"
         t0 = time.perf_counter()
         done = len(Run.load(out).metrics()) if (out / "config.json").exists() else 0
         if done == 0 and out.exists():
             raise SystemExit(f"{out} holds no finished epoch: remove it to start again")
         if done == 0:
             cfg = TrainConfig(epochs=args.epochs, batch_size=100, lr=args.lr,
-                              lr_schedule="cosine", seed=seed)  # fmt: skip
+                              lr_schedule="cosine", seed=seed, adam_eps=args.adam_eps)  # fmt: skip
             train(out, "vae", preset_config("burda"), cfg, DataConfig(binarize="dynamic"),
                   progress=False)  # fmt: skip
         elif done < args.epochs:  # an interrupted run: continue it from its checkpoint
@@ -57,7 +80,7 @@ def main() -> None:
     nll = [r[1] for r in rows]
     au = [r[3] for r in rows]
     spread = statistics.stdev(nll) if len(nll) > 1 else float("nan")
-    print(f"\nlr {args.lr:g}, {args.epochs} epochs, K={args.k} on {args.images} test images, "
+    print(f"\nlr {args.lr:g}{tag}, {args.epochs} epochs, K={args.k} on {args.images} test images, "
           f"{len(rows)} seeds: NLL mean {statistics.mean(nll):.2f} (sd {spread:.2f}, range "
           f"{min(nll):.2f}-{max(nll):.2f}) nats per image; active units mean "
           f"{statistics.mean(au):.1f} (range {min(au)}-{max(au)}) of 50")  # fmt: skip
