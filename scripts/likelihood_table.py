@@ -47,31 +47,43 @@ class Row:
     args: tuple[str, ...]
     published: float | None = None
     source: str = ""
+    updates: int | None = None  # parameter updates of the published training (at most)
+
+
+# Burda et al.: 3,280 epochs (stages of 3^i epochs, i = 0..7) at batch 20 on 59,600 images.
+BURDA_UPDATES = 3280 * 2980
+# Tomczak & Welling's code: batch 100, up to 2,000 epochs with early stopping (50 epochs
+# without improvement), 100 epochs of KL warm-up, 50,000 training images.
+TOMCZAK_UPDATES = 2000 * 500
+OUR_BATCHES = 596  # per epoch: 59,600 images at batch 100
 
 
 # Test NLL, dynamically binarized MNIST, K = 5000, nats per image.
 ROWS = {
     "vae1": Row("VAE, 1 stochastic layer (784-200-200-50 tanh)", ("--lr", "3e-3"),
-                86.76, "Burda et al. 2016, Table 1"),
+                86.76, "Burda et al. 2016, Table 1", BURDA_UPDATES),
     "iwae5": Row("IWAE k=5, 1 stochastic layer", ("--model", "iwae", "--k", "5", "--lr", "3e-3"),
-                 85.54, "Burda et al. 2016, Table 1"),
+                 85.54, "Burda et al. 2016, Table 1", BURDA_UPDATES),
     "iwae50": Row("IWAE k=50, 1 stochastic layer",
                   ("--model", "iwae", "--k", "50", "--lr", "3e-3"), 84.78,
-                  "Burda et al. 2016, Table 1"),
+                  "Burda et al. 2016, Table 1", BURDA_UPDATES),
     "vae2": Row("VAE, 2 stochastic layers (100 + 50 latents)",
-                ("--preset", "burda2", "--lr", "3e-3"), 85.33, "Burda et al. 2016, Table 1"),
+                ("--preset", "burda2", "--lr", "3e-3"), 85.33, "Burda et al. 2016, Table 1",
+                BURDA_UPDATES),
     "iwae2-50": Row("IWAE k=50, 2 stochastic layers",
                     ("--preset", "burda2", "--k", "50", "--lr", "3e-3"), 82.90,
-                    "Burda et al. 2016, Table 1"),
+                    "Burda et al. 2016, Table 1", BURDA_UPDATES),
     "vamp1": Row("VAE + VampPrior (500 pseudo-inputs), 1 stochastic layer, Burda MLP",
                  ("--preset", "burda", "vamp", "--lr", "3e-3"), 82.38,
-                 "Tomczak & Welling 2018, Table 1 (their MLP: 300-300 gated, 40-D)"),
+                 "Tomczak & Welling 2018, Table 1 (their MLP: 300-300 gated, 40-D)",
+                 TOMCZAK_UPDATES),
     "vamp2": Row("HVAE + VampPrior, 2 stochastic layers, Burda MLP",
                  ("--preset", "burda2", "vamp", "--lr", "3e-3"), 81.24,
-                 "Tomczak & Welling 2018, Table 1 (their MLP: 300-300 gated, 40 + 40-D)"),
+                 "Tomczak & Welling 2018, Table 1 (their MLP: 300-300 gated, 40 + 40-D)",
+                 TOMCZAK_UPDATES),
     "conv": Row("conv VAE (32-D code)", ("--preset", "conv", "--lr", "1e-3"), 79.75,
                 "Tomczak & Welling 2018, Table 1: convHVAE + VampPrior, 2 layers (not the same "
-                "model: the nearest published conv row)"),
+                "model: the nearest published conv row)", TOMCZAK_UPDATES),
 }  # fmt: skip
 
 
@@ -236,6 +248,13 @@ def launch(args) -> None:
 # --- the table ------------------------------------------------------------------------------
 
 
+def updates(epochs: int, published: int | None) -> str:
+    ours = epochs * OUR_BATCHES
+    if published is None:
+        return f"{ours / 1e6:.2f}M"
+    return f"{ours / 1e6:.2f}M / {published / 1e6:.1f}M ({ours / published:.1%})"
+
+
 def write(args) -> None:
     from vaelab.compare import row_of
     from vaelab.plots import nll_against_time
@@ -268,9 +287,13 @@ def write(args) -> None:
         "the estimate still moves with K); ESS is the effective sample size of the K weights "
         "(median and 5th percentile over images).",
         "",
+        "Updates: parameter updates (batches) of our run against those of the published one; "
+        "the gap is our NLL minus the published one.",
+        "",
         "| row | seed | epochs | train time | where | test -ELBO | test NLL ± s.e. (K, "
-        "images) | K/5 minus K | ESS median / p5 | active units | published | gap |",
-        "|---|---|---|---|---|---|---|---|---|---|---|---|",
+        "images) | K/5 minus K | ESS median / p5 | active units | published | gap | updates: "
+        "ours / published |",
+        "|---|---|---|---|---|---|---|---|---|---|---|---|---|",
     ]
     by_launch: dict[tuple[str, Path], list] = {}  # seeds of one row in one launch
     crows = []
@@ -287,7 +310,8 @@ def write(args) -> None:
             f"{entry['hardware']} | {r.neg_elbo:.2f} | {nll} | "
             f"{'' if r.k_gap is None else f'{r.k_gap:+.3f}'} | "
             f"{'' if r.ess_median is None else f'{r.ess_median:.0f} / {r.ess_p5:.0f}'} | "
-            f"{r.active or ''} | {pub if pub is not None else ''} | {gap} |"
+            f"{r.active or ''} | {pub if pub is not None else ''} | {gap} | "
+            f"{updates(r.epochs, ROWS[name].updates)} |"
         )
     lines += ["", "## Over seeds", "",
               "| row | seeds | epochs | test NLL: mean (sd over seeds) | active units |",
@@ -301,6 +325,26 @@ def write(args) -> None:
             f"| {ROWS[name].label} | {len(nlls)} | {', '.join(str(r.epochs) for r in rs)} | "
             f"{statistics.mean(nlls):.2f} ({sd:.2f}) | {', '.join(r.active or '' for r in rs)} |"
         )
+    lines += ["", "## Rows against each other, at equal training", "",
+              "Within one launch every row trained for the same wall-clock budget on the same "
+              "machine. The difference of each row's NLL from the 1-layer VAE's in the same "
+              "launch (mean over seeds), beside the same difference in the published tables:",
+              ""]  # fmt: skip
+    for launch in dict.fromkeys(p for (_, p) in by_launch):
+        means = {n: statistics.mean(r.nll for r in rs if r.nll is not None)
+                 for (n, p), rs in by_launch.items() if p == launch}  # fmt: skip
+        if "vae1" not in means or len(means) < 2:
+            continue
+        base, pub_base = means["vae1"], ROWS["vae1"].published
+        parts = []
+        for n, m in means.items():
+            if n == "vae1":
+                continue
+            pub = ROWS[n].published
+            same_paper = ROWS[n].source.split(",")[0] == ROWS["vae1"].source.split(",")[0]
+            theirs = f"{pub - pub_base:+.2f}" if pub is not None and same_paper else "n/a"
+            parts.append(f"{n} {m - base:+.2f} (published {theirs})")
+        lines.append(f"- {launch.name} (VAE {base:.2f}): " + "; ".join(parts))
     lines += ["", "## Published numbers in the table", ""]
     for name in dict.fromkeys(e[0] for e in entries):
         row = ROWS[name]
