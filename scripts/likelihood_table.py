@@ -195,7 +195,14 @@ def launch(args) -> None:
     deadline = time.time() + args.deadline if args.deadline else None
     manifest_path = out_dir / "manifest.json"
     hw = hardware()
-    manifest = {"hardware": hw, "jobs_at_once": min(parallel, len(jobs)), "runs": {}}
+    manifest = {
+        "launch": shlex.join(["python", "scripts/likelihood_table.py", *sys.argv[1:]]),
+        "hardware": hw,
+        "jobs_at_once": min(parallel, len(jobs)),
+        "epochs": epochs,
+        "note": args.note,
+        "runs": {},
+    }
     if manifest_path.exists():  # a second launch into the same folder adds to it
         old = json.loads(manifest_path.read_text())
         manifest["runs"] = old.get("runs", {})
@@ -260,8 +267,12 @@ def write(args) -> None:
     from vaelab.plots import nll_against_time
 
     entries = []  # (row name, seed, run path, manifest entry)
+    launches = []
     for d in map(Path, args.dirs):
         manifest = json.loads((d / "manifest.json").read_text())
+        launches.append(f"- `{d.name}`: `{manifest.get('launch', '(not recorded)')}`, on "
+                        f"{describe_hardware(manifest['hardware'], manifest['jobs_at_once'])}"
+                        + (f" ({manifest['note']})" if manifest.get("note") else ""))
         for key, entry in manifest["runs"].items():
             if (d / key / "evaluation.json").exists():
                 entries.append((entry["row"], entry["seed"], d / key, entry))
@@ -350,7 +361,7 @@ def write(args) -> None:
         row = ROWS[name]
         if row.published is not None:
             lines.append(f"- {row.label}: {row.published} ({row.source})")
-    lines += ["", "## Commands", ""]
+    lines += ["", "## Commands", "", "The launches:", "", *launches, "", "Each run:", ""]
     for name, seed, _path, entry in entries:
         lines.append(f"- {name} s{seed} ({entry['hardware']}): `{entry['command']}`; then "
                      f"`{entry['evaluate']}`")  # fmt: skip
@@ -386,6 +397,7 @@ def main() -> None:
     la.add_argument("--train-limit", type=int)
     la.add_argument("--device", default="auto")
     la.add_argument("--data-dir")
+    la.add_argument("--note", help="a remark on the machine, kept in the manifest")
     wr = sub.add_parser("write", help="the table and figure from launched runs")
     wr.add_argument("dirs", nargs="+")
     wr.add_argument("--doc", default=str(ROOT / "docs" / "likelihoods.md"))

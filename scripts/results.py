@@ -300,6 +300,10 @@ def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) 
         "Burda et al. trained for 3,280 epochs (batch 20, Adam with a decaying learning rate); "
         f"the vaelab paper-protocol row above trained for {args.epochs_paper} epochs.",
         "",
+        "vaelab's runs of these published models (1- and 2-layer VAE and IWAE, VampPrior, conv), "
+        "each with its command, epochs, training time and hardware, and the longest runs: "
+        "[likelihoods.md](likelihoods.md) (`scripts/likelihood_table.py`).",
+        "",
         "Not comparable with the table above: " + " ".join(NOT_COMPARABLE),
         "",
         "Raw results: `evaluation.json` and `metrics.jsonl` in each run folder after running "
