@@ -38,6 +38,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
+ENV = dict(os.environ)  # the environment of the vaelab commands
 COMMON = ["--protocol", "paper", "--batch-size", "100", "--lr-schedule", "cosine"]
 
 
@@ -128,7 +129,7 @@ def run_logged(cmd: list[str], log: Path, deadline: float | None = None) -> int:
     with log.open("a") as f:
         f.write("$ " + shlex.join(cmd) + "\n")
         f.flush()
-        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT)
+        proc = subprocess.Popen(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=ENV)
         while proc.poll() is None:
             if deadline is not None and time.time() > deadline:
                 proc.send_signal(signal.SIGINT)
@@ -178,6 +179,8 @@ def launch(args) -> None:
         ]
     names = list(dict.fromkeys(n for n, _ in jobs))
     parallel = args.jobs or len(jobs)
+    # CPU threads shared out among the runs at once (unless OMP_NUM_THREADS says otherwise)
+    ENV.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
     extra = ["--device", args.device]
     if args.data_dir:
         extra += ["--data-dir", args.data_dir]

@@ -8,7 +8,8 @@ Each run: the 784-200-200-50 tanh VAE (preset ``burda``), dynamic binarization, 
 NLL with K importance samples on the first ``--images`` test images (binarized once, seed 0),
 in nats per image.  Run folders go to ``--out`` (default runs/stability), kept for reuse.
 
-Ablations: ``--adam-eps 1e-4`` (Burda et al.'s epsilon); ``--posterior-scale softplus`` reads
+Ablations: ``--lr-schedule burda`` (Burda et al.'s stages, shortened), ``--kl-warmup 10``,
+``--adam-eps 1e-4`` (Burda et al.'s epsilon); ``--posterior-scale softplus`` reads
 the encoder's second half as softplus(s) = sigma instead of log sigma^2 (this script only:
 vaelab's encoder parameterises log sigma^2).
 """
@@ -49,8 +50,14 @@ def main() -> None:
     ap.add_argument("--out", default="runs/stability")
     ap.add_argument("--adam-eps", type=float, default=TrainConfig.adam_eps)
     ap.add_argument("--posterior-scale", choices=["log_var", "softplus"], default="log_var")
+    ap.add_argument("--lr-schedule", default="cosine", help="cosine (default), burda, none, step")
+    ap.add_argument("--kl-warmup", type=int, default=0, help="epochs of KL warm-up")
     args = ap.parse_args()
     tag = ""
+    if args.lr_schedule != "cosine":
+        tag += f"-{args.lr_schedule}"
+    if args.kl_warmup:
+        tag += f"-wu{args.kl_warmup}"
     if args.adam_eps != TrainConfig.adam_eps:
         tag += f"-eps{args.adam_eps:g}"
     if args.posterior_scale == "softplus":
@@ -66,7 +73,8 @@ def main() -> None:
             raise SystemExit(f"{out} holds no finished epoch: remove it to start again")
         if done == 0:
             cfg = TrainConfig(epochs=args.epochs, batch_size=100, lr=args.lr,
-                              lr_schedule="cosine", seed=seed, adam_eps=args.adam_eps)  # fmt: skip
+                              lr_schedule=args.lr_schedule, seed=seed, adam_eps=args.adam_eps,
+                              kl_warmup=args.kl_warmup)  # fmt: skip
             train(out, "vae", preset_config("burda"), cfg, DataConfig(binarize="dynamic"),
                   progress=False)  # fmt: skip
         elif done < args.epochs:  # an interrupted run: continue it from its checkpoint
