@@ -240,3 +240,57 @@ def test_report_without_evaluation_or_figures_and_custom_out(tmp_path, tiny_spli
 def test_report_refuses_a_folder_that_is_not_a_run(tmp_path):
     with pytest.raises(VaelabError):
         write_report(tmp_path)
+
+
+def test_traversal_grid_moves_one_unit_per_row_most_varying_first(tmp_path):
+    torch.manual_seed(0)
+    model = small_model(latent_dim=4)
+    x = torch.rand(50, 784)
+    rec = DecodeRecorder(model)
+    path = plots.traversal_grid(model, x, tmp_path / "t.png", units=3, steps=5, index=2)
+    assert path.stat().st_size > 1000
+    (z,) = rec.zs
+    with torch.no_grad():
+        means = model.latent_mean(x)
+    order = torch.argsort(means.var(0), descending=True)[:3]
+    assert z.shape == (15, 4)
+    for row, u in enumerate(order.tolist()):
+        block = z[row * 5 : (row + 1) * 5]
+        others = [d for d in range(4) if d != u]
+        assert torch.allclose(block[:, others], means[2, others].expand(5, 3))
+        expected = means[:, u].mean() + torch.linspace(-2.5, 2.5, 5) * means[:, u].std()
+        assert torch.allclose(block[:, u], expected, atol=1e-5)
+
+
+def test_means_and_draws_shows_the_mean_above_binary_draws(tmp_path, monkeypatch):
+    torch.manual_seed(0)
+    model = small_model(latent_dim=2)
+    grids = []
+    monkeypatch.setattr(plots, "save_grid", lambda path, images, *a, **k: grids.append(images))
+    plots.means_and_draws(model, tmp_path / "m.png", n=6, draws=2)
+    (images,) = grids
+    assert images.shape == (18, 784)
+    means, draws = images[:6], images[6:]
+    assert ((means > 0) & (means < 1)).all()  # probabilities
+    assert set(draws.unique().tolist()) <= {0.0, 1.0}  # binary images drawn from p(x|z)
+
+
+def test_kl_per_unit_needs_an_elbo_and_a_standard_normal_prior(tmp_path):
+    torch.manual_seed(0)
+    x = torch.rand(30, 784)
+    path = plots.kl_per_unit({"vae": small_model(latent_dim=3)}, x, tmp_path / "k.png")
+    assert path.stat().st_size > 1000
+    with pytest.raises(VaelabError, match="N\\(0, I\\) prior"):
+        plots.kl_per_unit({"ae": small_model("ae", latent_dim=3)}, x, tmp_path / "a.png")
+
+
+def test_manifold_grid_over_codes_spans_their_percentiles(tmp_path):
+    torch.manual_seed(0)
+    model = small_model(latent_dim=2)
+    codes = torch.randn(500, 2) * torch.tensor([0.2, 3.0]) + torch.tensor([1.0, 0.0])
+    rec = DecodeRecorder(model)
+    plots.manifold_grid(model, tmp_path / "m.png", n=5, codes=codes)
+    (z,) = rec.zs
+    lo, hi = torch.quantile(codes, 0.01, dim=0), torch.quantile(codes, 0.99, dim=0)
+    assert torch.allclose(z.min(0).values, lo, atol=1e-5)
+    assert torch.allclose(z.max(0).values, hi, atol=1e-5)

@@ -139,12 +139,20 @@ def style_grid(model, x: torch.Tensor, y: torch.Tensor, path: Path, n: int = 8) 
 # --- looking inside the latent space -------------------------------------------------------
 
 
-def latent_scatter(z: np.ndarray | torch.Tensor, labels, path: Path, title_extra: str = "") -> Path:
+def latent_scatter(
+    z: np.ndarray | torch.Tensor,
+    labels,
+    path: Path,
+    title_extra: str = "",
+    prior_circles: bool = False,
+) -> Path:
     """Latent means (N, D) as points coloured by digit label.
 
     D == 2 is drawn as is; D > 2 as its projection on the first two principal components of the
     means (the axis labels give the share of variance each explains); D == 1 as the value
     against the digit, jittered sideways so that the points do not hide each other.
+    ``prior_circles`` (D == 2): the circles holding 39% and 86% of a N(0, I) prior's mass (radius
+    1 and 2), to set where the codes lie against where the prior puts its samples.
     """
     z = _numpy(z).astype(np.float64)
     z = z[:, None] if z.ndim == 1 else z
@@ -181,6 +189,13 @@ def latent_scatter(z: np.ndarray | torch.Tensor, labels, path: Path, title_extra
     ax.scatter(xs[order], ys[order], c=colors[order], s=size, alpha=0.7, linewidths=0)
     if d == 1:
         ax.set_xticks(range(10))
+    if prior_circles and d == 2:
+        t = np.linspace(0, 2 * np.pi, 200)
+        for r, share in ((1, 39), (2, 86)):
+            ax.plot(r * np.cos(t), r * np.sin(t), color="black", linestyle="--", linewidth=1)
+            ax.annotate(f"N(0, I): {share}% of samples inside", (r * 0.71, r * 0.71),
+                        fontsize=8, xytext=(4, 4), textcoords="offset points")  # fmt: skip
+        ax.set_aspect("equal", adjustable="datalim")
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.25)
@@ -195,9 +210,13 @@ def latent_scatter(z: np.ndarray | torch.Tensor, labels, path: Path, title_extra
 
 
 @torch.no_grad()
-def manifold_grid(model, path: Path, n: int = 20, label: int | None = None) -> Path:
+def manifold_grid(
+    model, path: Path, n: int = 20, label: int | None = None, codes: torch.Tensor | None = None
+) -> Path:
     """Decoded means of p(x|z) over an n x n grid of a 2-D latent space (z₂ grows upwards);
-    a conditional model decodes every point with the class ``label``."""
+    a conditional model decodes every point with the class ``label``.  The grid spans the
+    model's ``latent_grid`` (for a VAE: quantiles of the prior), or with ``codes`` (N, 2) the
+    region where those codes lie (1st to 99th percentile of each coordinate)."""
     if model.conditional and label is None:
         raise VaelabError(f"a {model.label} decodes with a label: give the class to draw")
     if model.latent_dim != 2:
@@ -206,7 +225,13 @@ def manifold_grid(model, path: Path, n: int = 20, label: int | None = None) -> P
         )
     if n < 2:
         raise VaelabError(f"the manifold grid needs n >= 2, got {n}")
-    z1, z2, how = model.latent_grid(n)
+    if codes is None:
+        z1, z2, how = model.latent_grid(n)
+    else:
+        lo = torch.quantile(codes.float().cpu(), 0.01, dim=0)
+        hi = torch.quantile(codes.float().cpu(), 0.99, dim=0)
+        z1, z2 = torch.linspace(lo[0], hi[0], n), torch.linspace(lo[1], hi[1], n)
+        how = f"over the region of {len(codes):,} codes (1st to 99th percentile of each coordinate)"
     rows = z2.flip(0)  # image row 0 at the top shows the largest z₂
     grid2, grid1 = torch.meshgrid(rows, z1, indexing="ij")  # (n, n) each: [row, column]
     z = torch.stack([grid1, grid2], -1).reshape(-1, 2)  # (n*n, 2), row-major like tile()
@@ -352,6 +377,93 @@ def training_curves(
 
 
 # --- all figures of a run ------------------------------------------------------------------
+
+
+@torch.no_grad()
+def traversal_grid(
+    model,
+    x: torch.Tensor,
+    path: Path,
+    units: int = 8,
+    steps: int = 9,
+    span: float = 2.5,
+    y: torch.Tensor | None = None,
+    index: int = 0,
+) -> Path:
+    """Latent traversals: each row starts from the latent mean of image ``index`` of ``x`` and
+    moves one latent unit from m - span·s to m + span·s (m, s: that unit's mean and standard
+    deviation over the latent means of ``x``), the other units fixed; the ``units`` units whose
+    means vary most over ``x`` are shown, most varying first."""
+    device = model_device(model)
+    x = x.to(device)
+    yy = None if y is None else y.to(device)
+    with eval_mode(model):
+        means = latent_means(model, x, yy).to(device)  # (N, D)
+    m, s = means.mean(0), means.std(0)
+    order = torch.argsort(means.var(0), descending=True)[: min(units, means.shape[1])]
+    t = torch.linspace(-span, span, steps, device=device)
+    codes, labels = [], []
+    for u in order.tolist():
+        z = means[index].repeat(steps, 1)
+        z[:, u] = m[u] + t * s[u]
+        codes.append(z)
+        labels.append(f"unit {u} (var {s[u] ** 2:.2f})")
+    z = torch.cat(codes)
+    y_rep = None if yy is None else yy[index].repeat(len(z))
+    with eval_mode(model):
+        images = model.decode(z, y_rep).mean.cpu()
+    title = (f"{model.label}: one latent unit at a time, from its mean - {span:g} sd to "
+             f"+ {span:g} sd over the codes,\nthe others kept at one test image's code "
+             "(mean of p(x|z))")  # fmt: skip
+    return save_grid(path, images, title, steps, row_labels=labels)
+
+
+@torch.no_grad()
+def kl_per_unit(models: dict, x: torch.Tensor, path: Path, threshold: float = 0.01) -> Path:
+    """Mean over the images ``x`` of KL(q(z_u|x) ‖ N(0, 1)) for each latent unit u, sorted, one
+    line per model (``{name: model}``; each needs a N(0, I) prior).  The legend gives each
+    model's total KL and its active units (Var_x E[z_u|x] > ``threshold``)."""
+    fig, ax = _subplots((8, 4.8))
+    for name, model in models.items():
+        if not (model.has_elbo and model.standard_normal_prior):
+            raise VaelabError(
+                f"{name}: the KL per unit in closed form needs a model with an ELBO and a "
+                "N(0, I) prior"
+            )
+        device = model_device(model)
+        with eval_mode(model):
+            qs = [model.encode(xb.to(device)) for xb in x.split(1000)]
+        mu = torch.cat([q.mean for q in qs]).cpu()
+        var = torch.cat([q.scale for q in qs]).cpu() ** 2
+        kl = (0.5 * (mu**2 + var - 1 - var.log())).mean(0)
+        active = int((mu.var(0) > threshold).sum())
+        ranked = torch.sort(kl, descending=True).values.numpy()
+        ax.plot(np.arange(1, len(ranked) + 1), ranked, marker="o", markersize=3,
+                label=f"{name}: total KL {kl.sum():.1f} nats, {active} of {len(kl)} units "
+                "active")  # fmt: skip
+    ax.set_xlabel("latent unit, ranked by its KL")
+    ax.set_ylabel("KL(q(z_u|x) ‖ N(0, 1)), nats (mean over images)")
+    ax.set_title("KL per latent unit: units near 0 carry (almost) no information", fontsize=10)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=8)
+    return save_figure(fig, path)
+
+
+@torch.no_grad()
+def means_and_draws(model, path: Path, n: int = 8, draws: int = 3, seed: int = 0) -> Path:
+    """Why samples look blurry: for ``n`` codes from the model, the mean of p(x|z) (what
+    sample grids show) above ``draws`` images drawn from p(x|z) itself (independent pixels)."""
+    g = torch.Generator().manual_seed(seed)
+    device = model_device(model)
+    with eval_mode(model):
+        y = model.default_labels(n)
+        z = model.sample_codes(n, generator=g, y=y)
+        px = model.decode(z.to(device), None if y is None else y.to(device))
+        rows = [px.mean.cpu()] + [px.sample(generator=g).cpu() for _ in range(draws)]
+    labels = ["mean of p(x|z)"] + [f"draw {i + 1} from p(x|z)" for i in range(draws)]
+    title = (f"{model.label}: {n} codes from the prior; the decoder's mean (top) and images drawn "
+             "from p(x|z), every pixel independently")  # fmt: skip
+    return save_grid(path, torch.cat(rows), title, n, row_labels=labels)
 
 
 def interpolation_pairs(y: torch.Tensor | np.ndarray, n_pairs: int = 8) -> list[tuple[int, int]]:
