@@ -4,7 +4,7 @@ Every number and figure in the tutorial comes from this script: it runs the two 
 scripts, trains the other models the text discusses, measures, copies the figures and fills
 the ``{{name}}`` placeholders of the template.  ``make docs`` runs it.
 
-    python scripts/make_docs.py [--epochs 10] [--work runs/docs]
+    python scripts/make_docs.py [--epochs 10] [--work runs/docs] [--out DIR]
 """
 
 from __future__ import annotations
@@ -42,6 +42,7 @@ from vaelab.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
+FIGURES = DOCS / "figures"  # --out moves it (and tutorial.md beside it)
 sys.path.insert(0, str(ROOT / "scripts"))
 from diagrams import draw_all  # noqa: E402  (scripts/diagrams.py)
 
@@ -53,8 +54,8 @@ def run_example(name: str, out: Path, epochs: int) -> str:
 
 
 def copy_figure(run: Path, name: str, dest: str) -> None:
-    (DOCS / "figures").mkdir(parents=True, exist_ok=True)
-    shutil.copyfile(run / "figures" / name, DOCS / "figures" / dest)
+    FIGURES.mkdir(parents=True, exist_ok=True)
+    shutil.copyfile(run / "figures" / name, FIGURES / dest)
 
 
 def proposal_comparison(model, x: torch.Tensor, k: int) -> dict[str, float]:
@@ -76,47 +77,53 @@ def proposal_comparison(model, x: torch.Tensor, k: int) -> dict[str, float]:
 
 def generators_sentence(ae_q: dict, vae_q: dict) -> str:
     """The sample-quality comparison of the AE and the VAE, said as the numbers say it."""
-    better = "AE" if ae_q["fd"] < vae_q["fd"] else "VAE"
+    fd_better = "AE" if ae_q["fd"] < vae_q["fd"] else "VAE"
+    prec = "VAE" if vae_q["precision"] > ae_q["precision"] else "AE"
+    rec = "VAE" if vae_q["recall"] > ae_q["recall"] else "AE"
     text = (
-        f"By these numbers the {better} is the better generator here: Frechet distance "
-        f"{ae_q['fd']:.1f} for the AE (codes drawn from a Gaussian fitted to its training codes) "
-        f"against {vae_q['fd']:.1f} for the VAE (codes from its prior), precision "
-        f"{ae_q['precision']:.2f} against {vae_q['precision']:.2f}, recall "
-        f"{ae_q['recall']:.2f} against {vae_q['recall']:.2f}."
+        f"By the Frechet distance the {fd_better} is the better generator here "
+        f"({ae_q['fd']:.1f} for the AE, whose codes are drawn from a Gaussian fitted to its "
+        f"training codes, against {vae_q['fd']:.1f} for the VAE, whose codes come from its "
+        f"prior). Precision (how many samples look like some real image) favours the {prec} "
+        f"({ae_q['precision']:.2f} AE, {vae_q['precision']:.2f} VAE) and recall (how much of "
+        f"the real images' variety the samples cover) the {rec} ({ae_q['recall']:.2f} AE, "
+        f"{vae_q['recall']:.2f} VAE)."
     )
-    if better == "AE":
+    if fd_better == "AE":
         text += (
-            " That is no contradiction: fitting a Gaussian to the codes after training gives "
-            "the AE a density where its codes actually are, while the VAE samples from a prior "
-            "that its codes (the aggregate posterior) fill only roughly (section 5), and its "
-            "decoder means are blurrier because its KL term keeps codes close together. What "
-            "the VAE has and the AE lacks is a bound on log p(x) and a prior it was trained to "
-            "match."
+            " The VAE, built to generate, does not win on distance: a Gaussian fitted to the "
+            "codes after training puts the AE's samples where its codes actually are, while the "
+            "VAE draws from a prior that its codes fill only roughly (see the 2-D pictures "
+            "below), and the KL term that keeps its codes close together also blurs its decoder "
+            "means. What the VAE has and the AE lacks is a bound on log p(x) and a prior it was "
+            "trained to match."
         )
     return text
 
 
 def features_sentence(scores: dict[str, dict]) -> str:
     """What the probe table says, computed from its numbers."""
-    names = {"vae": "the VAE's latent means", "ae": "the AE's codes", "pca": "PCA"}
-    lin = sorted(scores, key=lambda n: -scores[n]["linear_probe_acc"])
-    knn = sorted(scores, key=lambda n: -scores[n]["knn_acc"])
+    names = {"vae": "the VAE's latent means", "ae": "the AE's codes", "pca": "PCA's components"}
+
+    def best_worst(key: str) -> str:
+        ranked = sorted(scores, key=lambda n: -scores[n][key])
+        top, low = ranked[0], ranked[-1]
+        return (f"{names[top]} score best ({scores[top][key]:.3f}, against "
+                f"{scores[low][key]:.3f} for {names[low]})")  # fmt: skip
+
+    best = max(s["linear_probe_acc"] for s in scores.values())
     out = (
-        f"For a linear read-out {names[lin[0]]} are best "
-        f"({scores[lin[0]]['linear_probe_acc']:.3f}, against "
-        f"{scores[lin[-1]]['linear_probe_acc']:.3f} for {names[lin[-1]]}); "
-        f"for nearest neighbours {names[knn[0]]} are "
-        f"({scores[knn[0]]['knn_acc']:.3f}, against {scores[knn[-1]]['knn_acc']:.3f} for "
-        f"{names[knn[-1]]})."
+        f"With a linear read-out {best_worst('linear_probe_acc')}; with nearest neighbours "
+        f"{best_worst('knn_acc')}."
     )
+    if best - scores["pca"]["linear_probe_acc"] < 0.03:
+        return out + (
+            " Codes learned without labels separate the digits about as well as a linear "
+            "projection of the same size, not far better: what they add over PCA is a decoder "
+            "and, for the VAE, a density."
+        )
     return out + (
-        " Codes learned without labels separate the digits about as well as, not far better "
-        "than, a linear projection of the same size: what they add over PCA is a decoder and, "
-        "for the VAE, a density."
-        if max(s["linear_probe_acc"] for s in scores.values())
-        - scores["pca"]["linear_probe_acc"]
-        < 0.03
-        else " Codes learned without labels separate the digits clearly better than a linear "
+        " Codes learned without labels separate the digits clearly better than a linear "
         "projection of the same size."
     )
 
@@ -125,7 +132,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--work", default=str(ROOT / "runs" / "docs"))
+    ap.add_argument("--out", help="write tutorial.md and figures/ here instead of docs/")
     args = ap.parse_args()
+    global FIGURES
+    if args.out:
+        FIGURES = Path(args.out) / "figures"
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()
@@ -142,7 +153,7 @@ def main() -> None:
     vaelab_log.setLevel(logging.ERROR)  # the runs below are quiet
     quiet = dict(progress=False)
 
-    draw_all(DOCS / "figures")  # the AE and VAE diagrams
+    draw_all(FIGURES)  # the AE and VAE diagrams
 
     # The two worked examples, run as a reader would run them.
     v["ae_output"] = run_example("mnist_ae", work / "example-ae", args.epochs)
@@ -255,7 +266,7 @@ def main() -> None:
         "ess_q": f"{pc_['ess_q']:.0f}",
     }
     # Why samples are blurry: decoder means beside draws from p(x|z).
-    means_and_draws(model, DOCS / "figures" / "vae-means-draws.png", n=10, draws=3)
+    means_and_draws(model, FIGURES / "vae-means-draws.png", n=10, draws=3)
 
     # Posterior collapse on the paper's net: KL per unit, and what warm-up and free bits change.
     burda = {"encoder": "mlp", "decoder": "mlp", "hidden": [200, 200], "latent_dim": 50,
@@ -276,7 +287,7 @@ def main() -> None:
         r = evaluate_run(out, save=False, nll_samples=1000, limit=1000, **quiet)
         collapse[name] = (vaelab.load_run(out), r)
     kl_per_unit({n: m for n, (m, _) in collapse.items()}, binary["test"].x[:2000],
-                DOCS / "figures" / "kl-per-unit.png")  # fmt: skip
+                FIGURES / "kl-per-unit.png")  # fmt: skip
     v["collapse_table"] = "\n".join(
         f"| {n} | {r['active_units']} of 50 | {r['kl']:.1f} | {r['neg_elbo']:.2f} | "
         f"{r['nll']:.2f} |"
@@ -292,13 +303,13 @@ def main() -> None:
 
     # Latent traversals of the 20-D VAE; the 2-D VAE's codes against its prior.
     ex = vaelab.load_run(work / "example-vae")
-    traversal_grid(ex, gray["test"].x[:2000], DOCS / "figures" / "vae-traversals.png", units=8)
+    traversal_grid(ex, gray["test"].x[:2000], FIGURES / "vae-traversals.png", units=8)
     two_model = vaelab.load_run(two)
     codes = latent_means(two_model, gray["test"].x)
-    latent_scatter(codes, gray["test"].y, DOCS / "figures" / "vae2d-latents.png",
+    latent_scatter(codes, gray["test"].y, FIGURES / "vae2d-latents.png",
                    title_extra="dashed: circles of the N(0, I) prior",
                    prior_circles=True)  # fmt: skip
-    manifold_grid(two_model, DOCS / "figures" / "vae2d-manifold-codes.png", codes=codes)
+    manifold_grid(two_model, FIGURES / "vae2d-manifold-codes.png", codes=codes)
     radius = codes.norm(dim=1)
     v["codes_outside2"] = f"{100 * (radius > 2).float().mean().item():.0f}"
     v["codes_sd"] = ", ".join(f"{s:.2f}" for s in codes.std(0).tolist())
@@ -307,8 +318,8 @@ def main() -> None:
     cv = work / "cvae"
     train(cv, "cvae", {}, TrainConfig(epochs=args.epochs), DataConfig(), **quiet)
     cvm = vaelab.load_run(cv)
-    sample_grid(cvm, DOCS / "figures" / "cvae-samples.png", ncol=10)
-    style_grid(cvm, gray["test"].x, gray["test"].y, DOCS / "figures" / "cvae-styles.png")
+    sample_grid(cvm, FIGURES / "cvae-samples.png", ncol=10)
+    style_grid(cvm, gray["test"].x, gray["test"].y, FIGURES / "cvae-styles.png")
     rcv = evaluate_run(cv, save=False, **quiet)
     v |= {"cvae_elbo": f"{rcv['neg_elbo']:.1f}", "cvae_dim": cvm.latent_dim}
 
@@ -347,8 +358,8 @@ def main() -> None:
     text = re.sub(r"\{\{(\w+)\}\}", lambda m: str(v[m.group(1)]), template)
     for name in ("mnist_ae", "mnist_vae"):
         text = text.replace(f"[[{name}]]", (ROOT / "examples" / f"{name}.py").read_text().strip())
-    (DOCS / "tutorial.md").write_text(text)
-    print(f"wrote docs/tutorial.md and docs/figures/ in {minutes:.1f} minutes")
+    (FIGURES.parent / "tutorial.md").write_text(text)
+    print(f"wrote {FIGURES.parent / 'tutorial.md'} and {FIGURES}/ in {minutes:.1f} minutes")
 
 
 if __name__ == "__main__":
