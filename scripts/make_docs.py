@@ -103,7 +103,7 @@ def generators_sentence(ae_q: dict, vae_q: dict) -> str:
 
 def features_sentence(scores: dict[str, dict]) -> str:
     """What the probe table says, computed from its numbers."""
-    names = {"vae": "the VAE's latent means", "ae": "the AE's codes", "pca": "PCA's components"}
+    names = {"vae": "the VAE's latent means", "ae": "the AE's codes", "pca": "PCA codes"}
 
     def best_worst(key: str) -> str:
         ranked = sorted(scores, key=lambda n: -scores[n][key])
