@@ -1,7 +1,7 @@
 # Convenience targets; each is one command you can also run by hand.
 PYTHON ?= .venv/bin/python
 
-.PHONY: setup test docs results results-quick table bench
+.PHONY: setup test docs site results results-quick table bench
 
 setup:
 	bash scripts/setup.sh
@@ -9,9 +9,15 @@ setup:
 test: setup
 	$(PYTHON) -m pytest
 
-# Regenerates docs/tutorial.md and docs/figures/ (trains the models the tutorial discusses).
+# Regenerates docs/tutorial.md and docs/figures/ (trains the models the tutorial discusses),
+# then builds the documentation site into site/ (open site/index.html; works offline).
 docs: setup
 	$(PYTHON) scripts/make_docs.py
+	$(PYTHON) scripts/build_site.py
+
+# The site alone, from docs/ as it stands.
+site: setup
+	$(PYTHON) scripts/build_site.py
 
 # Regenerates docs/results.md (long: trains the paper-protocol VAE, K = 5000 evaluation).
 # `make results-quick` runs the same script on small runs in minutes (into runs/results-quick).

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import gzip
+import os
 import struct
 from pathlib import Path
 
@@ -57,14 +58,24 @@ def idx_dir(tmp_path: Path) -> Path:
     return d
 
 
-@pytest.fixture
-def tiny_splits() -> dict[str, Split]:
-    """In-memory train/val/test splits of synthetic digits, pixels in [0, 1]."""
+def _tiny_splits() -> dict[str, Split]:
     out = {}
     for name, n, seed in [("train", 512, 1), ("val", 128, 2), ("test", 128, 3)]:
         x, y = make_digits(n, seed)
         out[name] = Split(torch.from_numpy(x.reshape(n, -1) / 255.0).float(), torch.from_numpy(y))
     return out
+
+
+@pytest.fixture
+def tiny_splits() -> dict[str, Split]:
+    """In-memory train/val/test splits of synthetic digits, pixels in [0, 1]."""
+    return _tiny_splits()
+
+
+@pytest.fixture(scope="module")
+def tiny_splits_module() -> dict[str, Split]:
+    """The same splits, once per test module (for module-scoped fixtures)."""
+    return _tiny_splits()
 
 
 @pytest.fixture(autouse=True)
@@ -76,3 +87,59 @@ def _isolated_cache(request, tmp_path_factory, monkeypatch):
     torch.set_num_threads(min(2, torch.get_num_threads()))
     yield
     clear_cache()
+
+
+# ---------------------------------------------------------------- headless Chromium
+
+CHROMIUM = os.environ.get("VAELAB_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("VAELAB_CHROMEDRIVER", "/usr/bin/chromedriver")
+
+
+def _no_browser(reason: str) -> None:
+    reason = f"browser test: {reason} (install with: bash scripts/install_browser.sh)"
+    if os.environ.get("VAELAB_REQUIRE_BROWSER") == "1":
+        pytest.fail(f"VAELAB_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
+    pytest.skip(reason)
+
+
+@pytest.fixture(scope="module")
+def browser(tmp_path_factory):
+    """One headless Chromium for the module, driven by selenium through a fixed chromedriver.
+
+    ``SE_OFFLINE`` and the explicit driver and browser paths keep selenium-manager from ever
+    downloading anything.
+    """
+    for path in (CHROMIUM, CHROMEDRIVER):
+        if not os.access(path, os.X_OK):
+            _no_browser(f"{path} not found")
+    try:
+        from selenium import webdriver
+        from selenium.webdriver.chrome.service import Service
+    except ImportError:
+        _no_browser("the selenium package is not installed")
+    env = pytest.MonkeyPatch()
+    env.setenv("SE_OFFLINE", "true")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in [
+        "--headless=new",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-dev-shm-usage",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--no-first-run",
+        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
+        "--window-size=1300,1000",
+    ]:
+        options.add_argument(flag)
+    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
+    try:
+        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
+    except Exception as e:  # installed but cannot start: say why
+        env.undo()
+        _no_browser(f"chromium did not start: {type(e).__name__}: {str(e).splitlines()[0]}")
+    yield driver
+    driver.quit()
+    env.undo()

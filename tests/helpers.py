@@ -21,3 +21,7 @@ def tiny_run(path: Path, splits, model: str = "vae", **model_config) -> Path:
     cfg = {"hidden": [32], "latent_dim": 2, **model_config}
     train(path, model, cfg, TrainConfig(epochs=1, batch_size=64), synthetic(splits), progress=False)
     return path
+
+
+def console_problems(driver) -> list[dict]:
+    return [e for e in driver.get_log("browser") if e["level"] in ("WARNING", "SEVERE")]

@@ -13,7 +13,6 @@ import base64
 import html
 import json
 import math
-import os
 import re
 import string
 import time
@@ -23,7 +22,7 @@ from pathlib import Path
 import numpy as np
 import pytest
 import torch
-from helpers import tiny_run
+from helpers import console_problems, tiny_run
 from torch import nn
 
 from vaelab import explore
@@ -33,8 +32,6 @@ from vaelab.models import build_model
 from vaelab.nets import ACTIVATIONS
 from vaelab.runs import load_run, save_weights, write_json
 
-CHROMIUM = os.environ.get("VAELAB_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("VAELAB_CHROMEDRIVER", "/usr/bin/chromedriver")
 PIXEL_TOL = 0.5 / 255 + 1e-4  # a gray level is round(255 p); float32 vs float64 adds ~1e-6
 
 
@@ -259,60 +256,6 @@ def test_text_is_escaped_and_output_is_deterministic(tmp_path, tiny_splits):
 
 
 # ---------------------------------------------------------------- in headless Chromium
-
-
-def _no_browser(reason: str) -> None:
-    reason = f"browser test: {reason} (install with: bash scripts/install_browser.sh)"
-    if os.environ.get("VAELAB_REQUIRE_BROWSER") == "1":
-        pytest.fail(f"VAELAB_REQUIRE_BROWSER=1 but {reason}", pytrace=False)
-    pytest.skip(reason)
-
-
-@pytest.fixture(scope="module")
-def browser(tmp_path_factory):
-    """One headless Chromium for the module, driven by selenium through a fixed chromedriver.
-
-    ``SE_OFFLINE`` and the explicit driver and browser paths keep selenium-manager from ever
-    downloading anything.
-    """
-    for path in (CHROMIUM, CHROMEDRIVER):
-        if not os.access(path, os.X_OK):
-            _no_browser(f"{path} not found")
-    try:
-        from selenium import webdriver
-        from selenium.webdriver.chrome.service import Service
-    except ImportError:
-        _no_browser("the selenium package is not installed")
-    env = pytest.MonkeyPatch()
-    env.setenv("SE_OFFLINE", "true")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in [
-        "--headless=new",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-dev-shm-usage",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--no-first-run",
-        f"--user-data-dir={tmp_path_factory.mktemp('chromium-profile')}",
-        "--window-size=1300,1000",
-    ]:
-        options.add_argument(flag)
-    options.set_capability("goog:loggingPrefs", {"browser": "ALL"})
-    try:
-        driver = webdriver.Chrome(service=Service(CHROMEDRIVER), options=options)
-    except Exception as e:  # installed but cannot start: say why
-        env.undo()
-        _no_browser(f"chromium did not start: {type(e).__name__}: {str(e).splitlines()[0]}")
-    yield driver
-    driver.quit()
-    env.undo()
-
-
-def console_problems(driver) -> list[dict]:
-    return [e for e in driver.get_log("browser") if e["level"] in ("WARNING", "SEVERE")]
 
 
 def open_page(driver, path: Path) -> None:

@@ -1,0 +1,154 @@
+"""Build the documentation site: docs/ through MkDocs (Material theme) into site/.
+
+    python scripts/build_site.py [--site site] [--explorer-run runs/docs/vae-2d]
+
+MkDocs reads a staged copy of docs/ to which this script adds what git does not hold (the
+checkout itself is never written):
+
+- cli.md: the command-line reference, from vaelab's own argument parser;
+- assets/katex/: KaTeX (its script, style, fonts and auto-render), from the npm registry,
+  checked against its published sha512 and kept in vaelab's cache, so that the formulas
+  render with no network;
+- explorer/explorer.html: the latent explorer of a trained run (the tutorial's 2-D VAE by
+  default), embedded in the Explorer page.
+
+The built site works from its folder: open site/index.html in a browser.
+"""
+
+from __future__ import annotations
+
+import argparse
+import base64
+import hashlib
+import io
+import os
+import shutil
+import subprocess
+import sys
+import tarfile
+import tempfile
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+DOCS = ROOT / "docs"
+KATEX_VERSION = "0.16.22"
+KATEX_SHA512 = (
+    "XCHRdUw4lf3SKBaJe4EvgqIuWwkPSo9XoeO8GjQW94Bp7TWv9hNhzZjZ+OH9yf1UmLygb7DIT5GSFQiyt16zYg=="
+)
+KATEX_FILES = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
+
+
+def write_cli_reference(path: Path) -> Path:
+    """Every command's --help text, as the parser prints it."""
+    sys.path.insert(0, str(ROOT / "src"))
+    from vaelab.cli import build_parser
+
+    parser = build_parser()
+    lines = [
+        "# Command-line reference",
+        "",
+        "Generated from vaelab's argument parser by `scripts/build_site.py`; `vaelab COMMAND "
+        "--help` prints the same.",
+        "",
+        "```text",
+        parser.format_help().rstrip(),
+        "```",
+        "",
+    ]
+    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
+    for name, p in sub.choices.items():
+        lines += [f"## vaelab {name}", "", "```text", p.format_help().rstrip(), "```", ""]
+        nested = [a for a in p._actions if a.__class__.__name__ == "_SubParsersAction"]
+        for inner in nested:
+            for iname, ip in inner.choices.items():
+                lines += [f"### vaelab {name} {iname}", "", "```text",
+                          ip.format_help().rstrip(), "```", ""]  # fmt: skip
+    path.write_text("\n".join(lines))
+    return path
+
+
+def fetch_katex(dest: Path) -> Path:
+    """KaTeX's files under ``dest`` (kept once there), from the npm registry's tarball."""
+    if all((dest / f).exists() for f in KATEX_FILES) and (dest / "fonts").is_dir():
+        return dest
+    with tempfile.TemporaryDirectory() as tmp:
+        subprocess.run(["npm", "pack", f"katex@{KATEX_VERSION}", "--silent",
+                        "--pack-destination", tmp], check=True, capture_output=True)  # fmt: skip
+        (tarball,) = Path(tmp).glob("katex-*.tgz")
+        data = tarball.read_bytes()
+    digest = base64.b64encode(hashlib.sha512(data).digest()).decode()
+    if digest != KATEX_SHA512:
+        raise SystemExit(f"katex-{KATEX_VERSION}.tgz: sha512 {digest} is not the published one")
+    staging = dest.with_name(dest.name + ".tmp")
+    shutil.rmtree(staging, ignore_errors=True)
+    with tarfile.open(fileobj=io.BytesIO(data), mode="r:gz") as tar:
+        for member in tar.getmembers():
+            name = member.name.removeprefix("package/dist/")
+            wanted = name in KATEX_FILES or (name.startswith("fonts/") and name.endswith(".woff2"))
+            if member.isfile() and name != member.name and wanted:
+                target = staging / name
+                target.parent.mkdir(parents=True, exist_ok=True)
+                target.write_bytes(tar.extractfile(member).read())
+    shutil.rmtree(dest, ignore_errors=True)
+    staging.rename(dest)
+    return dest
+
+
+def write_explorer(run: Path | None, dest: Path) -> Path | None:
+    if run is None or not (run / "config.json").exists():
+        return None
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    subprocess.run([sys.executable, "-m", "vaelab", "explore", str(run), "-o", str(dest)],
+                   check=True, capture_output=True)  # fmt: skip
+    return dest
+
+
+def katex_cache() -> Path:
+    base = os.environ.get("VAELAB_DATA") or Path(
+        os.environ.get("XDG_CACHE_HOME", Path.home() / ".cache")) / "vaelab"  # fmt: skip
+    return Path(base) / f"katex-{KATEX_VERSION}"
+
+
+def build(site: Path, explorer_run: Path | None = None, explorer_html: Path | None = None) -> Path:
+    """The site in ``site``, from a staged copy of docs/ (the checkout is never written)."""
+    import yaml
+
+    with tempfile.TemporaryDirectory() as tmp:
+        stage = Path(tmp) / "docs"
+        shutil.copytree(DOCS, stage)
+        write_cli_reference(stage / "cli.md")
+        shutil.copytree(fetch_katex(katex_cache()), stage / "assets" / "katex")
+        page = stage / "explorer" / "explorer.html"
+        if explorer_html is not None:
+            page.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(explorer_html, page)
+        elif write_explorer(explorer_run, page) is None:
+            print(f"no run at {explorer_run}: the Explorer page says how to make one")
+        config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
+        config["docs_dir"] = str(stage)
+        config["site_dir"] = str(site.resolve())
+        for plugin in config.get("plugins", []):
+            if isinstance(plugin, dict) and "mkdocstrings" in plugin:
+                plugin["mkdocstrings"]["handlers"]["python"]["paths"] = [str(ROOT / "src")]
+        staged_config = Path(tmp) / "mkdocs.yml"
+        staged_config.write_text(yaml.safe_dump(config, sort_keys=False))
+        env = os.environ | {"NO_MKDOCS_2_WARNING": "1"}
+        subprocess.run([sys.executable, "-m", "mkdocs", "build", "--strict", "--quiet",
+                        "-f", str(staged_config)], check=True, cwd=ROOT, env=env)  # fmt: skip
+    return site
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--site", default=str(ROOT / "site"), help="output folder")
+    ap.add_argument("--explorer-run", default=str(ROOT / "runs" / "docs" / "vae-2d"),
+                    help="the run whose decoder the Explorer page shows")
+    ap.add_argument("--explorer-html", help="an explorer page made already (instead of a run)")
+    args = ap.parse_args()
+    site = build(Path(args.site), Path(args.explorer_run),
+                 Path(args.explorer_html) if args.explorer_html else None)  # fmt: skip
+    print(f"built the site in {site}: open {site / 'index.html'}")
+
+
+if __name__ == "__main__":
+    main()
