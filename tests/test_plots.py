@@ -19,7 +19,8 @@ from vaelab.report import write_report
 from vaelab.runs import Run
 
 PNG_MAGIC = b"\x89PNG\r\n\x1a\n"
-ALL = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png", "curves.png"}
+ALL = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png", "curves.png",
+       "traversals.png", "means-draws.png", "kl-per-unit.png"}  # fmt: skip
 
 
 def png_size(path: Path) -> tuple[int, int]:
@@ -169,7 +170,9 @@ def test_training_curves_vae_and_ae(tmp_path):
         plots.training_curves([], tmp_path / "e.png")
 
 
-@pytest.mark.parametrize("d, expected", [(2, ALL | {"manifold.png"}), (3, ALL)])
+@pytest.mark.parametrize(
+    "d, expected", [(2, ALL | {"manifold.png", "manifold-codes.png"}), (3, ALL)]
+)
 def test_all_figures_writes_the_expected_files(tmp_path, tiny_splits, d, expected):
     run = trained_run(tmp_path / "run", tiny_splits, latent_dim=d)
     paths = plots.all_figures(run)
@@ -177,7 +180,7 @@ def test_all_figures_writes_the_expected_files(tmp_path, tiny_splits, d, expecte
     assert {p.name for p in (run / "figures").iterdir()} == expected  # no stray temp files
     for p in paths:
         w, h = png_size(p)
-        assert w > 200 and h > 200
+        assert w > 200 and h > 150  # a 2-D traversal is two rows
 
 
 class Attributes(HTMLParser):
@@ -214,7 +217,7 @@ def test_report_is_one_self_contained_escaped_page(tmp_path, tiny_splits):
     images = [r for r in parser.refs if r.startswith("data:image/png;base64,")]
     assert parser.refs == images  # nothing but embedded PNGs is referenced
     pngs = sorted((run / "figures").glob("*.png"))
-    assert len(images) == len(pngs) == 6
+    assert len(images) == len(pngs) == len(ALL) + 2  # a 2-D run: both manifolds too
     embedded = {base64.b64decode(r.split(",", 1)[1]) for r in images}
     assert embedded == {p.read_bytes() for p in pngs}
     for bad in ("http://", "https://", 'src="/', "<link", "@import", "<script"):
@@ -275,13 +278,16 @@ def test_means_and_draws_shows_the_mean_above_binary_draws(tmp_path, monkeypatch
     assert set(draws.unique().tolist()) <= {0.0, 1.0}  # binary images drawn from p(x|z)
 
 
-def test_kl_per_unit_needs_an_elbo_and_a_standard_normal_prior(tmp_path):
+def test_kl_per_unit_needs_a_per_unit_kl_in_closed_form(tmp_path):
     torch.manual_seed(0)
     x = torch.rand(30, 784)
     path = plots.kl_per_unit({"vae": small_model(latent_dim=3)}, x, tmp_path / "k.png")
     assert path.stat().st_size > 1000
-    with pytest.raises(VaelabError, match="N\\(0, I\\) prior"):
+    with pytest.raises(VaelabError, match="no per-unit KL in closed form"):
         plots.kl_per_unit({"ae": small_model("ae", latent_dim=3)}, x, tmp_path / "a.png")
+    vamp = build_model("vae", hidden=[16], latent_dim=3, prior="vamp", pseudo_inputs=4)
+    with pytest.raises(VaelabError, match="no per-unit KL in closed form"):
+        plots.kl_per_unit({"vamp": vamp}, x, tmp_path / "v.png")
 
 
 def test_manifold_grid_over_codes_spans_their_percentiles(tmp_path):

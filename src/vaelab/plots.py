@@ -419,30 +419,40 @@ def traversal_grid(
 
 
 @torch.no_grad()
-def kl_per_unit(models: dict, x: torch.Tensor, path: Path, threshold: float = 0.01) -> Path:
-    """Mean over the images ``x`` of KL(q(z_u|x) ‖ N(0, 1)) for each latent unit u, sorted, one
-    line per model (``{name: model}``; each needs a N(0, I) prior).  The legend gives each
-    model's total KL and its active units (Var_x E[z_u|x] > ``threshold``)."""
+def kl_per_unit(
+    models: dict,
+    x: torch.Tensor,
+    path: Path,
+    threshold: float = 0.01,
+    y: torch.Tensor | None = None,
+) -> Path:
+    """Mean over the images ``x`` (labels ``y`` for conditional models) of KL(q(z_u|x) ‖
+    p(z_u)) for each latent unit u, sorted, one line per model (``{name: model}``; each must
+    give ``kl_units``, the per-unit KL in closed form).  The legend gives each model's total KL
+    and its active units (Var_x E[z_u|x] > ``threshold``)."""
     fig, ax = _subplots((8, 4.8))
     for name, model in models.items():
-        if not (model.has_elbo and model.standard_normal_prior):
-            raise VaelabError(
-                f"{name}: the KL per unit in closed form needs a model with an ELBO and a "
-                "N(0, I) prior"
-            )
         device = model_device(model)
+        parts = []
         with eval_mode(model):
-            qs = [model.encode(xb.to(device)) for xb in x.split(1000)]
-        mu = torch.cat([q.mean for q in qs]).cpu()
-        var = torch.cat([q.scale for q in qs]).cpu() ** 2
-        kl = (0.5 * (mu**2 + var - 1 - var.log())).mean(0)
+            for start in range(0, len(x), 1000):
+                xb = x[start : start + 1000].to(device)
+                yb = None if y is None else y[start : start + 1000].to(device)
+                parts.append((model.kl_units(xb, yb), model.latent_mean(xb, yb)))
+        if parts[0][0] is None:
+            raise VaelabError(
+                f"{name}: a {model.label} has no per-unit KL in closed form (it needs an ELBO, "
+                "one stochastic layer and a factorised prior such as N(0, I))"
+            )
+        kl = torch.cat([k for k, _ in parts]).cpu().mean(0)
+        mu = torch.cat([m for _, m in parts]).cpu()
         active = int((mu.var(0) > threshold).sum())
         ranked = torch.sort(kl, descending=True).values.numpy()
         ax.plot(np.arange(1, len(ranked) + 1), ranked, marker="o", markersize=3,
                 label=f"{name}: total KL {kl.sum():.1f} nats, {active} of {len(kl)} units "
                 "active")  # fmt: skip
     ax.set_xlabel("latent unit, ranked by its KL")
-    ax.set_ylabel("KL(q(z_u|x) ‖ N(0, 1)), nats (mean over images)")
+    ax.set_ylabel("KL(q(z_u|x) ‖ p(z_u)), nats (mean over images)")
     ax.set_title("KL per latent unit: units near 0 carry (almost) no information", fontsize=10)
     ax.grid(alpha=0.3)
     ax.legend(fontsize=8)
@@ -484,9 +494,11 @@ def interpolation_pairs(y: torch.Tensor | np.ndarray, n_pairs: int = 8) -> list[
 def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0) -> list[Path]:
     """Every figure of a run's best weights, on its test split, into ``run_dir/figures``.
 
-    reconstructions, samples, latents (test-set latent means by digit), interpolation,
-    curves (from metrics.jsonl), for a 2-D latent space the manifold, and for a conditional
-    model the style grid.  Returns the paths.
+    reconstructions, samples, latents (test-set latent means by digit), traversals (one latent
+    unit at a time), means-draws (decoder means beside draws from p(x|z)), kl-per-unit (models
+    with an ELBO and a N(0, I) prior), interpolation, curves (from metrics.jsonl), for a 2-D
+    latent space the manifold over the prior and over the codes, and for a conditional model
+    the style grid.  Returns the paths.
     """
     from .runs import Run
 
@@ -501,7 +513,17 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     ]
     z = latent_means(model, test.x, y)
     extra = f"{model.label}: {model.code_description}, test split"
-    paths.append(latent_scatter(z, test.y, figures / "latents.png", title_extra=extra))
+    circles = model.latent_dim == 2 and model.standard_normal_prior
+    if circles:
+        extra += "; dashed: circles of the N(0, I) prior"
+    paths.append(latent_scatter(z, test.y, figures / "latents.png", title_extra=extra,
+                                prior_circles=circles))  # fmt: skip
+    paths.append(traversal_grid(model, test.x[:2000], figures / "traversals.png", y=y))
+    paths.append(means_and_draws(model, figures / "means-draws.png", seed=seed))
+    if model.kl_units(test.x[:2].to(model_device(model)), None if y is None else y[:2].to(
+            model_device(model))) is not None:  # fmt: skip
+        paths.append(kl_per_unit({model.label: model}, test.x[:2000], figures / "kl-per-unit.png",
+                                 y=None if y is None else y[:2000]))  # fmt: skip
     pairs = interpolation_pairs(test.y)
     a, b = [i for i, _ in pairs], [j for _, j in pairs]
     labels = [f"{int(test.y[i])} → {int(test.y[j])}" for i, j in pairs]
@@ -518,6 +540,8 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     if model.latent_dim == 2:
         label = int(test.y[0]) if model.conditional else None
         paths.append(manifold_grid(model, figures / "manifold.png", label=label))
+        if not model.conditional:
+            paths.append(manifold_grid(model, figures / "manifold-codes.png", codes=z))
     if model.conditional:
         paths.append(style_grid(model, test.x, test.y, figures / "styles.png"))
     return paths

@@ -21,6 +21,8 @@ can do, never what it is called.  A model answers:
                             density) and a sentence saying so
 ``on_train_start(train)``   called before the first epoch of a new run (data-based init)
 ``on_epoch_end(train)``     called by the training loop after each epoch
+``kl_units(x, y)``           KL(q(z_u|x) ‖ p(z_u)) per latent unit in closed form, (B, D),
+                            or None where the model has no such per-unit split
 ``latent_grid(n)``          the axes of a picture of a 2-D latent space
 ``browser_decoder()``       an MLP of the codes for the browser explorer, or None
 =========================== ===============================================================
@@ -215,6 +217,11 @@ class Model(nn.Module):
 
     def default_labels(self, n: int) -> torch.Tensor | None:
         """Labels for ``n`` samples when none are given (conditional models: cycle the classes)."""
+        return None
+
+    def kl_units(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | None:
+        """KL(q(z_u|x) ‖ p(z_u)) per latent unit u in closed form, (B, D) nats; None when the
+        model has no such split (no prior, a prior that is not factorised, several layers)."""
         return None
 
     def latent_grid(self, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:

@@ -127,6 +127,9 @@ class VAE(Model):
         kl = q.log_prob(z) - self.log_prior(z)  # (k, B)
         return recon, kl
 
+    def kl_units(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | None:
+        return self.prior.kl_units(self.encode(x, y))
+
     def log_importance_weights(
         self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
     ) -> torch.Tensor:
