@@ -53,7 +53,8 @@ def test_run_folder_contents_and_units(tmp_path, tiny_splits):
         "checkpoint.pt",
         "metrics.jsonl",
     }  # training writes no figures: the caller draws them
-    figures = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png"}
+    figures = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png",
+               "traversals.png", "means-draws.png", "kl-per-unit.png"}  # fmt: skip
     drawn = {p.name for p in all_figures(out)}
     assert {p.name for p in (out / "figures").iterdir()} == drawn == figures | {"curves.png"}
     cfg = json.loads((out / "config.json").read_text())
