@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
-# Install what the browser tests (tests/test_explore.py) need, when missing:
+# Install what the browser tests (tests/test_explore.py, tests/test_site.py) need, when missing:
 #   - Debian's chromium and chromium-driver (/usr/bin/chromium, /usr/bin/chromedriver);
+#   - npm (the site's KaTeX comes from the npm registry);
 #   - the selenium Python package into the project's .venv.
 # Idempotent: does nothing that is already done.  Needs root (or sudo) for apt-get.
 # Selenium is driven with an explicit Service("/usr/bin/chromedriver") and SE_OFFLINE=true,
@@ -16,6 +17,17 @@ else
     export DEBIAN_FRONTEND=noninteractive
     "${SUDO[@]}" apt-get update -q
     "${SUDO[@]}" apt-get install -y -q --no-install-recommends chromium chromium-driver
+fi
+
+# npm: the documentation site's test fetches KaTeX from the npm registry.
+if command -v npm >/dev/null; then
+    echo "npm already installed"
+else
+    SUDO=()
+    [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
+    export DEBIAN_FRONTEND=noninteractive
+    "${SUDO[@]}" apt-get update -q
+    "${SUDO[@]}" apt-get install -y -q --no-install-recommends npm
 fi
 
 PY=${PYTHON:-.venv/bin/python}
