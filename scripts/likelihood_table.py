@@ -301,9 +301,9 @@ def write(args) -> None:
         "the estimate still moves with K); ESS is the effective sample size of the K weights "
         "(median and 5th percentile over images).",
         "",
-        "Updates: parameter updates (batches) of our run against those of the published one "
+        "Updates: parameter updates (batches) of vaelab's run against those of the published one "
         "(Burda et al.: 3,280 epochs at batch 20; Tomczak & Welling's code: at most 2,000 "
-        "epochs at batch 100, stopped early); the gap is our NLL minus the published one.",
+        "epochs at batch 100, stopped early); the gap is vaelab's NLL minus the published one.",
         "",
         "| row | seed | epochs | train time | where | test -ELBO | test NLL ± s.e. (K, "
         "images) | K/5 minus K | ESS median / p5 | active units | published | gap | updates: "
