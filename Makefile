@@ -35,5 +35,6 @@ table: setup
 	$(PYTHON) scripts/likelihood_table.py write $(TABLE_RUNS)
 
 bench: setup
+	$(PYTHON) bench/floor.py
 	$(PYTHON) bench/epoch_time.py
 	$(PYTHON) bench/nll_speed.py
