@@ -6,12 +6,17 @@ and the input gradient except for the first layer), each timed on this machine a
 shape (fp32, median of repeated runs), summed over a step and multiplied by the steps of an
 epoch.  Nothing can train the model faster than that on this machine with these kernels.
 
+With ``--nll``, the same for the K = 5000 importance-sampled estimate: the decoder's products on
+K rows per image (the encoder's, once per image) plus one pass over the K x 784 logits (a
+softplus and a sum, timed), against vaelab's estimator on the same model, in images per second.
+
 Then, in the same process and interleaved, one training epoch of the same model on the same
 in-memory data (dynamic shapes aside, identical work): through vaelab's ``train_step`` and
 through a bare PyTorch loop.  Prints the FLOPs, the floor and both epoch times as multiples
 of it.
 
-    python bench/floor.py [--preset pytorch-examples] [--batch-size 128] [--repeats 2] [--threads N]
+    python bench/floor.py [--batch-size 128] [--repeats 2] [--threads N]
+    python bench/floor.py --nll [--preset burda] [--k 5000] [--nll-images 20]
 """
 
 from __future__ import annotations
@@ -99,15 +104,64 @@ def vaelab_epoch(model, opt, split, batch_size, gen) -> float:
     return time.perf_counter() - t0
 
 
+def nll_floor(model: nn.Module, k: int, images: int, rows: int) -> float:
+    """Seconds per image of the K-sample estimate's floor when each decoder call takes
+    ``rows`` (sample, image) rows and each encoder call ``images`` images."""
+    enc = dec = 0.0
+    encoder = model.encoder.modules() if hasattr(model, "encoder") else []
+    for part, m in ((encoder, images), (model.decoder.modules(), rows)):
+        for lin in part:
+            if isinstance(lin, nn.Linear):
+                a = torch.randn(m, lin.in_features)
+                b = torch.randn(lin.in_features, lin.out_features)
+                t = timed(lambda a=a, b=b: torch.mm(a, b), repeats=5, warmup=1)
+                if m == rows:
+                    dec += t
+                else:
+                    enc += t
+    logits = torch.randn(rows, 784)
+    dec += timed(lambda: F.softplus(logits).sum(), repeats=5, warmup=1)
+    return enc / images + dec * k / rows
+
+
+def nll_main(args) -> None:
+    from vaelab.nll import log_likelihood_estimates, plan_chunks
+
+    torch.manual_seed(0)
+    model = build_model("vae", **preset_config(args.preset)).eval()
+    x = torch.bernoulli(torch.rand(args.nll_images, 784))
+    chunk = plan_chunks(model, args.k, args.nll_images)
+    rows = chunk.batch * chunk.k_chunk  # rows per decoder call, as vaelab's estimator plans them
+    per_image = nll_floor(model, args.k, chunk.batch, rows)
+    print(f"model: {model.describe()}; {threads()} threads, torch {torch.__version__}")
+    print(f"K = {args.k}: floor (decoder products on K rows per image, the encoder's once, one "
+          f"softplus-and-sum pass over the logits; {rows} rows per decoder call): "
+          f"{1 / per_image:.1f} images/s")  # fmt: skip
+    with torch.no_grad():
+        t0 = time.perf_counter()
+        log_likelihood_estimates(model, x, args.k, progress=False)
+        secs = time.perf_counter() - t0
+    rate = args.nll_images / secs
+    print(f"vaelab's estimator: {rate:.1f} images/s = {(1 / rate) / per_image:.2f} x the floor "
+          f"({args.nll_images} images)")  # fmt: skip
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--batch-size", type=int, default=128)
     ap.add_argument("--images", type=int, default=50_000, help="training images per epoch")
     ap.add_argument("--repeats", type=int, default=2, help="epochs of each loop, interleaved")
     ap.add_argument("--threads", type=int)
+    ap.add_argument("--nll", action="store_true", help="the K-sample estimate instead")
+    ap.add_argument("--preset", default="burda", help="--nll: the model's preset")
+    ap.add_argument("--k", type=int, default=5000)
+    ap.add_argument("--nll-images", type=int, default=20)
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
+    if args.nll:
+        nll_main(args)
+        return
     torch.manual_seed(0)
     # Random pixels in [0, 1]: the same products and element-wise work as MNIST's.
     x = torch.rand(args.images, 784)
