@@ -16,6 +16,21 @@ def test_bernoulli_log_prob_is_minus_summed_bce_with_logits():
     torch.testing.assert_close(Bernoulli(logits).log_prob(x), expected)
 
 
+def test_bernoulli_log_prob_broadcasts_k_samples_over_images_with_the_same_gradient():
+    """Logits (K, B, 784) against images (B, 784), as the K-sample bound evaluates them: the
+    values and the gradients of the element-wise formula, to fp32 summation order."""
+    g = torch.Generator().manual_seed(0)
+    logits = (torch.randn(5, 3, 784, generator=g) * 3).requires_grad_()
+    x = torch.bernoulli(torch.rand(3, 784, generator=g))
+    got = Bernoulli(logits).log_prob(x)
+    want = (x * logits - F.softplus(logits)).sum(-1)
+    assert got.shape == (5, 3)
+    torch.testing.assert_close(got, want, rtol=1e-6, atol=1e-3)
+    (g_got,) = torch.autograd.grad(got.sum(), logits)
+    (g_want,) = torch.autograd.grad(want.sum(), logits)
+    torch.testing.assert_close(g_got, g_want)
+
+
 def test_bernoulli_log_prob_is_stable_for_extreme_logits():
     logits = torch.tensor([[200.0, -200.0]])
     lp = Bernoulli(logits).log_prob(torch.tensor([[1.0, 0.0]]))
