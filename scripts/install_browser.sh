@@ -9,25 +9,24 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
+apt_install() {  # Debian packages, as root or through sudo
+    local sudo=()
+    [ "$(id -u)" -eq 0 ] || sudo=(sudo)
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get update -q
+    DEBIAN_FRONTEND=noninteractive "${sudo[@]}" apt-get install -y -q --no-install-recommends "$@"
+}
+
 if [ -x /usr/bin/chromium ] && [ -x /usr/bin/chromedriver ]; then
     echo "chromium and chromedriver already installed"
 else
-    SUDO=()
-    [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${SUDO[@]}" apt-get update -q
-    "${SUDO[@]}" apt-get install -y -q --no-install-recommends chromium chromium-driver
+    apt_install chromium chromium-driver
 fi
 
 # npm: the documentation site's test fetches KaTeX from the npm registry.
 if command -v npm >/dev/null; then
     echo "npm already installed"
 else
-    SUDO=()
-    [ "$(id -u)" -eq 0 ] || SUDO=(sudo)
-    export DEBIAN_FRONTEND=noninteractive
-    "${SUDO[@]}" apt-get update -q
-    "${SUDO[@]}" apt-get install -y -q --no-install-recommends npm
+    apt_install npm
 fi
 
 PY=${PYTHON:-.venv/bin/python}

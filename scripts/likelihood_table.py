@@ -25,7 +25,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import platform
 import shlex
 import signal
 import statistics
@@ -90,16 +89,9 @@ ROWS = {
 
 def hardware() -> dict:
     import torch
+    from machine import cpu_name  # scripts/machine.py
 
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    out = {"cpu": cpu, "cpu_threads": os.cpu_count(), "torch": torch.__version__}
+    out = {"cpu": cpu_name(), "cpu_threads": os.cpu_count(), "torch": torch.__version__}
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(0)
     return out

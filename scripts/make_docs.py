@@ -12,7 +12,6 @@ from __future__ import annotations
 import argparse
 import logging
 import math
-import platform
 import re
 import shutil
 import subprocess
@@ -45,6 +44,7 @@ DOCS = ROOT / "docs"
 FIGURES = DOCS / "figures"  # --out moves it (and tutorial.md beside it)
 sys.path.insert(0, str(ROOT / "scripts"))
 from diagrams import draw_all  # noqa: E402  (scripts/diagrams.py)
+from machine import cpu_name  # noqa: E402  (scripts/machine.py)
 
 
 def run_example(name: str, out: Path, epochs: int) -> str:
@@ -343,13 +343,7 @@ def main() -> None:
     v["scale_table"] = "\n".join(rows)
     v["cb_elbo"] = f"{r['neg_elbo']:.1f}"
 
-    cpu = platform.processor() or platform.machine()
-    for line in (
-        Path("/proc/cpuinfo").read_text().splitlines() if Path("/proc/cpuinfo").exists() else []
-    ):
-        if line.startswith("model name"):
-            cpu = line.split(":", 1)[1].strip()
-            break
+    cpu = cpu_name()
     minutes = (time.perf_counter() - t0) / 60
     v["machine"] = f"{cpu}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
     v["minutes"] = f"{math.ceil(minutes)}"

@@ -21,12 +21,12 @@ from __future__ import annotations
 
 import argparse
 import logging
-import platform
 import sys
 import time
 from pathlib import Path
 
 import torch
+from machine import cpu_name  # scripts/machine.py
 
 import vaelab
 from vaelab.analysis import pca_check
@@ -173,15 +173,7 @@ def main() -> None:
 
 
 def hardware() -> str:
-    cpu = platform.processor() or platform.machine()
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    return f"{cpu}, {torch.get_num_threads()} threads, torch {torch.__version__}, CPU"
+    return f"{cpu_name()}, {torch.get_num_threads()} threads, torch {torch.__version__}, CPU"
 
 
 def fmt(v, digits=2):
