@@ -1,7 +1,7 @@
 # Convenience targets; each is one command you can also run by hand.
 PYTHON ?= .venv/bin/python
 
-.PHONY: setup test docs site results results-quick table bench
+.PHONY: setup test docs tutorial-text site results results-quick table bench
 
 setup:
 	bash scripts/setup.sh
@@ -14,6 +14,10 @@ test: setup
 docs: setup
 	$(PYTHON) scripts/make_docs.py
 	$(PYTHON) scripts/build_site.py
+
+# docs/tutorial.md refilled from an edited template and the saved values (runs nothing).
+tutorial-text: setup
+	$(PYTHON) scripts/make_docs.py --render-only
 
 # The site alone, from docs/ as it stands.
 site: setup

@@ -2,14 +2,17 @@
 
 Every number and figure in the tutorial comes from this script: it runs the two example
 scripts, trains the other models the text discusses, measures, copies the figures and fills
-the ``{{name}}`` placeholders of the template.  ``make docs`` runs it.
+the ``{{name}}`` placeholders of the template.  ``make docs`` runs it.  The measured values
+are kept in docs/tutorial.values.json, so that ``--render-only`` (``make tutorial-text``)
+refills an edited template in a second without rerunning anything.
 
-    python scripts/make_docs.py [--epochs 10] [--work runs/docs] [--out DIR]
+    python scripts/make_docs.py [--epochs 10] [--work runs/docs] [--out DIR] [--render-only]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import math
 import re
@@ -128,15 +131,40 @@ def features_sentence(scores: dict[str, dict]) -> str:
     )
 
 
+def render(v: dict, out: Path) -> None:
+    """Fill the template's ``{{name}}`` placeholders from ``v`` and its ``[[example]]`` blocks
+    from examples/, into OUT/tutorial.md."""
+    template = (DOCS / "tutorial.template.md").read_text()
+    missing = sorted(set(re.findall(r"\{\{(\w+)\}\}", template)) - set(v))
+    if missing:
+        sys.exit(f"error: no value for {', '.join(missing)}: run make_docs.py without --render-only")
+    text = re.sub(r"\{\{(\w+)\}\}", lambda m: str(v[m.group(1)]), template)
+    for name in ("mnist_ae", "mnist_vae"):
+        text = text.replace(f"[[{name}]]", (ROOT / "examples" / f"{name}.py").read_text().strip())
+    (out / "tutorial.md").write_text(text)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
     ap.add_argument("--work", default=str(ROOT / "runs" / "docs"))
     ap.add_argument("--out", help="write tutorial.md and figures/ here instead of docs/")
+    ap.add_argument(
+        "--render-only",
+        action="store_true",
+        help="refill the template from the saved values (tutorial.values.json); run nothing",
+    )
     args = ap.parse_args()
     global FIGURES
     if args.out:
         FIGURES = Path(args.out) / "figures"
+    if args.render_only:
+        saved = FIGURES.parent / "tutorial.values.json"
+        if not saved.exists():
+            sys.exit(f"error: {saved} does not exist: run make_docs.py without --render-only first")
+        render(json.loads(saved.read_text()), FIGURES.parent)
+        print(f"wrote {FIGURES.parent / 'tutorial.md'} from {saved}")
+        return
     work = Path(args.work)
     shutil.rmtree(work, ignore_errors=True)
     t0 = time.perf_counter()
@@ -348,11 +376,9 @@ def main() -> None:
     v["machine"] = f"{cpu}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
     v["minutes"] = f"{math.ceil(minutes)}"
 
-    template = (DOCS / "tutorial.template.md").read_text()
-    text = re.sub(r"\{\{(\w+)\}\}", lambda m: str(v[m.group(1)]), template)
-    for name in ("mnist_ae", "mnist_vae"):
-        text = text.replace(f"[[{name}]]", (ROOT / "examples" / f"{name}.py").read_text().strip())
-    (FIGURES.parent / "tutorial.md").write_text(text)
+    values = FIGURES.parent / "tutorial.values.json"
+    values.write_text(json.dumps({k: str(x) for k, x in v.items()}, indent=1, ensure_ascii=False))
+    render(v, FIGURES.parent)
     print(f"wrote {FIGURES.parent / 'tutorial.md'} and {FIGURES}/ in {minutes:.1f} minutes")
 
 

@@ -54,6 +54,20 @@ def test_tutorial_is_generated_from_the_current_examples():
         assert (ROOT / "docs" / figure).is_file(), figure
 
 
+def test_tutorial_is_the_current_template_filled_with_the_saved_values(tmp_path):
+    """An edit to the template that was not rendered (make tutorial-text) fails here."""
+    values = ROOT / "docs" / "tutorial.values.json"
+    if not values.exists():
+        pytest.skip("docs/tutorial.values.json not generated yet (make docs)")
+    (tmp_path / "tutorial.values.json").write_text(values.read_text())
+    cmd = [sys.executable, str(ROOT / "scripts" / "make_docs.py"), "--render-only"]
+    p = subprocess.run([*cmd, "--out", str(tmp_path)], capture_output=True, text=True)
+    assert p.returncode == 0, p.stderr[-2000:]
+    rendered = (tmp_path / "tutorial.md").read_text()
+    assert rendered == (ROOT / "docs" / "tutorial.md").read_text()
+    assert json.loads(values.read_text())["epochs"] in rendered
+
+
 @pytest.mark.mnist
 def test_results_script_quick_mode(tmp_path):
     """`scripts/results.py --quick` runs the whole pipeline in minutes and writes its table
