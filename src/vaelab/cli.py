@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import json
 import logging
+import os
 import sys
 from dataclasses import fields
 from pathlib import Path
@@ -242,6 +243,10 @@ def cmd_train(args: argparse.Namespace) -> int:
     summary = fit(run, progress=not args.no_progress)
     if summary["interrupted"]:
         return 130
+    from . import distributed
+
+    if not distributed.current().is_main:  # rank 0 reports and draws
+        return 0
     if not summary["trained_epochs"]:
         print(f"nothing to do: {summary['out']} already has {summary['epochs']} epochs")
         return 0
@@ -288,7 +293,10 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         progress=not args.no_progress,
     )
-    print(json.dumps(result) if args.json else format_result(result))
+    from . import distributed
+
+    if distributed.current().is_main:
+        print(json.dumps(result) if args.json else format_result(result))
     return 0
 
 
@@ -573,11 +581,36 @@ def setup_logging() -> None:
         logger.propagate = False
 
 
+GROUP_COMMANDS = ("train", "evaluate")
+
+
+def _in_group(args: argparse.Namespace) -> int:
+    """A command started by ``torchrun`` with several processes: join the group, let rank 0
+    alone speak, leave the group at the end."""
+    if args.command not in GROUP_COMMANDS:
+        raise VaelabError(
+            f"`vaelab {args.command}` runs in one process; only {' and '.join(GROUP_COMMANDS)} "
+            "run under torchrun with several processes"
+        )
+    from . import distributed
+
+    device = getattr(args, "device", None)
+    dist = distributed.init_from_env(device if isinstance(device, str) else "auto")
+    if not dist.is_main:
+        logger.setLevel(logging.WARNING)
+    try:
+        return args.func(args)
+    finally:
+        distributed.shutdown()
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     setup_logging()
     try:
+        if int(os.environ.get("WORLD_SIZE", "1")) > 1:  # started by torchrun
+            return _in_group(args)
         return args.func(args)
     except VaelabError as e:
         print(f"vaelab: error: {e}", file=sys.stderr)

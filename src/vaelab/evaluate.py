@@ -13,6 +13,7 @@ from typing import Any
 
 import torch
 
+from . import distributed
 from .batches import Split, binarize_once
 from .config import DataConfig
 from .errors import VaelabError
@@ -79,7 +80,7 @@ def evaluate_run(
         raise VaelabError(f"unknown protocol {protocol!r}; the only one is 'paper'")
     if limit is not None and limit < 1:
         raise VaelabError(f"limit must be >= 1, got {limit}")
-    dev = pick_device(device)
+    dev = distributed.current().device(pick_device(device))
     run = Run.load(run_dir)
     model = run.model(which, dev)
     if protocol == "paper":
@@ -131,7 +132,7 @@ def evaluate_run(
         from .quality import sample_quality
 
         result["sample_quality"] = sample_quality(model, splits["test"].x, seed=seed)
-    if save:
+    if save and distributed.current().is_main:
         run.save_evaluation(result)
     return result
 
@@ -147,9 +148,12 @@ def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]
 
 
 def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> dict[str, Any]:
-    torch.manual_seed(seed)
+    """The K-sample estimate on ``x``; in a group of processes (torchrun) each scores its
+    share of the images and the per-image estimates are gathered (the same numbers)."""
+    dist = distributed.current()
     t0 = time.perf_counter()
-    s = diagnose(importance_sampled(model, x, k, y=y, progress=progress))
+    est = importance_sampled(model, x, k, y=y, progress=progress, seed=seed, dist=dist)
+    s = diagnose(est)
     seconds = time.perf_counter() - t0
     if kind == "loss":
         logger.warning(
@@ -158,6 +162,7 @@ def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> di
         )
     key = ESTIMATE_KEYS[kind]
     out = {key: s["nll"], f"{key}_sem": s["nll_sem"], "nll_k": k, "nll_seconds": seconds}
+    out["nll_processes"] = dist.world
     out |= {n: s[n] for n in ("nll_k_sub", "nll_k_gap", "ess_median", "ess_p5")}
     if kind == "likelihood":
         out["bits_per_dim"] = s["bits_per_dim"]

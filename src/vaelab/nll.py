@@ -22,6 +22,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
+from .distributed import SINGLE, Dist
 from .errors import VaelabError
 from .models.helpers import eval_mode
 from .nets import IMAGE_DIM
@@ -76,6 +77,11 @@ class Estimates:
     ess: torch.Tensor
 
 
+def batch_seed(seed: int, first_image: int) -> int:
+    """The seed of the draws for the batch of images that starts at ``first_image``."""
+    return seed * 1_000_003 + first_image
+
+
 @torch.no_grad()
 def importance_sampled(
     model,
@@ -85,12 +91,20 @@ def importance_sampled(
     y: torch.Tensor | None = None,
     memory_bytes: int | None = None,
     progress: bool = True,
+    seed: int | None = None,
+    dist: Dist = SINGLE,
 ) -> Estimates:
     """The K-sample estimate of log p(x) (of log p(x | y) for a conditional model, which
     needs the labels ``y``) for every image of ``x``, with its diagnostics; nats.
 
-    Uses the global torch RNG for z ~ q(z|x); seed it for a reproducible estimate.
+    Draws z ~ q(z|x) from the global torch RNG.  With ``seed`` the RNG is reseeded for each
+    batch of images from the seed and the batch's first image (``batch_seed``), so an image's
+    draws do not depend on which process scores it: in a group (``dist``) the batches are
+    dealt out round-robin and the estimates summed back, equal to one process's up to
+    floating-point order.  Without ``seed`` the draws continue the RNG's stream.
     """
+    if dist.active and seed is None:
+        raise VaelabError("a likelihood estimate shared among processes needs a seed")
     if k < 1:
         raise VaelabError(f"the number of importance samples must be >= 1, got {k}")
     if not model.has_elbo:
@@ -101,15 +115,28 @@ def importance_sampled(
     k_sub = max(1, k // 5)
     empty = [torch.empty(len(x), dtype=torch.float64) for _ in range(3)]
     est = Estimates(k, empty[0], k_sub, empty[1], empty[2])
+    if dist.active:
+        for t in (est.log_px, est.log_px_sub, est.ess):
+            t.zero_()  # the other processes' images stay 0 here, then the sums fill them in
+    starts = range(0, len(x), plan.batch)[dist.rank :: dist.world]
+    mine = sum(len(range(s, min(s + plan.batch, len(x)))) for s in starts)
     bar = tqdm(
-        total=len(x), desc=f"log p(x), K={k}", unit="img", disable=None if progress else True
+        total=mine,
+        desc=f"log p(x), K={k}",
+        unit="img",
+        disable=None if progress and dist.is_main else True,
     )
     with eval_mode(model):
-        for start in range(0, len(x), plan.batch):
+        for start in starts:
             sl = slice(start, start + plan.batch)
+            if seed is not None:
+                torch.manual_seed(batch_seed(seed, start))
             _estimate_batch(model, x[sl], None if y is None else y[sl], plan, est, sl)
             bar.update(len(x[sl]))
     bar.close()
+    if dist.active:
+        for t in (est.log_px, est.log_px_sub, est.ess):
+            dist.sum_(t)
     return est
 
 

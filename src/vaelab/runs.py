@@ -344,32 +344,48 @@ class Run:
 
 class RunWriter:
     """Owns what training writes into a run folder: config, best and last weights, the
-    checkpoint and metrics.jsonl, each written atomically after every epoch."""
+    checkpoint and metrics.jsonl, each written atomically after every epoch.  With
+    ``write=False`` (every process of a group but rank 0) it keeps the rows and the best
+    validation loss and writes nothing."""
 
-    def __init__(self, run: Run, rows: list[dict[str, Any]] | None = None, best: float = math.inf):
+    def __init__(
+        self,
+        run: Run,
+        rows: list[dict[str, Any]] | None = None,
+        best: float = math.inf,
+        *,
+        write: bool = True,
+    ):
         self.run = run
         self.rows = list(rows or [])
         self.best = best
+        self.write = write
 
     def start(self) -> None:
-        self.run.save()
+        if self.write:
+            self.run.save()
 
     def epoch_end(self, model: torch.nn.Module, row: dict[str, Any], state: dict[str, Any]):
         """Save weights (best when ``row["val_loss"]`` is the lowest yet), the checkpoint
         ``state`` (optimizer, scheduler, RNG; the model's state is added) and the metrics."""
         epoch = str(row["epoch"])
-        if row["val_loss"] < self.best:
-            self.best = row["val_loss"]
+        improved = row["val_loss"] < self.best
+        self.best = min(self.best, row["val_loss"])
+        self.rows.append(row)
+        if not self.write:
+            return
+        if improved:
             save_weights(model, self.run.weights_path("best"), {"epoch": epoch})
         save_weights(model, self.run.weights_path("last"), {"epoch": epoch})
         state = {"model": model.state_dict(), **state, "epoch": row["epoch"], "best_val": self.best}
         save_checkpoint(self.run.checkpoint_path, state)
-        self.rows.append(row)
         text = "".join(json.dumps(r) + "\n" for r in self.rows)
         atomic_write(self.run.metrics_path, lambda p: p.write_text(text))
 
     @classmethod
-    def resume(cls, run: Run, device: str | torch.device) -> tuple[RunWriter, dict[str, Any]]:
+    def resume(
+        cls, run: Run, device: str | torch.device, *, write: bool = True
+    ) -> tuple[RunWriter, dict[str, Any]]:
         """A writer that continues ``run`` and its last checkpoint (weights, optimizer, ...)."""
         ckpt = load_checkpoint(run.checkpoint_path, map_location=device)
         for key in ("model", "optimizer", "scheduler", "epoch", "best_val", "rng"):
@@ -377,7 +393,7 @@ class RunWriter:
                 raise VaelabError(f"{run.checkpoint_path} lacks {key!r}; cannot resume")
         start = int(ckpt["epoch"])
         rows = [m for m in run.metrics() if m.get("epoch", 0) <= start]
-        return cls(run, rows, float(ckpt["best_val"])), ckpt
+        return cls(run, rows, float(ckpt["best_val"]), write=write), ckpt
 
 
 def load_run(run_dir: str | Path, which: str = "best", device: str | torch.device = "cpu"):

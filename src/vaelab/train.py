@@ -19,8 +19,10 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
+from . import distributed
 from .batches import Split, batches, load_splits
 from .config import DataConfig, TrainConfig
+from .distributed import SINGLE, Dist
 from .errors import VaelabError
 from .models.helpers import eval_mode, model_device
 from .runs import Run, RunWriter, load_state
@@ -82,42 +84,116 @@ def resolve_run(
 
 
 def train_step(
-    model, opt: torch.optim.Optimizer, x: torch.Tensor, y: torch.Tensor, kl_weight: float = 1.0
+    model,
+    opt: torch.optim.Optimizer,
+    x: torch.Tensor,
+    y: torch.Tensor,
+    kl_weight: float = 1.0,
+    *,
+    loss_fn=None,
+    scale: float = 1.0,
 ) -> dict[str, torch.Tensor]:
-    """One Adam step on the batch's mean loss; returns the batch means (detached)."""
-    parts = model.loss(x, y, kl_weight=kl_weight)
+    """One Adam step on the batch's mean loss; returns the batch means (detached).
+
+    ``loss_fn(x, y, kl_weight)`` replaces ``model.loss`` (the DistributedDataParallel wrapper
+    of a group), and the loss is multiplied by ``scale`` before the backward pass (a share's
+    weight in its global batch)."""
+    parts = (loss_fn or _model_loss(model))(x, y, kl_weight)
     opt.zero_grad(set_to_none=True)
-    parts["loss"].backward()
+    (parts["loss"] * scale if scale != 1.0 else parts["loss"]).backward()
     opt.step()
     return {k: v.detach() for k, v in parts.items()}
 
 
-def evaluate_loss(model, split: Split, batch_size: int = 1000) -> dict[str, float]:
-    """Mean over the images of ``split`` of each per-image term of ``model.terms``."""
+def _model_loss(model):
+    return lambda x, y, kl_weight: model.loss(x, y, kl_weight=kl_weight)
+
+
+class LossModule(torch.nn.Module):
+    """A model's ``loss`` as ``forward``, so that DistributedDataParallel can wrap it (it
+    synchronises gradients for what goes through ``forward`` only)."""
+
+    def __init__(self, model: torch.nn.Module):
+        super().__init__()
+        self.model = model
+
+    def forward(self, x, y, kl_weight: float):
+        return self.model.loss(x, y, kl_weight=kl_weight)
+
+
+def _sum_dict(sums: dict[str, torch.Tensor], dist: Dist) -> dict[str, torch.Tensor]:
+    """``sums`` added up over the processes of a group, in one reduction."""
+    if not dist.active or not sums:
+        return sums
+    keys = sorted(sums)
+    total = dist.sum_(torch.stack([torch.as_tensor(sums[k]).double() for k in keys]))
+    return dict(zip(keys, total, strict=True))
+
+
+def evaluate_loss(
+    model, split: Split, batch_size: int = 1000, *, dist: Dist = SINGLE
+) -> dict[str, float]:
+    """Mean over the images of ``split`` of each per-image term of ``model.terms``; in a
+    group each process scores its share of the images and the sums are added up."""
     sums: dict[str, torch.Tensor] = {}
     device = model_device(model)
+    share = (
+        split
+        if not dist.active
+        else Split(*(t[dist.share(len(split))] for t in (split.x, split.y)))
+    )
     with eval_mode(model):
-        for xb, yb in batches(split.to(device), batch_size, shuffle=False):
+        for xb, yb in batches(share.to(device), batch_size, shuffle=False):
             for k, v in model.terms(xb, yb).items():
                 sums[k] = sums.get(k, 0) + v.sum()
+    sums = _sum_dict(sums, dist)
     return {k: v.item() / max(len(split), 1) for k, v in sums.items()}
 
 
 # --- the loop ------------------------------------------------------------------------------
 
 
-def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
+def _rng_state(generator: torch.Generator, dist: Dist = SINGLE) -> dict[str, torch.Tensor]:
+    """The RNG states a checkpoint keeps: the data generator's (the same in every process of a
+    group) and the global one of this process, or (in a group) of every process."""
     state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
+    if dist.active:
+        state["torch_ranks"] = dist.gather(state["torch"])
+        if "cuda" in state:
+            state["cuda_ranks"] = dist.gather(state["cuda"])
     return state
 
 
-def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator) -> None:
-    torch.set_rng_state(state["torch"])
+def _set_rng_state(
+    state: dict[str, torch.Tensor], generator: torch.Generator, dist: Dist = SINGLE, seed: int = 0
+) -> None:
     generator.set_state(state["data"])
-    if "cuda" in state and torch.cuda.is_available():
-        torch.cuda.set_rng_state_all(list(state["cuda"]))
+    ranks = state.get("torch_ranks")
+    if ranks is None and not dist.active:
+        torch.set_rng_state(state["torch"])
+        if "cuda" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all(list(state["cuda"]))
+    elif ranks is not None and len(ranks) == dist.world:
+        torch.set_rng_state(ranks[dist.rank].clone())
+        if "cuda_ranks" in state and torch.cuda.is_available():
+            torch.cuda.set_rng_state_all([s.clone() for s in state["cuda_ranks"][dist.rank]])
+    else:  # saved by a group of another size: fresh, distinct noise for each process
+        saved = 1 if ranks is None else len(ranks)
+        if dist.is_main:
+            logger.warning(
+                f"the checkpoint was written by {saved} process(es), this group has "
+                f"{dist.world}: the sampling noise is reseeded, so the run will not repeat "
+                "an uninterrupted one exactly"
+            )
+        torch.manual_seed(_rank_seed(seed, dist.rank))
+
+
+def _rank_seed(seed: int, rank: int) -> int:
+    """Each process's seed for its sampling noise: rank 0 keeps ``seed`` (so one process and
+    rank 0 agree), the others get seeds of their own."""
+    return seed + 1_000_003 * rank
 
 
 def _check_finite(values: dict[str, float], where: str, run: Run, epoch: int) -> None:
@@ -140,8 +216,13 @@ def train_epoch(
     run: Run,
     dynamic: bool,
     progress: bool,
+    dist: Dist = SINGLE,
+    loss_fn=None,
 ) -> dict[str, float]:
-    """One pass over ``train``; returns the epoch's mean of each loss entry."""
+    """One pass over ``train``; returns the epoch's mean of each loss entry.
+
+    In a group every process draws the same global batches and steps on its share of each
+    (``loss_fn``: the DistributedDataParallel wrapper), weighted by the share's size."""
     steps = math.ceil(len(train) / cfg.batch_size)
     sums: dict[str, torch.Tensor] = {}
     model.train()
@@ -150,34 +231,59 @@ def train_epoch(
         desc=f"epoch {epoch + 1}/{cfg.epochs}",
         leave=False,
         unit="batch",
-        disable=None if progress else True,
+        disable=None if progress and dist.is_main else True,
     )
     for step, (xb, yb) in enumerate(
         batches(train, cfg.batch_size, data_rng, dynamic_binarize=dynamic)
     ):
-        parts = train_step(model, opt, xb, yb, cfg.kl_weight(epoch, step, steps))
+        n_global, scale = len(xb), 1.0
+        if dist.active:
+            share = dist.share(n_global)
+            xb, yb = xb[share], yb[share]
+            scale = len(xb) * dist.world / n_global  # DDP averages: this makes it the global mean
+        kl_weight = cfg.kl_weight(epoch, step, steps)
+        parts = train_step(model, opt, xb, yb, kl_weight, loss_fn=loss_fn, scale=scale)
         for k, v in parts.items():
             sums[k] = sums.get(k, 0) + v * len(xb)
         if step % 20 == 0 or step == steps - 1:
-            now = parts["loss"].item()
+            loss = parts["loss"].double() * len(xb)
+            now = dist.sum_(loss).item() / n_global  # the global batch's loss
             _check_finite({"loss": now}, f"in epoch {epoch + 1} step {step + 1}", run, epoch)
             bar.set_postfix(loss=f"{now:.2f}")
         bar.update()
     bar.close()
+    sums = _sum_dict(sums, dist)
     return {k: v.item() / len(train) for k, v in sums.items()}
 
 
-def _restore(run: Run, model, opt, sched, data_rng, device) -> tuple[RunWriter, int]:
+def _restore(
+    run: Run, model, opt, sched, data_rng, device, dist: Dist = SINGLE
+) -> tuple[RunWriter, int]:
     """Load the run's checkpoint into the model, optimizer, scheduler and data RNG; the writer
     that continues the run, and the epoch to start from."""
-    writer, ckpt = RunWriter.resume(run, device)
+    writer, ckpt = RunWriter.resume(run, device, write=dist.is_main)
     load_state(model, ckpt["model"], run.checkpoint_path)
     opt.load_state_dict(ckpt["optimizer"])
     sched.load_state_dict(ckpt["scheduler"])
-    _set_rng_state(ckpt["rng"], data_rng)
     start = int(ckpt["epoch"])
+    _set_rng_state(ckpt["rng"], data_rng, dist, seed=run.train.seed + 7919 * start)
     logger.info(f"resuming {run.path} at epoch {start} of {run.train.epochs}")
     return writer, start
+
+
+def check_group(train: Split, val: Split, batch_size: int, dist: Dist) -> None:
+    """Every process needs a non-empty share of every batch."""
+    if not dist.active:
+        return
+    last = len(train) - (math.ceil(len(train) / batch_size) - 1) * batch_size
+    if min(batch_size, last) < dist.world:
+        raise VaelabError(
+            f"{dist.world} processes need at least {dist.world} images in every batch; the "
+            f"last batch of {len(train)} images in batches of {batch_size} has {last}: "
+            "change --batch-size"
+        )
+    if len(val) < dist.world:
+        raise VaelabError(f"{len(val)} validation images for {dist.world} processes")
 
 
 def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
@@ -187,22 +293,37 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
     epochs straight.  Ctrl-C keeps the checkpoint of the last finished epoch.
     """
     cfg = run.train
-    device = pick_device(cfg.device)
+    dist = distributed.current()
+    device = dist.device(pick_device(cfg.device))
     resuming = run.config_path.exists()  # Run.create refuses a folder that holds a run
     torch.manual_seed(cfg.seed)  # before building: the seed fixes the initial weights too
     model = run.build_model().to(device)
+    if dist.rank:  # sampling noise of its own for each process of a group
+        torch.manual_seed(_rank_seed(cfg.seed, dist.rank))
     data_rng = torch.Generator().manual_seed(cfg.seed)
     splits = load_splits(run.data)
     train, val = splits["train"].to(device), splits["val"].to(device)
+    check_group(train, val, cfg.batch_size, dist)
     opt = torch.optim.Adam(
         model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
     )
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     if resuming:
-        writer, start = _restore(run, model, opt, sched, data_rng, device)
+        writer, start = _restore(run, model, opt, sched, data_rng, device, dist)
     else:
-        writer, start = RunWriter(run), 0
+        writer, start = RunWriter(run, write=dist.is_main), 0
         model.on_train_start(train)
+    loss_fn = None
+    if dist.active:
+        from torch.nn.parallel import DistributedDataParallel
+
+        ids = [device.index] if device.type == "cuda" else None
+        loss_fn = DistributedDataParallel(LossModule(model), device_ids=ids)
+        logger.info(
+            f"{dist.world} processes: global batch {cfg.batch_size}, "
+            f"{cfg.batch_size / dist.world:g} images per process and step"
+        )
+    dist.barrier()  # every process has read the folder before rank 0 writes into it
     writer.start()
     logger.info(f"training {model.describe()} on {len(train)} images ({run.data.describe()})")
 
@@ -221,10 +342,12 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
                 run=run,
                 dynamic=run.data.binarize == "dynamic",
                 progress=progress,
+                dist=dist,
+                loss_fn=loss_fn,
             )
             sched.step()
             model.on_epoch_end(train)
-            val_m = evaluate_loss(model, val)
+            val_m = evaluate_loss(model, val, dist=dist)
             _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
             row = {
                 "epoch": epoch + 1,
@@ -235,7 +358,7 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
                 "seconds": time.perf_counter() - t0,
             }
             state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
-            writer.epoch_end(model, row, state | {"rng": _rng_state(data_rng)})
+            writer.epoch_end(model, row, state | {"rng": _rng_state(data_rng, dist)})
             logger.info(epoch_line(row, cfg.epochs, model))
     except KeyboardInterrupt:
         logger.warning(
