@@ -30,9 +30,10 @@ import torch.nn.functional as F
 from torch import nn
 
 from vaelab.batches import Split, batches
+from vaelab.config import TrainConfig
 from vaelab.models import build_model
 from vaelab.registry import preset_config
-from vaelab.train import train_step
+from vaelab.train import make_optimizer, train_step
 
 
 def timed(fn, repeats: int = 30, warmup: int = 5) -> float:
@@ -178,7 +179,7 @@ def main() -> None:
     print(f"floor (the products alone, each timed at its shape): {floor:.2f} s per epoch "
           f"({flops * steps / floor / 1e9:.0f} GFLOP/s)")  # fmt: skip
 
-    opt_v = torch.optim.Adam(model.parameters(), lr=1e-3)
+    opt_v = make_optimizer(model, TrainConfig(lr=1e-3), torch.device("cpu"))  # vaelab's Adam
     opt_b = torch.optim.Adam(bare.parameters(), lr=1e-3)
     gen = torch.Generator().manual_seed(0)
     t_vaelab, t_bare = [], []

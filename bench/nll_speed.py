@@ -1,14 +1,22 @@
-"""Throughput of vaelab's importance-sampled log-likelihood against a per-image loop.
+"""Throughput of the K = 5000 importance-sampled log-likelihood: vaelab against the floor and
+two straightforward estimators, in images per second, measured in one process.
 
-Both compute the same K-sample estimate of log p(x) for the same VAE and images: vaelab folds
-(k_chunk, B) log-weight tensors with logsumexp over many images at once; the baseline loops over
-the images one at a time, drawing all K samples of an image in one batch (the straightforward
-way, as in most VAE code bases).  Prints images per second for both, the ratio, and the mean
-estimates (which must agree within Monte Carlo error).
+Contenders, all computing the same K-sample estimate of log p(x) for the same model and images:
 
-    python bench/nll_speed.py [--run RUN] [--k 5000] [--images 200]
+- **floor**: the decoder's products on K rows per image, the encoder's once per image, and one
+  softplus-and-sum pass over the K x 784 logits, each timed at its shape (bench/floor.py);
+- **per-image loop**: one image at a time, its K samples in one batch (as in most VAE code);
+- **straightforward batched**: a few images at a time, all K samples at once, the Bernoulli
+  log-likelihood as ``binary_cross_entropy_with_logits`` over K x B x 784 then a sum;
+- **vaelab**: ``importance_sampled`` as ``vaelab evaluate --nll-samples`` runs it without
+  compiling (chunks folded into running logsumexps, x . logits as one dot product per row);
+- **vaelab, compiled**: the same through ``torch.compile`` (the default on a CPU for large
+  estimates); its compile time is reported apart.
 
-Without --run it uses a freshly initialised 784-400-20 VAE (speed does not depend on training).
+Rounds alternate between the contenders; each figure is the median over rounds.  The estimates
+must agree within Monte Carlo error (vaelab's two paths: within floating-point error).
+
+    python bench/nll_speed.py [--preset burda | pytorch-examples] [--run RUN] [--images 40]
 """
 
 from __future__ import annotations
@@ -16,12 +24,19 @@ from __future__ import annotations
 import argparse
 import math
 import statistics
+import sys
 import time
+from pathlib import Path
 
 import torch
+import torch.nn.functional as F
 
-from vaelab.models import build_model
-from vaelab.nll import log_likelihood_estimates, plan_chunks
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floor import nll_floor  # noqa: E402  (bench/floor.py)
+
+from vaelab.models import build_model  # noqa: E402
+from vaelab.nll import importance_sampled, plan_chunks  # noqa: E402
+from vaelab.registry import preset_config  # noqa: E402
 
 
 @torch.no_grad()
@@ -33,11 +48,29 @@ def per_image_loop(model, x: torch.Tensor, k: int) -> torch.Tensor:
     return torch.cat(out)
 
 
+@torch.no_grad()
+def straightforward(model, x: torch.Tensor, k: int, batch: int = 4) -> torch.Tensor:
+    """All K samples of ``batch`` images at once, written the obvious way."""
+    out = []
+    for xb in x.split(batch):
+        q = model.encode(xb)
+        z = q.mean + q.scale * torch.randn(k, *q.mean.shape)  # (k, B, D)
+        logits = model.decoder(z.reshape(-1, z.shape[-1])).reshape(k, len(xb), -1)
+        log_px_z = -F.binary_cross_entropy_with_logits(
+            logits, xb.expand_as(logits), reduction="none"
+        ).sum(-1)
+        log_pz = -0.5 * (z.pow(2) + math.log(2 * math.pi)).sum(-1)
+        log_qz = q.log_prob(z)
+        out.append(torch.logsumexp((log_px_z + log_pz - log_qz).double(), 0) - math.log(k))
+    return torch.cat(out)
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    ap.add_argument("--run", help="a run folder (default: an untrained 784-400-20 VAE)")
+    ap.add_argument("--preset", default="burda", help="burda or pytorch-examples")
+    ap.add_argument("--run", help="a trained run folder instead of fresh weights")
     ap.add_argument("--k", type=int, default=5000)
-    ap.add_argument("--images", type=int, default=200)
+    ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3, help="alternating timed rounds (median)")
     args = ap.parse_args()
     torch.manual_seed(0)
@@ -45,28 +78,56 @@ def main() -> None:
         import vaelab
 
         model = vaelab.load_run(args.run)
+        x = vaelab.runs.Run.load(args.run).splits()["test"].x[: args.images]
     else:
-        model = build_model("vae", hidden=[400], latent_dim=20).eval()
-    x = torch.bernoulli(torch.rand(args.images, 784, generator=torch.Generator().manual_seed(0)))
-    plan = plan_chunks(model, args.k, len(x))
-    print(
-        f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={args.k}, "
-        f"{len(x)} images; vaelab chunks: {plan.batch} images x {plan.k_chunk} samples"
-    )
-    log_likelihood_estimates(model, x[:2], args.k, progress=False)  # warm-up
-    per_image_loop(model, x[:2], args.k)
-    t_ours, t_base = [], []
-    for _ in range(args.rounds):  # alternate, so that neither gains from the machine's state
-        t0 = time.perf_counter()
-        ours = log_likelihood_estimates(model, x, args.k, progress=False)
-        t_ours.append(time.perf_counter() - t0)
-        t0 = time.perf_counter()
-        base = per_image_loop(model, x, args.k)
-        t_base.append(time.perf_counter() - t0)
-    t_ours, t_base = statistics.median(t_ours), statistics.median(t_base)
-    print(f"vaelab      {len(x) / t_ours:9.1f} images/s   mean log p(x) {ours.mean():.3f} nats")
-    print(f"per-image   {len(x) / t_base:9.1f} images/s   mean log p(x) {base.mean():.3f} nats")
-    print(f"ratio vaelab / per-image loop (throughput): {t_base / t_ours:.2f}")
+        model = build_model("vae", **preset_config(args.preset)).eval()
+        g = torch.Generator().manual_seed(0)
+        x = torch.bernoulli(torch.rand(args.images, 784, generator=g))
+    k = args.k
+    plan = plan_chunks(model, k, len(x))
+    per_image = nll_floor(model, k, plan.batch, plan.batch * plan.k_chunk)
+    print(f"model: {model.describe()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={k}, {len(x)} "
+          f"images; vaelab's chunks: {plan.batch} image(s) x {plan.k_chunk} samples")  # fmt: skip
+
+    def eager():
+        return importance_sampled(model, x, k, progress=False, seed=0, compile=False).log_px
+
+    def compiled():
+        return importance_sampled(model, x, k, progress=False, seed=0, compile=True).log_px
+
+    t0 = time.perf_counter()
+    importance_sampled(model, x[:2], k, progress=False, seed=0, compile=True)  # compiles
+    compile_s = time.perf_counter() - t0
+    contenders = {
+        "per-image loop": lambda: per_image_loop(model, x, k),
+        "straightforward batched": lambda: straightforward(model, x, k),
+        "vaelab": eager,
+        "vaelab, compiled": compiled,
+    }
+    for f in contenders.values():  # warm-up
+        f()
+    times: dict[str, list[float]] = {name: [] for name in contenders}
+    means: dict[str, float] = {}
+    for _ in range(args.rounds):
+        for name, f in contenders.items():
+            t0 = time.perf_counter()
+            est = f()
+            times[name].append(time.perf_counter() - t0)
+            means[name] = est.mean().item()
+    rate = {name: len(x) / statistics.median(t) for name, t in times.items()}
+    floor = 1 / per_image
+    base = rate["straightforward batched"]
+    print()
+    print("| contender | images/s | x the floor (time) | speed-up over straightforward | "
+          "mean log p(x), nats |")  # fmt: skip
+    print("|---|---|---|---|---|")
+    print(f"| floor | {floor:.1f} | 1.00 | {floor / base:.2f} | |")
+    for name, r in rate.items():
+        print(f"| {name} | {r:.1f} | {floor / r:.2f} | {r / base:.2f} | {means[name]:.3f} |")
+    gap = means["vaelab, compiled"] - means["vaelab"]
+    print(f"\ntorch.compile: {compile_s:.1f} s to compile (the first call), apart; "
+          f"vaelab compiled - eager: {gap:+.2e} nats")  # fmt: skip
 
 
 if __name__ == "__main__":

@@ -61,7 +61,7 @@ def test_two_processes_train_what_one_trains(tmp_path, idx_dir):
     22), so the same weights up to floating-point order; only rank 0 wrote the folder."""
     args = ["train", "--model", "ae", "--binarize", "dynamic", "--epochs", 2,
             "--batch-size", 111, "--data-dir", idx_dir, *SMALL]  # fmt: skip
-    one = vaelab(*args, "--out", tmp_path / "one")
+    vaelab(*args, "--out", tmp_path / "one")
     two = vaelab(*args, "--out", tmp_path / "two", processes=2)
     assert "2 processes: global batch 111" in two.stderr
     assert two.stdout.count("done:") == 1  # rank 0 alone reports

@@ -68,12 +68,14 @@ def evaluate_run(
     batch_size: int = 1000,
     progress: bool = True,
     save: bool = True,
+    compile: bool | None = None,
 ) -> dict[str, Any]:
     """Evaluate a run on ``split`` (its first ``limit`` images): loss terms (one z per image,
     drawn with ``seed``), active units, and on request the importance-sampled likelihood with
     ``nll_samples`` samples (``protocol="paper"``: 5000, and the run must follow the paper
     protocol), linear-probe and k-NN accuracy of the latent means, and sample quality.
-    Saved into RUN/evaluation.json."""
+    ``compile``: the estimate through ``torch.compile`` (None: where it pays; see
+    ``nll.weights_function``).  Saved into RUN/evaluation.json."""
     if split not in SPLITS:
         raise VaelabError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if protocol not in (None, "paper"):
@@ -120,7 +122,7 @@ def evaluate_run(
 
         result["mse_per_pixel"] = mse_per_pixel(model.reconstruct, x, batch_size)
     if nll_samples is not None:
-        result |= _likelihood(model, x, y, nll_samples, meaning["kind"], seed, progress)
+        result |= _likelihood(model, x, y, nll_samples, meaning["kind"], seed, progress, compile)
     if probes:
         from .analysis import pca_probes
         from .analysis import probes as latent_probes
@@ -147,12 +149,16 @@ def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]
     return splits | {"train": Split(binarize_once(train.x, data.binarize_seed + 1), train.y)}
 
 
-def _likelihood(model, x, y, k: int, kind: str, seed: int, progress: bool) -> dict[str, Any]:
+def _likelihood(
+    model, x, y, k: int, kind: str, seed: int, progress: bool, compile: bool | None = None
+) -> dict[str, Any]:
     """The K-sample estimate on ``x``; in a group of processes (torchrun) each scores its
     share of the images and the per-image estimates are gathered (the same numbers)."""
     dist = distributed.current()
     t0 = time.perf_counter()
-    est = importance_sampled(model, x, k, y=y, progress=progress, seed=seed, dist=dist)
+    est = importance_sampled(
+        model, x, k, y=y, progress=progress, seed=seed, dist=dist, compile=compile
+    )
     s = diagnose(est)
     seconds = time.perf_counter() - t0
     if kind == "loss":

@@ -16,7 +16,11 @@ the weight) and K (all equal).
 
 from __future__ import annotations
 
+import logging
 import math
+import os
+import shutil
+import weakref
 from dataclasses import dataclass
 
 import torch
@@ -26,6 +30,8 @@ from .distributed import SINGLE, Dist
 from .errors import VaelabError
 from .models.helpers import eval_mode
 from .nets import IMAGE_DIM
+
+logger = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True)
@@ -77,6 +83,54 @@ class Estimates:
     ess: torch.Tensor
 
 
+COMPILE_MIN_ROWS = 2_000_000  # (sample, image) rows below which compiling does not pay
+
+
+def compiler_available() -> bool:
+    """Whether ``torch.compile`` can build kernels here: a C++ compiler for the CPU."""
+    cxx = os.environ.get("CXX")
+    return any(shutil.which(c) for c in ([cxx] if cxx else []) + ["c++", "g++", "clang++"])
+
+
+_COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
+
+
+def weights_function(model, compile: bool | None, rows: int):
+    """``model.log_importance_weights``, or its ``torch.compile``d version: one pass over the
+    logits for the Bernoulli log-likelihood and the layers' bias and activation fused into the
+    products' output (bench/nll_speed.py: the Burda MLP's K=5000 estimate 1.8 times faster on
+    a CPU).  The draws come from the same RNG calls as without compiling (inductor's
+    ``fallback_random``), so the estimate is the same up to floating-point order.
+
+    ``compile=None`` (auto) compiles on a CPU when the estimate has at least
+    ``COMPILE_MIN_ROWS`` (sample, image) rows and a compiler is found; a model that fails to
+    compile falls back to the plain function with a warning."""
+    plain = model.log_importance_weights
+    if compile is None:  # measured on CPUs; on a GPU ask for it
+        on_cpu = next(model.parameters()).device.type == "cpu"
+        compile = on_cpu and rows >= COMPILE_MIN_ROWS and compiler_available()
+    if not compile:
+        return plain
+    if model not in _COMPILED:
+        _COMPILED[model] = torch.compile(plain, dynamic=None, options={"fallback_random": True})
+    compiled = _COMPILED[model]
+
+    def weights(*args):
+        nonlocal compiled
+        if compiled is not plain:
+            try:
+                return compiled(*args)
+            except Exception as e:  # noqa: BLE001  (any compiler failure: fall back)
+                logger.warning(
+                    f"torch.compile failed ({type(e).__name__}: {str(e).splitlines()[0][:120]}); "
+                    "the estimate continues without it"
+                )
+                compiled = _COMPILED[model] = plain
+        return plain(*args)
+
+    return weights
+
+
 def batch_seed(seed: int, first_image: int) -> int:
     """The seed of the draws for the batch of images that starts at ``first_image``."""
     return seed * 1_000_003 + first_image
@@ -93,6 +147,7 @@ def importance_sampled(
     progress: bool = True,
     seed: int | None = None,
     dist: Dist = SINGLE,
+    compile: bool | None = None,
 ) -> Estimates:
     """The K-sample estimate of log p(x) (of log p(x | y) for a conditional model, which
     needs the labels ``y``) for every image of ``x``, with its diagnostics; nats.
@@ -102,6 +157,7 @@ def importance_sampled(
     draws do not depend on which process scores it: in a group (``dist``) the batches are
     dealt out round-robin and the estimates summed back, equal to one process's up to
     floating-point order.  Without ``seed`` the draws continue the RNG's stream.
+    ``compile``: see :func:`weights_function` (None: when it pays and a compiler is found).
     """
     if dist.active and seed is None:
         raise VaelabError("a likelihood estimate shared among processes needs a seed")
@@ -118,6 +174,7 @@ def importance_sampled(
     if dist.active:
         for t in (est.log_px, est.log_px_sub, est.ess):
             t.zero_()  # the other processes' images stay 0 here, then the sums fill them in
+    weights = weights_function(model, compile, len(x) * k)
     starts = range(0, len(x), plan.batch)[dist.rank :: dist.world]
     mine = sum(len(range(s, min(s + plan.batch, len(x)))) for s in starts)
     bar = tqdm(
@@ -131,7 +188,7 @@ def importance_sampled(
             sl = slice(start, start + plan.batch)
             if seed is not None:
                 torch.manual_seed(batch_seed(seed, start))
-            _estimate_batch(model, x[sl], None if y is None else y[sl], plan, est, sl)
+            _estimate_batch(weights, x[sl], None if y is None else y[sl], plan, est, sl)
             bar.update(len(x[sl]))
     bar.close()
     if dist.active:
@@ -140,12 +197,12 @@ def importance_sampled(
     return est
 
 
-def _estimate_batch(model, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice) -> None:
+def _estimate_batch(weights, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice) -> None:
     """Fold the K log-weights of one batch, chunk by chunk, into three running logsumexps."""
     k, k_sub = est.k, est.k_sub
     total = total_sq = sub = None  # (B,) each: lse of w, of w^2, of the first k_sub w
     for done in range(0, k, plan.k_chunk):
-        lw = model.log_importance_weights(xb, min(plan.k_chunk, k - done), yb).double()  # (kc, B)
+        lw = weights(xb, min(plan.k_chunk, k - done), yb).double()  # (kc, B)
         total = _fold(total, lw)
         total_sq = _fold(total_sq, 2 * lw)
         if done < k_sub:

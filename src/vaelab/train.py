@@ -263,12 +263,26 @@ def _restore(
     that continues the run, and the epoch to start from."""
     writer, ckpt = RunWriter.resume(run, device, write=dist.is_main)
     load_state(model, ckpt["model"], run.checkpoint_path)
+    kernel = {key: opt.param_groups[0][key] for key in ("fused", "foreach")}
     opt.load_state_dict(ckpt["optimizer"])
+    for group in opt.param_groups:  # the kernel suits this device, whatever saved the state
+        group.update(kernel)
     sched.load_state_dict(ckpt["scheduler"])
     start = int(ckpt["epoch"])
     _set_rng_state(ckpt["rng"], data_rng, dist, seed=run.train.seed + 7919 * start)
     logger.info(f"resuming {run.path} at epoch {start} of {run.train.epochs}")
     return writer, start
+
+
+def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
+    """Adam, as one fused kernel per step on the devices where PyTorch has one (CPU, CUDA):
+    the same update as the per-parameter loop up to floating-point rounding, and on the CPU
+    4 to 5 times faster (0.24 against 1.1 ms a step for the 784-400-20 VAE; bench/floor.py)."""
+    params = list(model.parameters())
+    fused = device.type in ("cpu", "cuda") and all(p.dtype.is_floating_point for p in params)
+    return torch.optim.Adam(
+        params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=fused or None
+    )
 
 
 def check_group(train: Split, val: Split, batch_size: int, dist: Dist) -> None:
@@ -304,9 +318,7 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
     splits = load_splits(run.data)
     train, val = splits["train"].to(device), splits["val"].to(device)
     check_group(train, val, cfg.batch_size, dist)
-    opt = torch.optim.Adam(
-        model.parameters(), lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay
-    )
+    opt = make_optimizer(model, cfg, device)
     sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
     if resuming:
         writer, start = _restore(run, model, opt, sched, data_rng, device, dist)

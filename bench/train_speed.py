@@ -1,0 +1,210 @@
+"""Training speed: vaelab's epoch against the hardware floor and three other ways to train.
+
+One process, one model (784-400-20 ReLU VAE, Bernoulli decoder on logits, Adam 1e-3, batch
+128), 50,000 training images held in memory (random pixels in [0, 1]: the same products and
+element-wise work as MNIST), epochs interleaved round by round so that a drift of the machine
+hits every contender alike.  Contenders:
+
+- **floor**: the epoch's matrix products alone, each timed at its shape (see bench/floor.py);
+- **vaelab**: ``vaelab.train.train_epoch``, the loop ``vaelab train`` runs (its batches, its
+  fused Adam), without the validation pass and checkpoint that ``fit`` adds per epoch;
+- **bare loop**: a plain PyTorch loop over index batches of an in-memory tensor, with
+  ``torch.optim.Adam`` at its defaults and ``F.binary_cross_entropy_with_logits``;
+- **DataLoader**: the pipeline of the pytorch/examples VAE: a map-style dataset turning one
+  uint8 image at a time into floats, ``DataLoader(batch_size=128, shuffle=True)``;
+- **pythae**: ``pythae``'s ``BaseTrainer`` on the same nets, when pythae is importable
+  (never a dependency of vaelab: ``bash bench/setup_pythae.sh`` makes ``.venv-bench``);
+- **vaelab, compiled** (``--compile``): ``train_step`` with the model's loss through
+  ``torch.compile``; its compile time is reported apart.
+
+Prints each median epoch time, its multiple of the floor and its ratio to the bare loop.
+
+    python bench/train_speed.py [--rounds 3] [--threads N] [--compile]
+    .venv-bench/bin/python bench/train_speed.py      # with pythae
+"""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import statistics
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import nn
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+from floor import BareVAE, floor_seconds, step_products  # noqa: E402  (bench/floor.py)
+
+from vaelab.batches import Split  # noqa: E402
+from vaelab.config import TrainConfig  # noqa: E402
+from vaelab.models import build_model  # noqa: E402
+from vaelab.registry import preset_config  # noqa: E402
+from vaelab.runs import Run  # noqa: E402
+from vaelab.train import make_optimizer, train_epoch, train_step  # noqa: E402
+
+BATCH = 128
+
+
+def bare_epoch(model, opt, x) -> None:
+    for idx in torch.randperm(len(x)).split(BATCH):
+        loss = model.loss(x[idx])
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+class Images(torch.utils.data.Dataset):
+    """One uint8 image at a time, scaled to floats: what ``transforms.ToTensor()`` does."""
+
+    def __init__(self, images_u8: torch.Tensor):
+        self.images = images_u8
+
+    def __len__(self) -> int:
+        return len(self.images)
+
+    def __getitem__(self, i: int):
+        return self.images[i].float().div(255).view(-1), 0
+
+
+def loader_epoch(model, opt, loader) -> None:
+    for xb, _ in loader:
+        loss = model.loss(xb)
+        opt.zero_grad(set_to_none=True)
+        loss.backward()
+        opt.step()
+
+
+def pythae_trainer(x: torch.Tensor, out: str):
+    """pythae's VAE on the same 784-400-20 nets, and a function that trains one epoch with
+    pythae's ``BaseTrainer`` (which also writes its final model and logs into ``out``)."""
+    from pythae.data.datasets import BaseDataset
+    from pythae.models import VAE, VAEConfig
+    from pythae.models.base.base_utils import ModelOutput
+    from pythae.models.nn import BaseDecoder, BaseEncoder
+    from pythae.trainers import BaseTrainer, BaseTrainerConfig
+
+    class Encoder(BaseEncoder):
+        def __init__(self):
+            super().__init__()
+            self.fc, self.head = nn.Linear(784, 400), nn.Linear(400, 40)
+
+        def forward(self, x):
+            mu, logvar = self.head(F.relu(self.fc(x.reshape(len(x), -1)))).chunk(2, -1)
+            return ModelOutput(embedding=mu, log_covariance=logvar)
+
+    class Decoder(BaseDecoder):
+        def __init__(self):
+            super().__init__()
+            self.fc1, self.fc2 = nn.Linear(20, 400), nn.Linear(400, 784)
+
+        def forward(self, z):
+            out = torch.sigmoid(self.fc2(F.relu(self.fc1(z))))
+            return ModelOutput(reconstruction=out.reshape(len(z), 1, 28, 28))
+
+    cfg = VAEConfig(input_dim=(1, 28, 28), latent_dim=20, reconstruction_loss="bce")
+    model = VAE(cfg, encoder=Encoder(), decoder=Decoder())
+    data = BaseDataset(x.reshape(-1, 1, 28, 28), torch.zeros(len(x)))
+    logging.getLogger("pythae").setLevel(logging.ERROR)
+
+    def epoch() -> None:
+        tcfg = BaseTrainerConfig(
+            output_dir=out,
+            num_epochs=1,
+            learning_rate=1e-3,
+            per_device_train_batch_size=BATCH,
+            no_cuda=True,
+            steps_saving=None,
+        )
+        BaseTrainer(model=model, train_dataset=data, training_config=tcfg).train()
+
+    return epoch
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--images", type=int, default=50_000)
+    ap.add_argument("--rounds", type=int, default=3, help="epochs of each contender")
+    ap.add_argument("--threads", type=int)
+    ap.add_argument("--compile", action="store_true", help="also vaelab through torch.compile")
+    args = ap.parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.getLogger("vaelab").setLevel(logging.ERROR)
+    torch.manual_seed(0)
+    x = torch.rand(args.images, 784)
+    x_u8 = (x * 255).round().to(torch.uint8)
+    steps = -(-args.images // BATCH)
+    cfg = TrainConfig(lr=1e-3, batch_size=BATCH, epochs=1)
+    tmp = tempfile.mkdtemp(prefix="vaelab-bench-")
+
+    model = build_model("vae", **preset_config("pytorch-examples")).train()
+    opt = make_optimizer(model, cfg, torch.device("cpu"))
+    run = Run.create(Path(tmp) / "run", "vae", model.config, cfg)  # writes nothing
+    split = Split(x, torch.zeros(args.images, dtype=torch.long))
+    gen = torch.Generator().manual_seed(0)
+
+    def vaelab_epoch() -> None:
+        train_epoch(model, opt, split, cfg, gen, 0, run=run, dynamic=False, progress=False)
+
+    bare = BareVAE().train()
+    opt_bare = torch.optim.Adam(bare.parameters(), lr=1e-3)
+    loader_model = BareVAE().train()
+    opt_loader = torch.optim.Adam(loader_model.parameters(), lr=1e-3)
+    loader = torch.utils.data.DataLoader(Images(x_u8), batch_size=BATCH, shuffle=True)
+
+    contenders = {
+        "vaelab": vaelab_epoch,
+        "bare loop": lambda: bare_epoch(bare, opt_bare, x),
+        "DataLoader (pytorch/examples)": lambda: loader_epoch(loader_model, opt_loader, loader),
+    }
+    try:
+        contenders["pythae BaseTrainer"] = pythae_trainer(x, str(Path(tmp) / "pythae"))
+    except ImportError:
+        print("pythae not importable: skipped (bash bench/setup_pythae.sh, then run with "
+              ".venv-bench/bin/python)")  # fmt: skip
+    if args.compile:
+        cmodel = build_model("vae", **preset_config("pytorch-examples")).train()
+        copt = make_optimizer(cmodel, cfg, torch.device("cpu"))
+        loss_fn = torch.compile(lambda xb, yb, w: cmodel.loss(xb, yb, kl_weight=w))
+        t0 = time.perf_counter()
+        train_step(cmodel, copt, x[:BATCH], None, loss_fn=loss_fn)  # compiles
+        train_step(cmodel, copt, x[BATCH : 2 * BATCH], None, loss_fn=loss_fn)
+        compile_s = time.perf_counter() - t0
+        cgen = torch.Generator().manual_seed(0)
+
+        def compiled_epoch() -> None:
+            train_epoch(cmodel, copt, split, cfg, cgen, 0, run=run, dynamic=False,
+                        progress=False, loss_fn=loss_fn)  # fmt: skip
+
+        contenders["vaelab, torch.compile"] = compiled_epoch
+
+    times: dict[str, list[float]] = {name: [] for name in ["floor", *contenders]}
+    products = step_products(model, BATCH)
+    for _ in range(args.rounds):
+        times["floor"].append(floor_seconds(products)[0] * steps)
+        for name, epoch in contenders.items():
+            t0 = time.perf_counter()
+            epoch()
+            times[name].append(time.perf_counter() - t0)
+
+    med = {name: statistics.median(t) for name, t in times.items()}
+    floor, bare_t = med["floor"], med["bare loop"]
+    print(f"model: {model.describe()}")
+    print(f"{torch.get_num_threads()} threads, torch {torch.__version__}; one epoch = {steps} "
+          f"steps of batch {BATCH}; median of {args.rounds} interleaved epochs")  # fmt: skip
+    print()
+    print("| contender | s per epoch | x the floor | x the bare loop |")
+    print("|---|---|---|---|")
+    for name, t in med.items():
+        print(f"| {name} | {t:.2f} | {t / floor:.2f} | {t / bare_t:.2f} |")
+    if args.compile:
+        print(f"\ntorch.compile: {compile_s:.1f} s to compile (first two steps), apart")
+
+
+if __name__ == "__main__":
+    main()
