@@ -52,6 +52,7 @@ def test_run_folder_contents_and_units(tmp_path, tiny_splits):
         "last.safetensors",
         "checkpoint.pt",
         "metrics.jsonl",
+        ".lock",  # held while a process trains into the folder (flock; kept, empty of meaning)
     }  # training writes no figures: the caller draws them
     figures = {"reconstructions.png", "samples.png", "latents.png", "interpolation.png",
                "traversals.png", "means-draws.png", "kl-per-unit.png"}  # fmt: skip

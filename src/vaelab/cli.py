@@ -112,6 +112,13 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument(
         "--kl-warmup", default=S, type=int, help="epochs over which the KL weight rises 0 -> 1"
     )
+    t.add_argument(
+        "--on-nan",
+        default=S,
+        choices=["stop", "skip"],
+        help="a NaN or infinite loss or gradient: stop (default; the last good checkpoint is "
+        "kept) or skip the batch (counted; checked every step)",
+    )
     t.add_argument("--seed", default=S, type=int, help="default 0")
     t.add_argument("--device", default=S, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     d = p.add_argument_group("data")

@@ -83,6 +83,9 @@ class TrainConfig:
     ``adam_eps``: Adam's epsilon (PyTorch's default 1e-8; Burda et al. used 1e-4).
     ``kl_warmup``: the KL term's weight rises linearly from 0 to the model's ``beta`` over this
     many epochs (Bowman et al. 2016; Sonderby et al. 2016); 0 = no warm-up.
+    ``on_nan``: what a NaN or infinite loss or gradient does: ``stop`` (the default; the last
+    good checkpoint is kept) or ``skip`` (the batch's update is dropped and counted; checked
+    every step, and training still stops when more than a tenth of an epoch's steps go bad).
     """
 
     epochs: int = 10
@@ -96,6 +99,7 @@ class TrainConfig:
     kl_warmup: int = 0
     seed: int = 0
     device: str = "auto"
+    on_nan: str = "stop"
 
     def __post_init__(self) -> None:
         problems = []
@@ -115,6 +119,8 @@ class TrainConfig:
             problems.append(f"adam_eps must be > 0, got {self.adam_eps}")
         if self.kl_warmup < 0:
             problems.append(f"kl_warmup must be >= 0, got {self.kl_warmup}")
+        if self.on_nan not in ("stop", "skip"):
+            problems.append(f"on_nan must be 'stop' or 'skip', got {self.on_nan!r}")
         if problems:
             raise VaelabError("; ".join(problems))
 
@@ -144,3 +150,66 @@ def burda_stage(epoch: int, epochs: int) -> int:
         if position < done:
             return i
     return BURDA_STAGES - 1
+
+
+def type_problems(cls: type, values: dict) -> list[str]:
+    """Settings of the dataclass ``cls`` whose values have the wrong type, one phrase each:
+    what a hand-edited or hostile config.json gets told before anything is built.  Checks
+    ``int``, ``float`` (an int is fine), ``str``, ``bool``, ``X | None`` and sequences of
+    ``int``; other hints are left to the class."""
+    import typing
+
+    hints = typing.get_type_hints(cls)
+    problems = []
+    for key, value in values.items():
+        hint = hints.get(key)
+        if hint is not None and not _fits(value, hint):
+            problems.append(
+                f"{key} must be {_describe(hint)}, got {type(value).__name__} {value!r:.40}"
+            )
+    return problems
+
+
+def _describe(hint, plural: bool = False) -> str:
+    import collections.abc
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return " or ".join(_describe(a) for a in args)
+    if hint is type(None):
+        return "null"
+    if origin in (list, tuple, collections.abc.Sequence):
+        return f"a list of {_describe(args[0], plural=True)}" if args else "a list"
+    names = {int: "integer", float: "number", str: "string", bool: "true or false"}
+    name = names.get(hint, getattr(hint, "__name__", str(hint)))
+    if hint is bool:
+        return name
+    return f"{name}s" if plural else f"an {name}" if name[0] in "aeiou" else f"a {name}"
+
+
+def _fits(value, hint) -> bool:
+    import collections.abc
+    import types
+    import typing
+
+    origin, args = typing.get_origin(hint), typing.get_args(hint)
+    if origin in (typing.Union, types.UnionType):
+        return any(_fits(value, a) for a in args)
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, int | float) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (list, tuple, collections.abc.Sequence):
+        item = args[0] if args else None
+        return isinstance(value, list | tuple) and all(
+            item is None or _fits(v, item) for v in value
+        )
+    return True

@@ -7,7 +7,6 @@ Images are pixel bytes (uint8, 0..255) shaped [N, 28, 28]; labels are int64 digi
 
 from __future__ import annotations
 
-import gzip
 import hashlib
 import http.client
 import importlib
@@ -103,14 +102,32 @@ def _md5(data: bytes) -> str:
     return hashlib.md5(data, usedforsecurity=False).hexdigest()
 
 
-def _gunzip(data: bytes, source: object) -> bytes:
-    """Decompress ``data`` when it starts with the gzip magic bytes 1f 8b, else return it as is."""
+MAX_DECOMPRESSED = 2**30  # 1 GiB: MNIST's largest file is 47 MB; more is a bomb, not data
+
+
+def _gunzip(data: bytes, source: object, limit: int = MAX_DECOMPRESSED) -> bytes:
+    """Decompress ``data`` when it starts with the gzip magic bytes 1f 8b, else return it as is.
+
+    At most ``limit`` bytes come out: a stream that would inflate beyond it (a decompression
+    bomb) is refused before it does."""
     if data[:2] != b"\x1f\x8b":
         return data
+    out = []
+    size = 0
     try:
-        return gzip.decompress(data)
-    except (OSError, EOFError, zlib.error) as e:
+        while data:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)  # one gzip member
+            chunk = d.decompress(data, limit - size + 1)
+            size += len(chunk)
+            out.append(chunk)
+            if size > limit or d.unconsumed_tail:
+                raise DataError(f"{source}: gzip stream inflates beyond {limit:,} bytes; refused")
+            if not d.eof:
+                raise DataError(f"{source}: corrupt or truncated gzip stream (ends early)")
+            data = d.unused_data.lstrip(b"\0")  # concatenated members, as gzip allows
+    except zlib.error as e:
         raise DataError(f"{source}: corrupt or truncated gzip stream ({e})") from e
+    return b"".join(out)
 
 
 def _parse_idx(data: bytes, source: object) -> np.ndarray:
@@ -194,11 +211,43 @@ def _find_idx(folder: Path, name: str) -> Path | None:
     return None
 
 
+def _read_npy(zf: zipfile.ZipFile, member: str, source: object) -> np.ndarray:
+    """One ``.npy`` member of an npz, its header checked before any allocation: plain dtype,
+    no pickle, and exactly as many data bytes as the header's shape claims."""
+    with zf.open(member) as f:
+        try:
+            version = np.lib.format.read_magic(f)
+            if version == (1, 0):
+                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+            else:
+                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+        except ValueError as e:
+            raise DataError(f"{source}: {member} has a bad .npy header ({e})") from None
+        if dtype.hasobject or dtype.itemsize == 0:
+            raise DataError(f"{source}: {member} holds {dtype} values, not plain numbers")
+        need = math.prod(shape) * dtype.itemsize
+        if need > MAX_DECOMPRESSED:
+            raise DataError(f"{source}: {member} claims {need:,} bytes of data; refused")
+        data = f.read(need + 1)
+    if len(data) != need:
+        raise DataError(
+            f"{source}: {member}: its header claims shape {shape} ({need:,} bytes), the "
+            f"file holds {len(data):,}"
+        )
+    order = "F" if fortran else "C"
+    return np.frombuffer(data, dtype).reshape(shape, order=order).copy()
+
+
 def _load_npz(path: Path) -> MNIST:
     try:
-        with np.load(path, allow_pickle=False) as z:
-            arrays = {k: z[v] for k, v in _NPZ_KEYS.items() if v in z.files}
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile) as e:
+        with zipfile.ZipFile(path) as zf:
+            names = set(zf.namelist())
+            arrays = {
+                k: _read_npy(zf, f"{v}.npy", path)
+                for k, v in _NPZ_KEYS.items()
+                if f"{v}.npy" in names
+            }
+    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: cannot read as an .npz of plain arrays ({e})") from e
     missing = [v for k, v in _NPZ_KEYS.items() if k not in arrays]
     if missing:

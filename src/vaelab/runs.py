@@ -9,6 +9,8 @@ Layout of ``runs/x``::
                          (plain tensors and numbers: loads with ``torch.load(weights_only=True)``)
     metrics.jsonl        one JSON object per epoch
     figures/*.png
+    .lock                locked (flock) by the process training into the folder; a second
+                         trainer is refused, and the lock ends with its holder
 
 Every file is written to a temporary file in the same folder and renamed into place, so an
 interruption never leaves a half-written file where a good one stood.
@@ -16,13 +18,16 @@ interruption never leaves a half-written file where a good one stood.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import json
 import logging
 import math
 import os
+import pickle
+import socket
 import tempfile
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -32,7 +37,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import DataConfig, TrainConfig
+from .config import DataConfig, TrainConfig, type_problems
 from .errors import VaelabError
 
 logger = logging.getLogger(__name__)
@@ -43,6 +48,13 @@ METRICS = "metrics.jsonl"
 EVALUATION = "evaluation.json"
 FIGURES = "figures"
 WEIGHTS = ("best", "last")
+LOCK = ".lock"  # held (flock) by the process training into the folder
+EVALUATION_LOCK = ".evaluation.lock"  # held while evaluation.json is read, merged and written
+
+try:
+    import fcntl
+except ImportError:  # not POSIX: no locks (a second writer is not detected)
+    fcntl = None
 
 
 @functools.cache
@@ -54,18 +66,85 @@ def _umask() -> int:
 
 
 def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
-    """Call ``write(tmp)`` on a temporary path next to ``path``, then rename it onto ``path``."""
+    """Call ``write(tmp)`` on a temporary path next to ``path``, then rename it onto ``path``.
+
+    A failure anywhere (a full disk, a folder that cannot be written, an interruption) leaves
+    ``path`` as it was and no temporary file; an OSError becomes a one-line VaelabError that
+    names the file."""
     path = Path(path)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    os.close(fd)
+    tmp = None
     try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+        fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+        os.close(fd)
         write(Path(tmp))
         os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; give the usual permissions
         os.replace(tmp, path)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
+    except BaseException as e:
+        if tmp is not None:
+            Path(tmp).unlink(missing_ok=True)
+        if isinstance(e, OSError):
+            kept = "; the previous file is kept" if path.exists() else ""
+            raise VaelabError(f"cannot write {path}: {e.strerror or e}{kept}") from e
         raise
+
+
+def remove_stale_temporaries(folder: Path) -> list[Path]:
+    """Delete the temporary files that training's ``atomic_write`` left behind when it was
+    killed mid-write (call it only while holding the folder's lock); returns them."""
+    names = (CONFIG, CHECKPOINT, METRICS, *(f"{w}.safetensors" for w in WEIGHTS))
+    stale = sorted(p for name in names for p in Path(folder).glob(f".{name}.*.tmp"))
+    for path in stale:
+        path.unlink(missing_ok=True)
+    return stale
+
+
+class RunLock:
+    """The exclusive right to write a run folder: ``RUN/.lock`` held with ``flock``, so that the
+    kernel releases it when the holder ends, however it ends (a crash or SIGKILL leaves no lock
+    that blocks).  The file records the holder's pid and host for the refusal message."""
+
+    def __init__(self, folder: Path, name: str = LOCK):
+        self.path = Path(folder) / name
+        self.fd: int | None = None
+
+    def acquire(self, *, wait: bool = False) -> RunLock:
+        if fcntl is None:
+            return self
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
+        except BlockingIOError:
+            holder = os.read(fd, 200).decode(errors="replace").split()
+            os.close(fd)
+            who = f" (pid {holder[0]} on {holder[1]})" if len(holder) >= 2 else ""
+            raise VaelabError(
+                f"{self.path.parent} is being trained by another process{who}; wait for it to "
+                "finish or stop it, or train into another --out"
+            ) from None
+        except OSError as e:  # a file system without locks: go on, unprotected
+            os.close(fd)
+            logger.warning(f"cannot lock {self.path} ({e.strerror}); a second writer would not "
+                           "be detected")  # fmt: skip
+            return self
+        if not wait:
+            os.ftruncate(fd, 0)
+            os.write(fd, f"{os.getpid()} {socket.gethostname()}\n".encode())
+        self.fd = fd
+        return self
+
+    def release(self) -> None:
+        if self.fd is not None:
+            fcntl.flock(self.fd, fcntl.LOCK_UN)
+            os.close(self.fd)
+            self.fd = None
+
+    def __enter__(self) -> RunLock:
+        return self if self.fd is not None else self.acquire()
+
+    def __exit__(self, *exc) -> None:
+        self.release()
 
 
 def write_json(path: Path, obj: Any) -> None:
@@ -124,8 +203,15 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise VaelabError(f"no checkpoint at {path}")
     try:
         return torch.load(path, map_location=map_location, weights_only=True)
+    except pickle.UnpicklingError as e:  # objects beyond plain tensors: never built
+        why = [line for line in str(e).splitlines() if "GLOBAL" in line or "nsupported" in line]
+        raise VaelabError(
+            f"cannot read checkpoint {path}: it holds more than plain tensors and numbers; "
+            f"refused without running it{f' ({why[0].strip()[:160]})' if why else ''}"
+        ) from None
     except Exception as e:  # corrupt or foreign file: never unpickle arbitrary objects
-        raise VaelabError(f"cannot read checkpoint {path}: {type(e).__name__}: {e}") from None
+        first = (str(e).strip().splitlines() or [""])[0][:160]
+        raise VaelabError(f"cannot read checkpoint {path}: {type(e).__name__}: {first}") from None
 
 
 def _read_json(path: Path, what: str) -> Any:
@@ -143,7 +229,13 @@ def _typed(cls: type, values: Any, path: Path, key: str):
     unknown = sorted(set(values) - {f.name for f in fields(cls)})
     if unknown:
         raise VaelabError(f"{path}: unknown {key} setting(s) {', '.join(unknown)}")
-    return cls(**values)
+    problems = type_problems(cls, values)
+    if problems:
+        raise VaelabError(f"{path}: {key}: {'; '.join(problems)}")
+    try:
+        return cls(**values)
+    except VaelabError as e:
+        raise VaelabError(f"{path}: {key}: {e}") from None
 
 
 @dataclass
@@ -334,12 +426,22 @@ class Run:
         return saved if isinstance(saved, dict) else {}
 
     def save_evaluation(self, result: dict[str, Any]) -> None:
-        """Merge ``result`` under its split name (same weights: update, else replace)."""
-        saved = self.evaluation()
-        old = saved.get(result["split"], {})
-        merged = (old | result) if old.get("weights") == result["weights"] else result
-        saved[result["split"]] = merged
-        write_json(self.evaluation_path, saved)
+        """Merge ``result`` under its split name (same weights: update, else replace).  Several
+        evaluations at once each merge in turn (a lock around the read and the write)."""
+        with self.evaluation_lock():
+            saved = self.evaluation()
+            old = saved.get(result["split"], {})
+            merged = (old | result) if old.get("weights") == result["weights"] else result
+            saved[result["split"]] = merged
+            write_json(self.evaluation_path, saved)
+
+    @contextlib.contextmanager
+    def evaluation_lock(self) -> Iterator[None]:
+        lock = RunLock(self.path, EVALUATION_LOCK).acquire(wait=True)
+        try:
+            yield
+        finally:
+            lock.release()
 
 
 class RunWriter:
@@ -377,10 +479,13 @@ class RunWriter:
         if improved:
             save_weights(model, self.run.weights_path("best"), {"epoch": epoch})
         save_weights(model, self.run.weights_path("last"), {"epoch": epoch})
-        state = {"model": model.state_dict(), **state, "epoch": row["epoch"], "best_val": self.best}
-        save_checkpoint(self.run.checkpoint_path, state)
         text = "".join(json.dumps(r) + "\n" for r in self.rows)
         atomic_write(self.run.metrics_path, lambda p: p.write_text(text))
+        # The checkpoint last: it is what a resume starts from, so an interruption anywhere
+        # before it leaves the previous epoch's checkpoint, and the metrics' extra row is
+        # dropped on resume (RunWriter.resume keeps the rows up to the checkpoint's epoch).
+        state = {"model": model.state_dict(), **state, "epoch": row["epoch"], "best_val": self.best}
+        save_checkpoint(self.run.checkpoint_path, state)
 
     @classmethod
     def resume(

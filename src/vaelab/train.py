@@ -11,8 +11,11 @@ logger; the command line prints them.
 
 from __future__ import annotations
 
+import contextlib
 import logging
 import math
+import signal
+import threading
 import time
 from typing import Any
 
@@ -25,7 +28,7 @@ from .config import DataConfig, TrainConfig
 from .distributed import SINGLE, Dist
 from .errors import VaelabError
 from .models.helpers import eval_mode, model_device
-from .runs import Run, RunWriter, load_state
+from .runs import Run, RunLock, RunWriter, load_state, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
 
@@ -92,8 +95,13 @@ def train_step(
     *,
     loss_fn=None,
     scale: float = 1.0,
+    check: bool = False,
+    dist: Dist = SINGLE,
 ) -> dict[str, torch.Tensor]:
     """One Adam step on the batch's mean loss; returns the batch means (detached).
+
+    With ``check`` a NaN or infinite loss term or gradient raises ``NonFinite`` before the
+    update (``--on-nan skip``).
 
     ``loss_fn(x, y, kl_weight)`` replaces ``model.loss`` (the DistributedDataParallel wrapper
     of a group), and the loss is multiplied by ``scale`` before the backward pass (a share's
@@ -101,8 +109,38 @@ def train_step(
     parts = (loss_fn or _model_loss(model))(x, y, kl_weight)
     opt.zero_grad(set_to_none=True)
     (parts["loss"] * scale if scale != 1.0 else parts["loss"]).backward()
+    if check:
+        bad = non_finite(parts, model, dist)
+        if bad:
+            raise NonFinite(bad)  # before the update: the weights stay as they were
     opt.step()
     return {k: v.detach() for k, v in parts.items()}
+
+
+class NonFinite(Exception):
+    """A step's loss or gradients held NaN or infinity (the message says which)."""
+
+
+def non_finite(parts: dict[str, torch.Tensor], model, dist: Dist = SINGLE) -> str:
+    """What went bad in this step, as a phrase ("" when all is finite): the loss terms that
+    are NaN or infinite, else the first parameter whose gradient is.  In a group the verdict
+    is shared (gradients are already summed; a term may be bad in one process only)."""
+    bad = {k: v.item() for k, v in parts.items() if not torch.isfinite(v).all()}
+    terms = [f"{k} = {v}" for k, v in bad.items() if k != "loss"]
+    grads = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
+    flags = torch.stack([g.isfinite().all() for _, g in grads]) if grads else None
+    bad_grad = flags is not None and not bool(flags.all())
+    if dist.active:
+        verdict = torch.tensor([float(bool(bad) or bad_grad)], dtype=torch.float64)
+        if dist.sum_(verdict).item() and not (bad or bad_grad):
+            return "the loss or a gradient of another process became non-finite"
+    if bad:
+        loss = bad.get("loss", "non-finite in a term")
+        return f"the loss became {loss}" + (f" (its {', '.join(terms)})" if terms else "")
+    if bad_grad:
+        name = grads[int((~flags).nonzero()[0])][0]
+        return f"the gradient of {name} became non-finite"
+    return ""
 
 
 def _model_loss(model):
@@ -233,6 +271,9 @@ def train_epoch(
         unit="batch",
         disable=None if progress and dist.is_main else True,
     )
+    skip = cfg.on_nan == "skip"
+    skipped = used = 0
+    window: list[tuple[int, dict[str, torch.Tensor]]] = []  # steps since the last check
     for step, (xb, yb) in enumerate(
         batches(train, cfg.batch_size, data_rng, dynamic_binarize=dynamic)
     ):
@@ -242,18 +283,62 @@ def train_epoch(
             xb, yb = xb[share], yb[share]
             scale = len(xb) * dist.world / n_global  # DDP averages: this makes it the global mean
         kl_weight = cfg.kl_weight(epoch, step, steps)
-        parts = train_step(model, opt, xb, yb, kl_weight, loss_fn=loss_fn, scale=scale)
+        where = f"in epoch {epoch + 1} step {step + 1}"
+        try:
+            parts = train_step(
+                model, opt, xb, yb, kl_weight, loss_fn=loss_fn, scale=scale, check=skip, dist=dist
+            )
+        except NonFinite as bad:
+            skipped += 1
+            logger.warning(f"{bad} {where}: batch skipped ({skipped} this epoch)")
+            if skipped > max(1, steps // 10):
+                raise TrainingDiverged(
+                    f"{skipped} of the {step + 1} steps so far in epoch {epoch + 1} went bad "
+                    f"(last: {bad}); stopped, last good checkpoint (epoch {epoch}) kept in "
+                    f"{run.path}"
+                ) from None
+            continue
+        used += n_global
         for k, v in parts.items():
             sums[k] = sums.get(k, 0) + v * len(xb)
+        window.append((step, parts))
         if step % 20 == 0 or step == steps - 1:
+            _check_window(window, epoch, run, dist)  # the first bad step since the last check
+            window.clear()
             loss = parts["loss"].double() * len(xb)
             now = dist.sum_(loss).item() / n_global  # the global batch's loss
-            _check_finite({"loss": now}, f"in epoch {epoch + 1} step {step + 1}", run, epoch)
             bar.set_postfix(loss=f"{now:.2f}")
         bar.update()
     bar.close()
     sums = _sum_dict(sums, dist)
-    return {k: v.item() / len(train) for k, v in sums.items()}
+    out = {k: v.item() / max(used, 1) for k, v in sums.items()}  # means over the images used
+    return out | ({"skipped_steps": skipped} if skip else {})
+
+
+def _check_window(
+    window: list[tuple[int, dict[str, torch.Tensor]]], epoch: int, run: Run, dist: Dist
+) -> None:
+    """Stop at the first step of ``window`` whose loss is NaN or infinite, naming the step and
+    the terms that went bad.  The losses stay on the device until here: one synchronisation
+    per check, not per step.  (A gradient that goes bad while the loss is finite shows at the
+    next step's loss; ``--on-nan skip`` checks the gradients themselves at every step.)"""
+    finite = torch.stack([parts["loss"] for _, parts in window]).isfinite()
+    flag = (~finite).any().double().reshape(1)
+    if not dist.sum_(flag).item():
+        return
+    if bool(finite.all()):  # the bad batch was another process's share
+        bad, step = "the loss of another process became non-finite", window[-1][0]
+    else:
+        i = int((~finite).nonzero()[0])
+        step, parts = window[i]
+        terms = [f"{k} = {v.item()}" for k, v in parts.items() if k != "loss" and not v.isfinite()]
+        bad = f"the loss became {parts['loss'].item()}" + (
+            f" (its {', '.join(terms)})" if terms else ""
+        )
+    raise TrainingDiverged(
+        f"{bad} in epoch {epoch + 1} step {step + 1}; stopped, last good checkpoint (epoch "
+        f"{epoch}) kept in {run.path} (--on-nan skip drops such batches instead)"
+    )
 
 
 def _restore(
@@ -304,8 +389,32 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
     """Train ``run`` (new, or resumed from its checkpoint) up to ``run.train.epochs``.
 
     With the same seed, training E1 epochs then resuming to E2 gives the same weights as E2
-    epochs straight.  Ctrl-C keeps the checkpoint of the last finished epoch.
+    epochs straight.  Ctrl-C or SIGTERM keeps the checkpoint of the last finished epoch.  The
+    run folder is locked while training (``RunLock``): a second trainer is refused.
     """
+    with contextlib.ExitStack() as held:  # the SIGTERM handler, then the folder's lock
+        held.enter_context(_sigterm_as_interrupt())
+        return _fit(run, progress, held)
+
+
+@contextlib.contextmanager
+def _sigterm_as_interrupt():
+    """SIGTERM (``kill``, a batch system's stop) ends training as Ctrl-C does."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+
+    def interrupt(signum, frame):
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    previous = signal.signal(signal.SIGTERM, interrupt)
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGTERM, previous)
+
+
+def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]:
     cfg = run.train
     dist = distributed.current()
     device = dist.device(pick_device(cfg.device))
@@ -335,6 +444,10 @@ def fit(run: Run, *, progress: bool = True) -> dict[str, Any]:
             f"{dist.world} processes: global batch {cfg.batch_size}, "
             f"{cfg.batch_size / dist.world:g} images per process and step"
         )
+    if dist.is_main:  # the right to write the folder, held until training ends
+        held.enter_context(RunLock(run.path).acquire())
+        for stale in remove_stale_temporaries(run.path):
+            logger.info(f"removed {stale.name}, left by an interrupted write")
     dist.barrier()  # every process has read the folder before rank 0 writes into it
     writer.start()
     logger.info(f"training {model.describe()} on {len(train)} images ({run.data.describe()})")

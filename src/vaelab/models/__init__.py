@@ -8,6 +8,9 @@ it exactly.
 
 from __future__ import annotations
 
+import torch
+
+from ..config import type_problems
 from ..errors import VaelabError
 from ..registry import MODELS, resolve
 
@@ -19,10 +22,27 @@ def model_class(name: str) -> type:
     return resolve("model", name)
 
 
+MAX_PARAMETERS = 2_000_000_000  # 8 GB of float32 weights: larger is a mistake, not a model
+
+
 def build_model(name: str, **config):
-    """Instantiate the model registered as ``name`` from its configuration."""
+    """Instantiate the model registered as ``name`` from its configuration.
+
+    The settings' types are checked first, then the model is built on the ``meta`` device
+    (shapes, no memory) and refused when it would hold more than ``MAX_PARAMETERS``
+    parameters: a mistyped or hostile size fails in one line before anything is allocated."""
     cls = model_class(name)
+    problems = type_problems(cls.config_class, config)
+    if problems:
+        raise VaelabError(f"bad configuration for model {name!r}: {'; '.join(problems)}")
     try:
+        with torch.device("meta"):
+            n_params = sum(p.numel() for p in cls(**config).parameters())
+        if n_params > MAX_PARAMETERS:
+            raise VaelabError(
+                f"model {name!r} would have {n_params:,} parameters (more than "
+                f"{MAX_PARAMETERS:,}); check its sizes"
+            )
         model = cls(**config)
     except TypeError as e:  # unknown or missing config keys
         raise VaelabError(f"bad configuration for model {name!r}: {e}") from None
