@@ -141,8 +141,11 @@ def build(site: Path, explorer_run: Path | None = None, explorer_html: Path | No
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--site", default=str(ROOT / "site"), help="output folder")
-    ap.add_argument("--explorer-run", default=str(ROOT / "runs" / "docs" / "vae-2d"),
-                    help="the run whose decoder the Explorer page shows")
+    ap.add_argument(
+        "--explorer-run",
+        default=str(ROOT / "runs" / "docs" / "vae-2d"),
+        help="the run whose decoder the Explorer page shows",
+    )
     ap.add_argument("--explorer-html", help="an explorer page made already (instead of a run)")
     args = ap.parse_args()
     site = build(Path(args.site), Path(args.explorer_run),

@@ -166,9 +166,9 @@ def launch(args) -> None:
         name, _, seeds = spec.partition("@")
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
-        jobs += [(name, int(s)) for s in seeds.split(",")] if seeds else [
-            (name, s) for s in args.seeds
-        ]
+        jobs += (
+            [(name, int(s)) for s in seeds.split(",")] if seeds else [(name, s) for s in args.seeds]
+        )
     names = list(dict.fromkeys(n for n, _ in jobs))
     parallel = args.jobs or len(jobs)
     # CPU threads shared out among the runs at once (unless OMP_NUM_THREADS says otherwise)
@@ -265,9 +265,11 @@ def write(args) -> None:
     launches = []
     for d in map(Path, args.dirs):
         manifest = json.loads((d / "manifest.json").read_text())
-        launches.append(f"- `{d.name}`: `{manifest.get('launch', '(not recorded)')}`, on "
-                        f"{describe_hardware(manifest['hardware'], manifest['jobs_at_once'])}"
-                        + (f" ({manifest['note']})" if manifest.get("note") else ""))
+        launches.append(
+            f"- `{d.name}`: `{manifest.get('launch', '(not recorded)')}`, on "
+            f"{describe_hardware(manifest['hardware'], manifest['jobs_at_once'])}"
+            + (f" ({manifest['note']})" if manifest.get("note") else "")
+        )
         for key, entry in manifest["runs"].items():
             if (d / key / "evaluation.json").exists():
                 entries.append((entry["row"], entry["seed"], d / key, entry))
@@ -388,13 +390,17 @@ def write(args) -> None:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--quick", action="store_true", help="every row briefly, to check the script")
-    ap.add_argument("--quick-dir", default=str(ROOT / "runs" / "table-quick"),
-                    help="--quick: run folders and table go here")
+    ap.add_argument(
+        "--quick-dir",
+        default=str(ROOT / "runs" / "table-quick"),
+        help="--quick: run folders and table go here",
+    )
     sub = ap.add_subparsers(dest="cmd")
     la = sub.add_parser("launch", help="train and evaluate rows")
     la.add_argument("--out-dir", default=str(ROOT / "runs" / "table"))
-    la.add_argument("--rows", nargs="+",
-                    help=f"default all: {' '.join(ROWS)}; ROW@1,2 for seeds of its own")
+    la.add_argument(
+        "--rows", nargs="+", help=f"default all: {' '.join(ROWS)}; ROW@1,2 for seeds of its own"
+    )
     la.add_argument("--seeds", nargs="+", type=int, default=[0])
     la.add_argument("--epochs", type=int, default=100)
     la.add_argument("--budget", type=float, help="seconds of training per run (calibrated)")

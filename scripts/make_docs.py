@@ -137,7 +137,8 @@ def render(v: dict, out: Path) -> None:
     template = (DOCS / "tutorial.template.md").read_text()
     missing = sorted(set(re.findall(r"\{\{(\w+)\}\}", template)) - set(v))
     if missing:
-        sys.exit(f"error: no value for {', '.join(missing)}: run make_docs.py without --render-only")
+        names = ", ".join(missing)
+        sys.exit(f"error: no value for {names}: run make_docs.py without --render-only")
     text = re.sub(r"\{\{(\w+)\}\}", lambda m: str(v[m.group(1)]), template)
     for name in ("mnist_ae", "mnist_vae"):
         text = text.replace(f"[[{name}]]", (ROOT / "examples" / f"{name}.py").read_text().strip())

@@ -30,7 +30,7 @@ def main() -> None:
     args = ap.parse_args()
     page = Path(args.site) / f"{args.page}.html"
     if not page.exists():
-        sys.exit(f"error: {page} does not exist: build the site first (python scripts/build_site.py)")
+        sys.exit(f"error: {page} does not exist: build the site (python scripts/build_site.py)")
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 
