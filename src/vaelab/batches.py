@@ -62,9 +62,9 @@ def load_splits(cfg: DataConfig | None = None) -> dict[str, Split]:
 
 
 def _read_splits(cfg: DataConfig) -> dict[str, Split]:
-    from .data import load_mnist, split
+    from .data import load_dataset, split
 
-    mnist = load_mnist(cfg.data_dir, verify=cfg.verify)
+    mnist = load_dataset(cfg.dataset, cfg.data_dir, verify=cfg.verify)
     out: dict[str, Split] = {}
     for name, (images, labels) in split(mnist, cfg.val_size).items():
         x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 255.0)

@@ -22,6 +22,7 @@ from .errors import VaelabError
 from .registry import (
     ACTIVATIONS,
     ARCHS,
+    DATASETS,
     LIKELIHOODS,
     MODELS,
     PAPER,
@@ -122,6 +123,13 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     t.add_argument("--seed", default=S, type=int, help="default 0")
     t.add_argument("--device", default=S, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     d = p.add_argument_group("data")
+    d.add_argument(
+        "--dataset",
+        default=S,
+        choices=sorted(DATASETS),
+        help="mnist (default), or a data set fetched first with `vaelab data fetch NAME "
+        "--data-dir DIR` from its published .gz files",
+    )
     d.add_argument(
         "--binarize",
         default=S,
@@ -273,11 +281,17 @@ def cmd_train(args: argparse.Namespace) -> int:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import fetch_mnist
+    from .data import fetch_dataset, fetch_mnist
 
-    if args.dataset != "mnist":
-        raise VaelabError(f"unknown data set {args.dataset!r}; vaelab knows: mnist")
-    path = fetch_mnist(args.data_dir, source=args.source, cache_dir=args.cache_dir)
+    if args.dataset not in DATASETS:
+        known = ", ".join(sorted(DATASETS))
+        raise VaelabError(f"unknown data set {args.dataset!r}; vaelab knows: {known}")
+    if args.dataset == "mnist":
+        path = fetch_mnist(args.data_dir, source=args.source, cache_dir=args.cache_dir)
+    else:
+        if args.source not in ("auto", "dir", "cache"):
+            raise VaelabError(f"{args.dataset} is read from your files: --data-dir DIR")
+        path = fetch_dataset(args.dataset, args.data_dir, cache_dir=args.cache_dir)
     print(path)
     return 0
 
@@ -465,8 +479,8 @@ def build_parser() -> argparse.ArgumentParser:
 
     p = sub.add_parser("data", help="fetch and verify data sets")
     dsub = p.add_subparsers(dest="action", required=True, parser_class=Parser)
-    f = dsub.add_parser("fetch", help="put MNIST, checksum-verified, into the cache")
-    f.add_argument("dataset", help="mnist")
+    f = dsub.add_parser("fetch", help="put a data set, checksum-verified, into the cache")
+    f.add_argument("dataset", help=f"one of: {', '.join(sorted(DATASETS))}")
     f.add_argument("--data-dir", help="a folder of IDX files (raw or .gz) or a Keras mnist.npz")
     f.add_argument(
         "--source",

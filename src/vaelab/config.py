@@ -26,14 +26,17 @@ class DataConfig:
     loss, not a likelihood).  ``"dynamic"``: each training image is re-binarized every time it
     is used (pixel = 1 when a uniform draw falls below its intensity, Burda et al. 2016);
     validation and test images are binarized once with ``binarize_seed``.
-    ``data_dir`` reads MNIST from a folder or .npz instead of the cache; ``verify=False``
-    accepts files that are not the canonical MNIST (another 28x28 data set).
+    ``dataset``: ``mnist``, or another data set vaelab knows by name (``registry.DATASETS``:
+    ``fashion-mnist``, ``kmnist``), verified against its published checksums.
+    ``data_dir`` reads the data set from a folder or .npz instead of the cache; ``verify=False``
+    accepts files that are not the named data set (any 28x28 data).
     ``train_limit`` keeps the first N training images (quick runs, tests).  ``val_size``: the
     last N of the 60,000 training images validate (default 10,000: 50,000 / 10,000; Burda et
     al.'s code: 400, so 59,600 train).
     Frozen: loaded splits are cached per configuration (``batches.load_splits``).
     """
 
+    dataset: str = "mnist"
     binarize: str = "none"
     binarize_seed: int = 0
     data_dir: str | None = None
@@ -42,6 +45,11 @@ class DataConfig:
     val_size: int | None = None
 
     def __post_init__(self) -> None:
+        from .registry import check_choice
+
+        problem = check_choice("dataset", self.dataset)
+        if problem:
+            raise VaelabError(problem)
         if self.binarize not in BINARIZE:
             raise VaelabError(
                 f"unknown binarization {self.binarize!r}; choose from {', '.join(BINARIZE)}"
@@ -62,10 +70,12 @@ class DataConfig:
             if self.val_size is None
             else f", the last {self.val_size:,} training images validate"
         )
+        data = "" if self.dataset == "mnist" else f"{self.dataset}, "
         if self.binarize == "none":
-            return f"grayscale pixels in [0, 1]{split}"
+            return f"{data}grayscale pixels in [0, 1]{split}"
         return (
-            f"dynamically binarized (val/test binarized once with seed {self.binarize_seed}){split}"
+            f"{data}dynamically binarized (val/test binarized once with seed "
+            f"{self.binarize_seed}){split}"
         )
 
 

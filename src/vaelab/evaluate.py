@@ -42,6 +42,8 @@ def check_paper_protocol(model, data: DataConfig, run_dir) -> None:
         problems.append(f"a {model.label} has no likelihood")
     elif model.conditional:
         problems.append(f"a {model.label} models p(x|y), not p(x)")
+    if data.dataset != "mnist":
+        problems.append(f"its data set is {data.dataset}, not MNIST")
     if data.binarize != "dynamic":
         problems.append("pixels are grayscale, not dynamically binarized")
     elif model.numbers_mean(True)["kind"] != "likelihood":
@@ -130,7 +132,11 @@ def evaluate_run(
         fit_on = probe_splits(splits, run.data)
         result["probes"] = latent_probes(model, fit_on)
         result["probes_pca"] = pca_probes(fit_on, model.latent_dim)
-    if quality:
+    if quality and run.data.dataset != "mnist":
+        why = f"scored by a classifier of MNIST digits; this run's data set is {run.data.dataset}"
+        logger.warning(f"sample quality skipped: {why}")
+        result["sample_quality_skipped"] = why
+    elif quality:
         from .quality import sample_quality
 
         result["sample_quality"] = sample_quality(model, splits["test"].x, seed=seed)

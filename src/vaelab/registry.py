@@ -44,6 +44,14 @@ ARCHS: dict[str, str] = {
     "resnet": "vaelab.nets:ResNet",
 }
 
+# Data sets by name besides MNIST (which data.py fetches itself): read from your files and
+# checked against their published checksums (datasets.py).
+DATASETS: dict[str, str] = {
+    "mnist": "vaelab.data:MNIST_DATASET",
+    "fashion-mnist": "vaelab.datasets:FASHION_MNIST",
+    "kmnist": "vaelab.datasets:KMNIST",
+}
+
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu")
 
 # Named variants (like timm's): model settings that go together.  "model" picks the family
@@ -76,6 +84,7 @@ PRESETS: dict[str, dict[str, Any]] = {
 # for training and 400 for validation (fixed); their 784-200-200-50 tanh net unless a preset is
 # given; any family with an ELBO on p(x) (a VAE by default) may be trained under it.
 PAPER = {
+    "dataset": "mnist",
     "binarize": "dynamic",
     "likelihood": "bernoulli",
     "val_size": 400,
@@ -87,6 +96,7 @@ _TABLES = {
     "likelihood": LIKELIHOODS,
     "prior": PRIORS,
     "architecture": ARCHS,
+    "dataset": DATASETS,
 }
 
 
