@@ -415,6 +415,21 @@ def cmd_explore(args: argparse.Namespace) -> int:
     return 0
 
 
+def cmd_export(args: argparse.Namespace) -> int:
+    from .hub import save_pretrained
+
+    out = save_pretrained(args.run, args.out, which=args.which)
+    print(f"{out}: config.json and model.safetensors (load with vaelab.from_pretrained)")
+    return 0
+
+
+def cmd_push(args: argparse.Namespace) -> int:
+    from .hub import push_to_hub
+
+    print(push_to_hub(args.run, args.repo_id, which=args.which, private=args.private))
+    return 0
+
+
 def cmd_compare(args: argparse.Namespace) -> int:
     from .compare import compare, html, markdown
 
@@ -573,6 +588,15 @@ def build_parser() -> argparse.ArgumentParser:
     p = run_parser("explore", "one HTML page to explore the latent space in a browser")
     p.add_argument("-o", "--output", help="default RUN/explorer.html")
     p.set_defaults(func=cmd_explore)
+
+    p = run_parser("export", "save a run's model in the Hugging Face convention (no pickle)")
+    p.add_argument("out", help="folder for config.json and model.safetensors")
+    p.set_defaults(func=cmd_export)
+
+    p = run_parser("push", "upload a run's model to the Hugging Face Hub (needs a login)")
+    p.add_argument("repo_id", help="user/name on the Hub")
+    p.add_argument("--private", action="store_true", help="create the repository private")
+    p.set_defaults(func=cmd_push)
 
     p = sub.add_parser("compare", help="runs side by side: one table and their curves")
     p.add_argument("runs", nargs="+", metavar="RUN", help="run folders")
