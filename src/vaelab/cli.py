@@ -120,6 +120,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         help="a NaN or infinite loss or gradient: stop (default; the last good checkpoint is "
         "kept) or skip the batch (counted; checked every step)",
     )
+    t.add_argument(
+        "--tensorboard",
+        action="store_true",
+        default=S,
+        help="also log each epoch's metrics to RUN/tensorboard/ (needs vaelab[tensorboard])",
+    )
     t.add_argument("--seed", default=S, type=int, help="default 0")
     t.add_argument("--device", default=S, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
     d = p.add_argument_group("data")

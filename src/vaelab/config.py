@@ -96,6 +96,8 @@ class TrainConfig:
     ``on_nan``: what a NaN or infinite loss or gradient does: ``stop`` (the default; the last
     good checkpoint is kept) or ``skip`` (the batch's update is dropped and counted; checked
     every step, and training still stops when more than a tenth of an epoch's steps go bad).
+    ``tensorboard``: also write each epoch's metrics as TensorBoard event files into
+    ``RUN/tensorboard/`` (needs the ``tensorboard`` package: ``vaelab[tensorboard]``).
     """
 
     epochs: int = 10
@@ -110,6 +112,7 @@ class TrainConfig:
     seed: int = 0
     device: str = "auto"
     on_nan: str = "stop"
+    tensorboard: bool = False
 
     def __post_init__(self) -> None:
         problems = []

@@ -9,6 +9,7 @@ Layout of ``runs/x``::
                          (plain tensors and numbers: loads with ``torch.load(weights_only=True)``)
     metrics.jsonl        one JSON object per epoch
     figures/*.png
+    tensorboard/         event files, with --tensorboard
     .lock                locked (flock) by the process training into the folder; a second
                          trainer is refused, and the lock ends with its holder
 
@@ -47,6 +48,7 @@ CHECKPOINT = "checkpoint.pt"
 METRICS = "metrics.jsonl"
 EVALUATION = "evaluation.json"
 FIGURES = "figures"
+TENSORBOARD = "tensorboard"
 WEIGHTS = ("best", "last")
 LOCK = ".lock"  # held (flock) by the process training into the folder
 EVALUATION_LOCK = ".evaluation.lock"  # held while evaluation.json is read, merged and written
@@ -462,10 +464,23 @@ class RunWriter:
         self.rows = list(rows or [])
         self.best = best
         self.write = write
+        self.board = None  # a TensorBoard SummaryWriter, once open_tensorboard is called
 
     def start(self) -> None:
         if self.write:
             self.run.save()
+
+    def open_tensorboard(self) -> Callable[[], None]:
+        """Also log each epoch's metrics as TensorBoard scalars into ``RUN/tensorboard/``
+        (PyTorch's ``SummaryWriter``; step = epoch).  Returns the function that closes it."""
+        try:
+            from torch.utils.tensorboard import SummaryWriter
+        except ImportError:
+            raise VaelabError(
+                "--tensorboard needs the tensorboard package: pip install 'vaelab[tensorboard]'"
+            ) from None
+        self.board = SummaryWriter(log_dir=str(self.run.path / TENSORBOARD))
+        return self.board.close
 
     def epoch_end(self, model: torch.nn.Module, row: dict[str, Any], state: dict[str, Any]):
         """Save weights (best when ``row["val_loss"]`` is the lowest yet), the checkpoint
@@ -476,6 +491,11 @@ class RunWriter:
         self.rows.append(row)
         if not self.write:
             return
+        if self.board is not None:
+            for key, value in row.items():
+                if key != "epoch" and isinstance(value, int | float):
+                    self.board.add_scalar(key, value, row["epoch"])
+            self.board.flush()
         if improved:
             save_weights(model, self.run.weights_path("best"), {"epoch": epoch})
         save_weights(model, self.run.weights_path("last"), {"epoch": epoch})

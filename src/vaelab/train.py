@@ -448,6 +448,8 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
         held.enter_context(RunLock(run.path).acquire())
         for stale in remove_stale_temporaries(run.path):
             logger.info(f"removed {stale.name}, left by an interrupted write")
+    if dist.is_main and cfg.tensorboard:
+        held.callback(writer.open_tensorboard())
     dist.barrier()  # every process has read the folder before rank 0 writes into it
     writer.start()
     logger.info(f"training {model.describe()} on {len(train)} images ({run.data.describe()})")
