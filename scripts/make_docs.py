@@ -20,6 +20,7 @@ import shutil
 import subprocess
 import sys
 import time
+from dataclasses import dataclass, field
 from pathlib import Path
 
 import torch
@@ -145,6 +146,232 @@ def render(v: dict, out: Path) -> None:
     (out / "tutorial.md").write_text(text)
 
 
+@dataclass
+class Work:
+    """What every section shares: where its runs go, how long they train, the data."""
+
+    folder: Path
+    epochs: int
+    gray: dict
+    binary: dict
+    quiet: dict = field(default_factory=lambda: {"progress": False})
+
+    def train(self, name: str, model: str, cfg: dict, tc: TrainConfig | None = None,
+              data: DataConfig | None = None) -> Path:  # fmt: skip
+        out = self.folder / name
+        tc = tc or TrainConfig(epochs=self.epochs)
+        train(out, model, cfg, tc, data or DataConfig(), **self.quiet)
+        return out
+
+    def evaluate(self, run: Path, **kw) -> dict:
+        return evaluate_run(run, save=False, **self.quiet, **kw)
+
+
+def section_examples(w: Work) -> dict:
+    """Sections 4 and 5: the two worked examples, run as a reader would run them; the
+    features their codes make against PCA."""
+    v: dict[str, object] = {
+        "ae_output": run_example("mnist_ae", w.folder / "example-ae", w.epochs),
+        "vae_output": run_example("mnist_vae", w.folder / "example-vae", w.epochs),
+    }
+    for run, prefix in [(w.folder / "example-ae", "ae"), (w.folder / "example-vae", "vae")]:
+        for fig in ("reconstructions", "samples", "latents", "curves", "interpolation"):
+            copy_figure(run, f"{fig}.png", f"{prefix}-{fig}.png")
+    ae = w.evaluate(w.folder / "example-ae")
+    vae = w.evaluate(w.folder / "example-vae")
+    v |= {"ae_recon": f"{ae['recon']:.1f}", "ae_mse": f"{ae['mse_per_pixel']:.4f}"}
+    v |= {k: f"{vae[k]:.1f}" for k in ("neg_elbo", "recon", "kl")}
+    v["vae_active"] = vae["active_units"]
+    scores = {
+        "vae": probes(vaelab.load_run(w.folder / "example-vae"), w.gray),
+        "ae": probes(vaelab.load_run(w.folder / "example-ae"), w.gray),
+        "pca": pca_probes(w.gray, 20),
+    }
+    for name, sc in scores.items():
+        v[f"{name}_probe"] = f"{sc['linear_probe_acc']:.3f}"
+        v[f"{name}_knn"] = f"{sc['knn_acc']:.3f}"
+    v["features_sentence"] = features_sentence(scores)
+    return v
+
+
+def section_architectures(w: Work) -> dict:
+    """Section 1: a conv encoder with an MLP decoder; a linear AE against PCA."""
+    cfg = {"encoder": "conv", "decoder": "mlp", "hidden": [256], "latent_dim": 20}
+    conv = w.train("conv-mlp-ae", "ae", cfg, TrainConfig(epochs=3))
+    r = w.evaluate(conv)
+    v = {
+        "conv_recon": f"{r['recon']:.1f}",
+        "conv_params": f"{sum(p.numel() for p in vaelab.load_run(conv).parameters()):,}",
+    }
+    cfg = {"encoder": "linear", "decoder": "linear", "likelihood": "gaussian", "latent_dim": 16}
+    tc = TrainConfig(epochs=50, batch_size=128, lr=1e-2, lr_schedule="cosine")
+    pc = pca_check(vaelab.load_run(w.train("linear-ae", "ae", cfg, tc)), w.gray)
+    return v | {
+        "pca_k": pc["k"],
+        "lin_mse": f"{pc['ae_train_mse']:.5f}",
+        "pca_mse": f"{pc['pca_train_mse']:.5f}",
+        "pca_ratio": f"{pc['train_mse_ratio']:.4f}",
+        "pca_angle": f"{pc['max_angle_deg']:.1f}",
+        "pca_explained": f"{100 * pc['explained_variance']:.1f}",
+    }
+
+
+def section_two_d(w: Work) -> dict:
+    """A 2-D VAE: the whole latent space in one picture."""
+    two = w.train("vae-2d", "vae", {"latent_dim": 2})
+    all_figures(two)
+    copy_figure(two, "manifold.png", "vae2d-manifold.png")
+    copy_figure(two, "latents.png", "vae2d-latents.png")
+    return {}
+
+
+def section_likelihood(w: Work) -> dict:
+    """Section 3: a VAE on dynamically binarized MNIST, the importance-sampled bound against
+    K, why an encoder (the prior as proposal), why samples are blurry."""
+    binv = w.train("vae-binarized", "vae", {}, data=DataConfig(binarize="dynamic"))
+    rb = w.evaluate(binv)
+    v: dict[str, object] = {"bin_elbo": f"{rb['neg_elbo']:.2f}", "bin_active": rb["active_units"]}
+    model = vaelab.load_run(binv)
+    x = w.binary["test"].x[:1000]
+    torch.manual_seed(0)
+    with torch.no_grad():
+        sub_elbo = model.terms(x, w.binary["test"].y[:1000])["neg_elbo"].mean().item()
+    rows = []
+    for k in (1, 10, 100, 1000):
+        torch.manual_seed(0)
+        nll = -log_likelihood_estimates(model, x, k, progress=False).mean().item()
+        rows.append(f"| {k} | {nll:.2f} |")
+        if k == 1:
+            v["k1_diff"] = f"{nll - sub_elbo:+.2f}"
+    v["iwae_table"] = "\n".join(rows)
+    v["sub_elbo"] = f"{sub_elbo:.2f}"
+    return v
+
+
+def section_beta(w: Work) -> dict:
+    """beta > 1 switches latent units off."""
+    rbeta = w.evaluate(w.train("vae-beta4", "vae", {"beta": 4.0}))
+    return {
+        "beta_active": rbeta["active_units"],
+        "beta_kl": f"{rbeta['kl']:.1f}",
+        "beta_recon": f"{rbeta['recon']:.1f}",
+    }
+
+
+def section_encoder_and_blur(w: Work) -> dict:
+    """Why an encoder at all (the prior as proposal against q(z|x), on the binarized VAE), and
+    why samples are blurry (decoder means beside draws from p(x|z))."""
+    model = vaelab.load_run(w.folder / "vae-binarized")
+    pc = proposal_comparison(model, w.binary["test"].x[:100], 1000)
+    means_and_draws(model, FIGURES / "vae-means-draws.png", n=10, draws=3)
+    return {
+        "prop_prior": f"{pc['nll_prior']:.1f}",
+        "prop_q": f"{pc['nll_q']:.1f}",
+        "ess_prior": f"{pc['ess_prior']:.2f}",
+        "ess_q": f"{pc['ess_q']:.0f}",
+    }
+
+
+def section_collapse(w: Work) -> dict:
+    """Posterior collapse on the paper's net: KL per unit, and what warm-up and free bits
+    change."""
+    burda = {"encoder": "mlp", "decoder": "mlp", "hidden": [200, 200], "latent_dim": 50,
+             "activation": "tanh"}  # fmt: skip
+    paper_data = DataConfig(binarize="dynamic", val_size=400)
+    collapse = {}
+    warm = max(1, w.epochs // 2)
+    variants = {
+        "plain": ({}, {}),
+        f"KL warm-up ({warm} epochs)": ({}, {"kl_warmup": warm}),
+        "free bits (0.25 nats per unit)": ({"free_bits": 0.25}, {}),
+    }
+    for i, (name, (mcfg, tcfg)) in enumerate(variants.items()):
+        cfg = TrainConfig(epochs=w.epochs, batch_size=100, lr=3e-3, lr_schedule="cosine",
+                          **tcfg)  # fmt: skip
+        out = w.train(f"collapse-{i}", "vae", burda | mcfg, cfg, paper_data)
+        r = w.evaluate(out, nll_samples=1000, limit=1000)
+        collapse[name] = (vaelab.load_run(out), r)
+    kl_per_unit({n: m for n, (m, _) in collapse.items()}, w.binary["test"].x[:2000],
+                FIGURES / "kl-per-unit.png")  # fmt: skip
+    table = "\n".join(
+        f"| {n} | {r['active_units']} of 50 | {r['kl']:.1f} | {r['neg_elbo']:.2f} | "
+        f"{r['nll']:.2f} |"
+        for n, (_, r) in collapse.items()
+    )
+    return {"collapse_table": table}
+
+
+def section_generators(w: Work) -> dict:
+    """AE and VAE as generators: sample quality."""
+    ae_q = w.evaluate(w.folder / "example-ae", quality=True)["sample_quality"]
+    vae_q = w.evaluate(w.folder / "example-vae", quality=True)["sample_quality"]
+    v = {f"ae_{k}": f"{ae_q[k]:.2f}" for k in ("fd", "precision", "recall")}
+    v |= {f"vae_{k}": f"{vae_q[k]:.2f}" for k in ("fd", "precision", "recall")}
+    v["generators_sentence"] = generators_sentence(ae_q, vae_q)
+    return v
+
+
+def section_latent_pictures(w: Work) -> dict:
+    """Latent traversals of the 20-D VAE; the 2-D VAE's codes against its prior."""
+    gray = w.gray["test"]
+    ex = vaelab.load_run(w.folder / "example-vae")
+    traversal_grid(ex, gray.x[:2000], FIGURES / "vae-traversals.png", units=8)
+    two_model = vaelab.load_run(w.folder / "vae-2d")
+    codes = latent_means(two_model, gray.x)
+    latent_scatter(codes, gray.y, FIGURES / "vae2d-latents.png",
+                   title_extra="dashed: circles of the N(0, I) prior",
+                   prior_circles=True)  # fmt: skip
+    manifold_grid(two_model, FIGURES / "vae2d-manifold-codes.png", codes=codes)
+    radius = codes.norm(dim=1)
+    return {
+        "codes_outside2": f"{100 * (radius > 2).float().mean().item():.0f}",
+        "codes_sd": ", ".join(f"{s:.2f}" for s in codes.std(0).tolist()),
+    }
+
+
+def section_cvae(w: Work) -> dict:
+    """Section 6: the conditional VAE (Doersch section 4)."""
+    cv = w.train("cvae", "cvae", {})
+    cvm = vaelab.load_run(cv)
+    sample_grid(cvm, FIGURES / "cvae-samples.png", ncol=10)
+    style_grid(cvm, w.gray["test"].x, w.gray["test"].y, FIGURES / "cvae-styles.png")
+    return {"cvae_elbo": f"{w.evaluate(cv)['neg_elbo']:.1f}", "cvae_dim": cvm.latent_dim}
+
+
+def section_scale(w: Work) -> dict:
+    """The Gaussian decoder's scale, and the continuous Bernoulli."""
+    test = w.gray["test"].x
+    rows = []
+    for sigma in (0.05, 0.2, 1.0):
+        out = w.train(f"gauss-{sigma:g}", "vae", {"likelihood": "gaussian", "sigma": sigma})
+        r = w.evaluate(out)
+        mse = mse_per_pixel(vaelab.load_run(out).reconstruct, test)
+        rows.append(f"| Gaussian, σ = {sigma:g} (fixed) | {mse:.4f} | "
+                    f"{r['kl']:.1f} | {r['active_units']} of 20 |")  # fmt: skip
+    cb = w.train("cbernoulli", "vae", {"likelihood": "cbernoulli"})
+    r = w.evaluate(cb)
+    mse = mse_per_pixel(vaelab.load_run(cb).reconstruct, test)
+    rows.append(f"| continuous Bernoulli | {mse:.4f} | {r['kl']:.1f} | "
+                f"{r['active_units']} of 20 |")  # fmt: skip
+    return {"scale_table": "\n".join(rows), "cb_elbo": f"{r['neg_elbo']:.1f}"}
+
+
+# In this order (later sections read the runs of earlier ones).
+SECTIONS = [
+    section_examples,
+    section_architectures,
+    section_two_d,
+    section_likelihood,
+    section_beta,
+    section_encoder_and_blur,
+    section_collapse,
+    section_generators,
+    section_latent_pictures,
+    section_cvae,
+    section_scale,
+]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=10)
@@ -166,10 +393,8 @@ def main() -> None:
         render(json.loads(saved.read_text()), FIGURES.parent)
         print(f"wrote {FIGURES.parent / 'tutorial.md'} from {saved}")
         return
-    work = Path(args.work)
-    shutil.rmtree(work, ignore_errors=True)
+    shutil.rmtree(args.work, ignore_errors=True)
     t0 = time.perf_counter()
-    v: dict[str, object] = {"epochs": args.epochs}
     vaelab_log = logging.getLogger("vaelab")
     if not vaelab_log.handlers:  # messages while loading the data (a download, if any)
         handler = logging.StreamHandler(sys.stdout)
@@ -180,203 +405,18 @@ def main() -> None:
     gray = load_splits(DataConfig())
     binary = load_splits(DataConfig(binarize="dynamic"))
     vaelab_log.setLevel(logging.ERROR)  # the runs below are quiet
-    quiet = dict(progress=False)
+    w = Work(Path(args.work), args.epochs, gray, binary)
 
     draw_all(FIGURES)  # the AE and VAE diagrams
+    v: dict[str, object] = {"epochs": args.epochs}
+    for section in SECTIONS:
+        t = time.perf_counter()
+        v |= section(w)
+        print(f"{section.__name__}: {time.perf_counter() - t:.0f} s", flush=True)
 
-    # The two worked examples, run as a reader would run them.
-    v["ae_output"] = run_example("mnist_ae", work / "example-ae", args.epochs)
-    v["vae_output"] = run_example("mnist_vae", work / "example-vae", args.epochs)
-    for run, prefix in [(work / "example-ae", "ae"), (work / "example-vae", "vae")]:
-        for fig in ("reconstructions", "samples", "latents", "curves", "interpolation"):
-            copy_figure(run, f"{fig}.png", f"{prefix}-{fig}.png")
-    ae = evaluate_run(work / "example-ae", save=False, **quiet)
-    vae = evaluate_run(work / "example-vae", save=False, **quiet)
-    v |= {"ae_recon": f"{ae['recon']:.1f}", "ae_mse": f"{ae['mse_per_pixel']:.4f}"}
-    v |= {k: f"{vae[k]:.1f}" for k in ("neg_elbo", "recon", "kl")}
-    scores = {
-        "vae": probes(vaelab.load_run(work / "example-vae"), gray),
-        "ae": probes(vaelab.load_run(work / "example-ae"), gray),
-        "pca": pca_probes(gray, 20),
-    }
-    for name, sc in scores.items():
-        v[f"{name}_probe"] = f"{sc['linear_probe_acc']:.3f}"
-        v[f"{name}_knn"] = f"{sc['knn_acc']:.3f}"
-    v["features_sentence"] = features_sentence(scores)
-
-    # Encoder and decoder need not match: a convolutional encoder with an MLP decoder.
-    conv = work / "conv-mlp-ae"
-    cfg = {"encoder": "conv", "decoder": "mlp", "hidden": [256], "latent_dim": 20}
-    train(conv, "ae", cfg, TrainConfig(epochs=3), DataConfig(), **quiet)
-    r = evaluate_run(conv, save=False, **quiet)
-    v["conv_recon"] = f"{r['recon']:.1f}"
-    v["conv_params"] = f"{sum(p.numel() for p in vaelab.load_run(conv).parameters()):,}"
-
-    # A linear AE on squared error learns the principal subspace.
-    lin = work / "linear-ae"
-    cfg = {"encoder": "linear", "decoder": "linear", "likelihood": "gaussian", "latent_dim": 16}
-    tc = TrainConfig(epochs=50, batch_size=128, lr=1e-2, lr_schedule="cosine")
-    train(lin, "ae", cfg, tc, DataConfig(), **quiet)
-    pc = pca_check(vaelab.load_run(lin), gray)
-    v |= {
-        "pca_k": pc["k"],
-        "lin_mse": f"{pc['ae_train_mse']:.5f}",
-        "pca_mse": f"{pc['pca_train_mse']:.5f}",
-        "pca_ratio": f"{pc['train_mse_ratio']:.4f}",
-        "pca_angle": f"{pc['max_angle_deg']:.1f}",
-        "pca_explained": f"{100 * pc['explained_variance']:.1f}",
-    }
-
-    # A 2-D VAE: the whole latent space in one picture.
-    two = work / "vae-2d"
-    train(
-        two,
-        "vae",
-        {"latent_dim": 2},
-        TrainConfig(epochs=args.epochs),
-        DataConfig(),
-        **quiet,
-    )
-    all_figures(two)
-    copy_figure(two, "manifold.png", "vae2d-manifold.png")
-    copy_figure(two, "latents.png", "vae2d-latents.png")
-
-    # Likelihood: a VAE on dynamically binarized MNIST and the importance-sampled bound.
-    binv = work / "vae-binarized"
-    train(
-        binv,
-        "vae",
-        {},
-        TrainConfig(epochs=args.epochs),
-        DataConfig(binarize="dynamic"),
-        **quiet,
-    )
-    rb = evaluate_run(binv, save=False, **quiet)
-    v |= {"bin_elbo": f"{rb['neg_elbo']:.2f}", "bin_active": rb["active_units"]}
-    model = vaelab.load_run(binv)
-    x = binary["test"].x[:1000]
-    torch.manual_seed(0)
-    with torch.no_grad():
-        sub_elbo = model.terms(x, binary["test"].y[:1000])["neg_elbo"].mean().item()
-    rows = []
-    for k in (1, 10, 100, 1000):
-        torch.manual_seed(0)
-        nll = -log_likelihood_estimates(model, x, k, progress=False).mean().item()
-        rows.append(f"| {k} | {nll:.2f} |")
-        if k == 1:
-            v["k1_diff"] = f"{nll - sub_elbo:+.2f}"
-    v["iwae_table"] = "\n".join(rows)
-    v["sub_elbo"] = f"{sub_elbo:.2f}"
-
-    # beta > 1 switches latent units off.
-    beta = work / "vae-beta4"
-    train(
-        beta,
-        "vae",
-        {"beta": 4.0},
-        TrainConfig(epochs=args.epochs),
-        DataConfig(),
-        **quiet,
-    )
-    rbeta = evaluate_run(beta, save=False, **quiet)
-    v |= {
-        "beta_active": rbeta["active_units"],
-        "beta_kl": f"{rbeta['kl']:.1f}",
-        "beta_recon": f"{rbeta['recon']:.1f}",
-        "vae_active": vae["active_units"],
-    }
-
-    # Why an encoder at all: the prior as proposal against q(z|x), on the binarized VAE.
-    pc_ = proposal_comparison(model, x[:100], 1000)
-    v |= {
-        "prop_prior": f"{pc_['nll_prior']:.1f}",
-        "prop_q": f"{pc_['nll_q']:.1f}",
-        "ess_prior": f"{pc_['ess_prior']:.2f}",
-        "ess_q": f"{pc_['ess_q']:.0f}",
-    }
-    # Why samples are blurry: decoder means beside draws from p(x|z).
-    means_and_draws(model, FIGURES / "vae-means-draws.png", n=10, draws=3)
-
-    # Posterior collapse on the paper's net: KL per unit, and what warm-up and free bits change.
-    burda = {"encoder": "mlp", "decoder": "mlp", "hidden": [200, 200], "latent_dim": 50,
-             "activation": "tanh"}  # fmt: skip
-    paper_data = DataConfig(binarize="dynamic", val_size=400)
-    collapse = {}
-    warm = max(1, args.epochs // 2)
-    variants = {
-        "plain": ({}, {}),
-        f"KL warm-up ({warm} epochs)": ({}, {"kl_warmup": warm}),
-        "free bits (0.25 nats per unit)": ({"free_bits": 0.25}, {}),
-    }
-    for i, (name, (mcfg, tcfg)) in enumerate(variants.items()):
-        out = work / f"collapse-{i}"
-        cfg = TrainConfig(epochs=args.epochs, batch_size=100, lr=3e-3, lr_schedule="cosine",
-                          **tcfg)  # fmt: skip
-        train(out, "vae", burda | mcfg, cfg, paper_data, **quiet)
-        r = evaluate_run(out, save=False, nll_samples=1000, limit=1000, **quiet)
-        collapse[name] = (vaelab.load_run(out), r)
-    kl_per_unit({n: m for n, (m, _) in collapse.items()}, binary["test"].x[:2000],
-                FIGURES / "kl-per-unit.png")  # fmt: skip
-    v["collapse_table"] = "\n".join(
-        f"| {n} | {r['active_units']} of 50 | {r['kl']:.1f} | {r['neg_elbo']:.2f} | "
-        f"{r['nll']:.2f} |"
-        for n, (_, r) in collapse.items()
-    )
-
-    # AE and VAE as generators: sample quality, interpolations.
-    ae_q = evaluate_run(work / "example-ae", save=False, quality=True, **quiet)["sample_quality"]
-    vae_q = evaluate_run(work / "example-vae", save=False, quality=True, **quiet)["sample_quality"]
-    v |= {f"ae_{k}": f"{ae_q[k]:.2f}" for k in ("fd", "precision", "recall")}
-    v |= {f"vae_{k}": f"{vae_q[k]:.2f}" for k in ("fd", "precision", "recall")}
-    v["generators_sentence"] = generators_sentence(ae_q, vae_q)
-
-    # Latent traversals of the 20-D VAE; the 2-D VAE's codes against its prior.
-    ex = vaelab.load_run(work / "example-vae")
-    traversal_grid(ex, gray["test"].x[:2000], FIGURES / "vae-traversals.png", units=8)
-    two_model = vaelab.load_run(two)
-    codes = latent_means(two_model, gray["test"].x)
-    latent_scatter(codes, gray["test"].y, FIGURES / "vae2d-latents.png",
-                   title_extra="dashed: circles of the N(0, I) prior",
-                   prior_circles=True)  # fmt: skip
-    manifold_grid(two_model, FIGURES / "vae2d-manifold-codes.png", codes=codes)
-    radius = codes.norm(dim=1)
-    v["codes_outside2"] = f"{100 * (radius > 2).float().mean().item():.0f}"
-    v["codes_sd"] = ", ".join(f"{s:.2f}" for s in codes.std(0).tolist())
-
-    # The conditional VAE (Doersch section 4).
-    cv = work / "cvae"
-    train(cv, "cvae", {}, TrainConfig(epochs=args.epochs), DataConfig(), **quiet)
-    cvm = vaelab.load_run(cv)
-    sample_grid(cvm, FIGURES / "cvae-samples.png", ncol=10)
-    style_grid(cvm, gray["test"].x, gray["test"].y, FIGURES / "cvae-styles.png")
-    rcv = evaluate_run(cv, save=False, **quiet)
-    v |= {"cvae_elbo": f"{rcv['neg_elbo']:.1f}", "cvae_dim": cvm.latent_dim}
-
-    # The Gaussian decoder's scale, and the continuous Bernoulli.
-    rows = []
-    for sigma in (0.05, 0.2, 1.0):
-        out = work / f"gauss-{sigma:g}"
-        train(out, "vae", {"likelihood": "gaussian", "sigma": sigma},
-              TrainConfig(epochs=args.epochs), DataConfig(), **quiet)  # fmt: skip
-        r = evaluate_run(out, save=False, **quiet)
-        r["mse_per_pixel"] = mse_per_pixel(vaelab.load_run(out).reconstruct, gray["test"].x)
-        rows.append(f"| Gaussian, σ = {sigma:g} (fixed) | {r['mse_per_pixel']:.4f} | "
-                    f"{r['kl']:.1f} | {r['active_units']} of 20 |")  # fmt: skip
-    cb = work / "cbernoulli"
-    train(cb, "vae", {"likelihood": "cbernoulli"}, TrainConfig(epochs=args.epochs),
-          DataConfig(), **quiet)  # fmt: skip
-    r = evaluate_run(cb, save=False, **quiet)
-    r["mse_per_pixel"] = mse_per_pixel(vaelab.load_run(cb).reconstruct, gray["test"].x)
-    rows.append(f"| continuous Bernoulli | {r['mse_per_pixel']:.4f} | {r['kl']:.1f} | "
-                f"{r['active_units']} of 20 |")  # fmt: skip
-    v["scale_table"] = "\n".join(rows)
-    v["cb_elbo"] = f"{r['neg_elbo']:.1f}"
-
-    cpu = cpu_name()
     minutes = (time.perf_counter() - t0) / 60
-    v["machine"] = f"{cpu}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
+    v["machine"] = f"{cpu_name()}, {torch.get_num_threads()} CPU threads, torch {torch.__version__}"
     v["minutes"] = f"{math.ceil(minutes)}"
-
     values = FIGURES.parent / "tutorial.values.json"
     values.write_text(json.dumps({k: str(x) for k, x in v.items()}, indent=1, ensure_ascii=False))
     render(v, FIGURES.parent)
