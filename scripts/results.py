@@ -162,7 +162,8 @@ def main() -> None:
     if args.nll_images:  # the first N test images only, saved as the run's test evaluation
         evaluate(path, args.reuse, quality=quality)
         evaluate_run(path, nll_samples=args.k, limit=args.nll_images, progress=False)
-        ev = Run.load(path).evaluation()["test"]
+        saved = Run.load(path).evaluation()  # the whole test set's, and the first N images'
+        ev = saved["test"] | saved[f"test[:{args.nll_images}]"]
     else:
         ev = evaluate(path, args.reuse, k=args.k, quality=quality)
     add("VAE 784-200-200-50 tanh (Burda et al.)", "dynamic binarization", path, ep, sec, ev)

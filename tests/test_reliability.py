@@ -383,3 +383,20 @@ def test_a_bad_gradient_is_named_with_its_parameter():
     assert non_finite(parts, model) == f"the gradient of {name} became non-finite"
     parts["kl"] = parts["kl"] + float("inf")
     assert non_finite(parts, model).startswith("the loss became non-finite in a term (its kl = inf")
+
+
+def test_a_partial_evaluation_never_replaces_the_whole_splits(tmp_path, idx_dir, capsys):
+    """evaluate --limit N is kept under 'test[:N]' beside the whole test set's entry, which
+    stays what it was; readers take the whole split's entry, else the largest partial one."""
+    from vaelab.compare import row_of
+
+    run = tmp_path / "run"
+    assert main([str(a) for a in train_args(idx_dir, run, 1)]) == 0
+    assert main(["evaluate", str(run), "--json", "--no-progress"]) == 0
+    whole = json.loads((run / "evaluation.json").read_text())["test"]
+    assert main(["evaluate", str(run), "--json", "--limit", "30", "--no-progress"]) == 0
+    saved = json.loads((run / "evaluation.json").read_text())
+    assert saved["test"] == whole and saved["test[:30]"]["n_images"] == 30
+    assert row_of(run).n_images == whole["n_images"] > 30
+    (run / "evaluation.json").write_text(json.dumps({"test[:30]": saved["test[:30]"]}))
+    assert row_of(run).n_images == 30

@@ -49,6 +49,22 @@ class Row:
     curve: list[tuple[int, float]] = field(default_factory=list)
 
 
+def split_evaluation(saved: dict, split: str) -> dict | None:
+    """The evaluation of ``split`` in a run's evaluation.json: the whole split's, unless only a
+    partial one (``split[:N]``, from ``--limit N``; the one with the most images) has the
+    importance-sampled estimate.  Every number of the entry returned is on the same images."""
+    whole = saved.get(split) or None
+    parts = [v for k, v in saved.items() if k.startswith(f"{split}[:") and isinstance(v, dict)]
+    part = max(parts, key=lambda v: v.get("n_images", 0), default=None)
+
+    def estimated(ev: dict | None) -> bool:
+        return ev is not None and any(key in ev for key in ESTIMATE_KEYS.values())
+
+    if whole is not None and (estimated(whole) or not estimated(part)):
+        return whole
+    return part or whole
+
+
 def row_of(path: str | Path, split: str = "test") -> Row:
     """The table row of one run folder (what its evaluation.json holds for ``split``)."""
     run = Run.load(path)
@@ -65,7 +81,7 @@ def row_of(path: str | Path, split: str = "test") -> Row:
         train_seconds=sum(m.get("seconds", 0.0) for m in metrics),
         curve=[(m["epoch"], m["val_loss"]) for m in metrics if "val_loss" in m],
     )
-    ev = run.evaluation().get(split)
+    ev = split_evaluation(run.evaluation(), split)
     if not ev:
         return row
     row.kind = ev.get("kind")

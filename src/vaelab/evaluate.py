@@ -1,6 +1,7 @@
 """Evaluation of a trained run on a data split, every number with its unit and meaning.
 
-Results are printed and also kept in ``RUN/evaluation.json`` (one entry per split), which
+Results are printed and also kept in ``RUN/evaluation.json`` (one entry per split; an evaluation
+of the first N images only, ``--limit N``, under ``split[:N]`` beside it), which
 ``vaelab report`` shows.
 """
 
@@ -141,7 +142,9 @@ def evaluate_run(
 
         result["sample_quality"] = sample_quality(model, splits["test"].x, seed=seed)
     if save and distributed.current().is_main:
-        run.save_evaluation(result)
+        # a partial evaluation (--limit) is kept beside the whole split's, never over it
+        part = len(data) < len(splits[split])
+        run.save_evaluation(result, f"{split}[:{len(data)}]" if part else split)
     return result
 
 

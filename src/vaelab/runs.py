@@ -427,14 +427,16 @@ class Run:
             return {}
         return saved if isinstance(saved, dict) else {}
 
-    def save_evaluation(self, result: dict[str, Any]) -> None:
-        """Merge ``result`` under its split name (same weights: update, else replace).  Several
-        evaluations at once each merge in turn (a lock around the read and the write)."""
+    def save_evaluation(self, result: dict[str, Any], key: str | None = None) -> None:
+        """Merge ``result`` under ``key`` (default: its split name; same weights: update, else
+        replace).  Several evaluations at once each merge in turn (a lock around the read and
+        the write)."""
+        key = key or result["split"]
         with self.evaluation_lock():
             saved = self.evaluation()
-            old = saved.get(result["split"], {})
+            old = saved.get(key, {})
             merged = (old | result) if old.get("weights") == result["weights"] else result
-            saved[result["split"]] = merged
+            saved[key] = merged
             write_json(self.evaluation_path, saved)
 
     @contextlib.contextmanager
