@@ -658,7 +658,9 @@ def _in_group(args: argparse.Namespace) -> int:
     if not dist.is_main:
         logger.setLevel(logging.WARNING)
     try:
-        return args.func(args)
+        code = args.func(args)
+        dist.barrier()  # no process leaves the group while another still uses it
+        return code
     finally:
         distributed.shutdown()
 

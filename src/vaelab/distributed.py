@@ -23,6 +23,7 @@ What a group computes (docs/scaling.md):
 
 from __future__ import annotations
 
+import gc
 import os
 from dataclasses import dataclass
 
@@ -125,5 +126,9 @@ def init_from_env(device: str = "auto") -> Dist:
 
 
 def shutdown() -> None:
+    """Leave the group.  What used it (DistributedDataParallel's reducer sits in reference
+    cycles) is collected first, while the group and the interpreter are alive: freed at
+    interpreter exit instead, gloo's worker threads can abort the process."""
     if torch_dist.is_available() and torch_dist.is_initialized():
+        gc.collect()
         torch_dist.destroy_process_group()
