@@ -176,7 +176,7 @@ def importance_sampled(
             t.zero_()  # the other processes' images stay 0 here, then the sums fill them in
     weights = weights_function(model, compile, len(x) * k)
     starts = range(0, len(x), plan.batch)[dist.rank :: dist.world]
-    mine = sum(len(range(s, min(s + plan.batch, len(x)))) for s in starts)
+    mine = sum(min(plan.batch, len(x) - s) for s in starts)  # this process's images
     bar = tqdm(
         total=mine,
         desc=f"log p(x), K={k}",

@@ -19,7 +19,6 @@ interruption never leaves a half-written file where a good one stood.
 
 from __future__ import annotations
 
-import contextlib
 import functools
 import json
 import logging
@@ -28,7 +27,7 @@ import os
 import pickle
 import socket
 import tempfile
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
 from pathlib import Path
 from typing import Any
@@ -432,20 +431,12 @@ class Run:
         replace).  Several evaluations at once each merge in turn (a lock around the read and
         the write)."""
         key = key or result["split"]
-        with self.evaluation_lock():
+        with RunLock(self.path, EVALUATION_LOCK).acquire(wait=True):
             saved = self.evaluation()
             old = saved.get(key, {})
             merged = (old | result) if old.get("weights") == result["weights"] else result
             saved[key] = merged
             write_json(self.evaluation_path, saved)
-
-    @contextlib.contextmanager
-    def evaluation_lock(self) -> Iterator[None]:
-        lock = RunLock(self.path, EVALUATION_LOCK).acquire(wait=True)
-        try:
-            yield
-        finally:
-            lock.release()
 
 
 class RunWriter:

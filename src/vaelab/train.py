@@ -125,8 +125,7 @@ def non_finite(parts: dict[str, torch.Tensor], model, dist: Dist = SINGLE) -> st
     """What went bad in this step, as a phrase ("" when all is finite): the loss terms that
     are NaN or infinite, else the first parameter whose gradient is.  In a group the verdict
     is shared (gradients are already summed; a term may be bad in one process only)."""
-    bad = {k: v.item() for k, v in parts.items() if not torch.isfinite(v).all()}
-    terms = [f"{k} = {v}" for k, v in bad.items() if k != "loss"]
+    bad = any(not torch.isfinite(v).all() for v in parts.values())
     grads = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
     flags = torch.stack([g.isfinite().all() for _, g in grads]) if grads else None
     bad_grad = flags is not None and not bool(flags.all())
@@ -135,12 +134,19 @@ def non_finite(parts: dict[str, torch.Tensor], model, dist: Dist = SINGLE) -> st
         if dist.sum_(verdict).item() and not (bad or bad_grad):
             return "the loss or a gradient of another process became non-finite"
     if bad:
-        loss = bad.get("loss", "non-finite in a term")
-        return f"the loss became {loss}" + (f" (its {', '.join(terms)})" if terms else "")
+        return _bad_loss(parts)
     if bad_grad:
         name = grads[int((~flags).nonzero()[0])][0]
         return f"the gradient of {name} became non-finite"
     return ""
+
+
+def _bad_loss(parts: dict[str, torch.Tensor]) -> str:
+    """ "the loss became nan (its kl = inf)": a step's loss and the terms that are not finite."""
+    loss = parts["loss"]
+    terms = [f"{k} = {v.item()}" for k, v in parts.items() if k != "loss" and not v.isfinite()]
+    head = "non-finite in a term" if torch.isfinite(loss) else loss.item()
+    return f"the loss became {head}" + (f" (its {', '.join(terms)})" if terms else "")
 
 
 def _model_loss(model):
@@ -277,26 +283,16 @@ def train_epoch(
     for step, (xb, yb) in enumerate(
         batches(train, cfg.batch_size, data_rng, dynamic_binarize=dynamic)
     ):
-        n_global, scale = len(xb), 1.0
-        if dist.active:
-            share = dist.share(n_global)
-            xb, yb = xb[share], yb[share]
-            scale = len(xb) * dist.world / n_global  # DDP averages: this makes it the global mean
+        n_global = len(xb)
+        xb, yb, scale = _share_of_batch(xb, yb, dist)
         kl_weight = cfg.kl_weight(epoch, step, steps)
-        where = f"in epoch {epoch + 1} step {step + 1}"
         try:
             parts = train_step(
                 model, opt, xb, yb, kl_weight, loss_fn=loss_fn, scale=scale, check=skip, dist=dist
             )
         except NonFinite as bad:
             skipped += 1
-            logger.warning(f"{bad} {where}: batch skipped ({skipped} this epoch)")
-            if skipped > max(1, steps // 10):
-                raise TrainingDiverged(
-                    f"{skipped} of the {step + 1} steps so far in epoch {epoch + 1} went bad "
-                    f"(last: {bad}); stopped, last good checkpoint (epoch {epoch}) kept in "
-                    f"{run.path}"
-                ) from None
+            _skipped(str(bad), skipped, step, steps, epoch, run)
             continue
         used += n_global
         for k, v in parts.items():
@@ -315,6 +311,28 @@ def train_epoch(
     return out | ({"skipped_steps": skipped} if skip else {})
 
 
+def _share_of_batch(xb, yb, dist: Dist) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """This process's share of a global batch, and the factor on its mean loss that makes
+    DistributedDataParallel's average of the shares the global batch's mean."""
+    if not dist.active:
+        return xb, yb, 1.0
+    share = dist.share(len(xb))
+    return xb[share], yb[share], len(xb[share]) * dist.world / len(xb)
+
+
+def _skipped(bad: str, skipped: int, step: int, steps: int, epoch: int, run: Run) -> None:
+    """--on-nan skip: say that the batch was dropped; stop when more than a tenth of the
+    epoch's steps were."""
+    logger.warning(
+        f"{bad} in epoch {epoch + 1} step {step + 1}: batch skipped ({skipped} this epoch)"
+    )
+    if skipped > max(1, steps // 10):
+        raise TrainingDiverged(
+            f"{skipped} of the {step + 1} steps so far in epoch {epoch + 1} went bad "
+            f"(last: {bad}); stopped, last good checkpoint (epoch {epoch}) kept in {run.path}"
+        )
+
+
 def _check_window(
     window: list[tuple[int, dict[str, torch.Tensor]]], epoch: int, run: Run, dist: Dist
 ) -> None:
@@ -329,12 +347,8 @@ def _check_window(
     if bool(finite.all()):  # the bad batch was another process's share
         bad, step = "the loss of another process became non-finite", window[-1][0]
     else:
-        i = int((~finite).nonzero()[0])
-        step, parts = window[i]
-        terms = [f"{k} = {v.item()}" for k, v in parts.items() if k != "loss" and not v.isfinite()]
-        bad = f"the loss became {parts['loss'].item()}" + (
-            f" (its {', '.join(terms)})" if terms else ""
-        )
+        step, parts = window[int((~finite).nonzero()[0])]
+        bad = _bad_loss(parts)
     raise TrainingDiverged(
         f"{bad} in epoch {epoch + 1} step {step + 1}; stopped, last good checkpoint (epoch "
         f"{epoch}) kept in {run.path} (--on-nan skip drops such batches instead)"
@@ -357,6 +371,30 @@ def _restore(
     _set_rng_state(ckpt["rng"], data_rng, dist, seed=run.train.seed + 7919 * start)
     logger.info(f"resuming {run.path} at epoch {start} of {run.train.epochs}")
     return writer, start
+
+
+def _group_loss(model, device: torch.device, cfg: TrainConfig, dist: Dist):
+    """In a group, the model's loss wrapped in DistributedDataParallel (None alone)."""
+    if not dist.active:
+        return None
+    from torch.nn.parallel import DistributedDataParallel
+
+    ids = [device.index] if device.type == "cuda" else None
+    logger.info(
+        f"{dist.world} processes: global batch {cfg.batch_size}, "
+        f"{cfg.batch_size / dist.world:g} images per process and step"
+    )
+    return DistributedDataParallel(LossModule(model), device_ids=ids)
+
+
+def _claim_folder(run: Run, writer: RunWriter, held: contextlib.ExitStack) -> None:
+    """The right to write the folder, held until training ends; what a killed write left is
+    removed, and TensorBoard's writer opened when asked."""
+    held.enter_context(RunLock(run.path).acquire())
+    for stale in remove_stale_temporaries(run.path):
+        logger.info(f"removed {stale.name}, left by an interrupted write")
+    if run.train.tensorboard:
+        held.callback(writer.open_tensorboard())
 
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
@@ -434,22 +472,9 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
     else:
         writer, start = RunWriter(run, write=dist.is_main), 0
         model.on_train_start(train)
-    loss_fn = None
-    if dist.active:
-        from torch.nn.parallel import DistributedDataParallel
-
-        ids = [device.index] if device.type == "cuda" else None
-        loss_fn = DistributedDataParallel(LossModule(model), device_ids=ids)
-        logger.info(
-            f"{dist.world} processes: global batch {cfg.batch_size}, "
-            f"{cfg.batch_size / dist.world:g} images per process and step"
-        )
-    if dist.is_main:  # the right to write the folder, held until training ends
-        held.enter_context(RunLock(run.path).acquire())
-        for stale in remove_stale_temporaries(run.path):
-            logger.info(f"removed {stale.name}, left by an interrupted write")
-    if dist.is_main and cfg.tensorboard:
-        held.callback(writer.open_tensorboard())
+    loss_fn = _group_loss(model, device, cfg, dist)
+    if dist.is_main:
+        _claim_folder(run, writer, held)
     dist.barrier()  # every process has read the folder before rank 0 writes into it
     writer.start()
     logger.info(f"training {model.describe()} on {len(train)} images ({run.data.describe()})")
