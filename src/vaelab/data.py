@@ -24,6 +24,7 @@ import tempfile
 import urllib.request
 import zipfile
 import zlib
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -426,16 +427,34 @@ def _read_verified(mnist_dir: Path) -> tuple[MNIST | None, str]:
     return _make_mnist(arrays, mnist_dir, verified=True), ""
 
 
-def _install(mnist: MNIST, mnist_dir: Path, source: object) -> Path:
-    """Write the four IDX files to a temp dir beside ``mnist_dir``, verify MD5s, then move in."""
+def _cache_idx(
+    data_set: MNIST, folder: Path, what: str, finish: Callable[[Path], list[str]]
+) -> None:
+    """Write the four uncompressed IDX files to a temporary folder beside ``folder``, let
+    ``finish(tmp)`` check them (raising DataError) and add files of its own (their names), then
+    move everything in: a failure leaves ``folder`` as it was."""
     try:
-        mnist_dir.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=".mnist-partial-", dir=mnist_dir.parent))
+        folder.parent.mkdir(parents=True, exist_ok=True)
+        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-partial-", dir=folder.parent))
     except OSError as e:
-        raise DataError(f"cannot create the cache folder {mnist_dir.parent}: {e}") from e
+        raise DataError(f"cannot create the cache folder {folder.parent}: {e}") from e
     try:
         for key, name in MNIST_FILES.items():
-            write_idx(tmp / name, getattr(mnist, key))
+            write_idx(tmp / name, getattr(data_set, key))
+        extra = finish(tmp)
+        folder.mkdir(exist_ok=True)
+        for name in [*MNIST_FILES.values(), *extra]:
+            os.replace(tmp / name, folder / name)
+    except OSError as e:
+        raise DataError(f"cannot write {what} into {folder}: {e}") from e
+    finally:
+        shutil.rmtree(tmp, ignore_errors=True)
+
+
+def _install(mnist: MNIST, mnist_dir: Path, source: object) -> Path:
+    """Cache the four IDX files in ``mnist_dir`` once their MD5s match the canonical MNIST's."""
+
+    def verify(tmp: Path) -> list[str]:
         for name in MNIST_FILES.values():
             got, expected = _md5((tmp / name).read_bytes()), MNIST_MD5[name]
             if got != expected:
@@ -444,13 +463,9 @@ def _install(mnist: MNIST, mnist_dir: Path, source: object) -> Path:
                     f"not the canonical MNIST (from {source}); "
                     "use verify=False for other 28x28 data sets"
                 )
-        mnist_dir.mkdir(exist_ok=True)
-        for name in MNIST_FILES.values():
-            os.replace(tmp / name, mnist_dir / name)
-    except OSError as e:
-        raise DataError(f"cannot write MNIST into {mnist_dir}: {e}") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return []
+
+    _cache_idx(mnist, mnist_dir, "MNIST", verify)
     logger.info(f"MNIST verified and cached in {mnist_dir}")
     return mnist_dir
 
@@ -545,33 +560,23 @@ def fetch_dataset(
             )
         arrays[key] = _parse_idx(data, gz)
     data_set = _make_mnist(arrays, source)
-    _install_known(data_set, folder)
+    _install_known(data_set, folder, spec.title)
     logger.info(f"{spec.title} verified and cached in {folder}")
     return folder
 
 
-def _install_known(data_set: MNIST, folder: Path) -> None:
-    """The four uncompressed IDX files and checksums.json (their MD5s and sizes), written to a
-    temporary folder beside ``folder`` and moved in."""
-    try:
-        folder.parent.mkdir(parents=True, exist_ok=True)
-        tmp = Path(tempfile.mkdtemp(prefix=f".{folder.name}-partial-", dir=folder.parent))
-    except OSError as e:
-        raise DataError(f"cannot create the cache folder {folder.parent}: {e}") from e
-    try:
+def _install_known(data_set: MNIST, folder: Path, title: str) -> None:
+    """Cache the four uncompressed IDX files with checksums.json (their MD5s and sizes)."""
+
+    def record(tmp: Path) -> list[str]:
         sums = {}
-        for key, file in MNIST_FILES.items():
-            write_idx(tmp / file, getattr(data_set, key))
-            raw = (tmp / file).read_bytes()
-            sums[file] = {"md5": _md5(raw), "bytes": len(raw)}
+        for name in MNIST_FILES.values():
+            raw = (tmp / name).read_bytes()
+            sums[name] = {"md5": _md5(raw), "bytes": len(raw)}
         (tmp / "checksums.json").write_text(json.dumps(sums, indent=1) + "\n")
-        folder.mkdir(exist_ok=True)
-        for file in [*MNIST_FILES.values(), "checksums.json"]:
-            os.replace(tmp / file, folder / file)
-    except OSError as e:
-        raise DataError(f"cannot write into {folder}: {e}") from e
-    finally:
-        shutil.rmtree(tmp, ignore_errors=True)
+        return ["checksums.json"]
+
+    _cache_idx(data_set, folder, title, record)
 
 
 def _read_known(folder: Path, spec) -> MNIST:
