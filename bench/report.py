@@ -30,18 +30,20 @@ def run(python: str, *args: str) -> str:
     return p.stdout
 
 
+def _first_table_line(lines: list[str]) -> int:
+    return next(i for i, line in enumerate(lines) if line.startswith("|"))
+
+
 def table(text: str) -> str:
     """The markdown table lines of a benchmark's output, and the lines after it."""
     lines = text.strip().splitlines()
-    first = next(i for i, line in enumerate(lines) if line.startswith("|"))
-    return "\n".join(lines[first:])
+    return "\n".join(lines[_first_table_line(lines) :])
 
 
 def header(text: str) -> str:
-    """The lines before the first table (model, threads, ...)."""
+    """The non-blank lines before the first table (model, threads, ...)."""
     lines = text.strip().splitlines()
-    return "\n".join(line for line in lines[: next(
-        i for i, line in enumerate(lines) if line.startswith("|"))] if line.strip())  # fmt: skip
+    return "\n".join(line for line in lines[: _first_table_line(lines)] if line.strip())
 
 
 def main() -> None:

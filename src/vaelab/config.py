@@ -7,7 +7,10 @@ without loading them.
 
 from __future__ import annotations
 
+import collections.abc
 import math
+import types
+import typing
 from dataclasses import dataclass
 
 from .errors import VaelabError
@@ -170,8 +173,6 @@ def type_problems(cls: type, values: dict) -> list[str]:
     what a hand-edited or hostile config.json gets told before anything is built.  Checks
     ``int``, ``float`` (an int is fine), ``str``, ``bool``, ``X | None`` and sequences of
     ``int``; other hints are left to the class."""
-    import typing
-
     hints = typing.get_type_hints(cls)
     problems = []
     for key, value in values.items():
@@ -184,10 +185,6 @@ def type_problems(cls: type, values: dict) -> list[str]:
 
 
 def _describe(hint, plural: bool = False) -> str:
-    import collections.abc
-    import types
-    import typing
-
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return " or ".join(_describe(a) for a in args)
@@ -203,10 +200,6 @@ def _describe(hint, plural: bool = False) -> str:
 
 
 def _fits(value, hint) -> bool:
-    import collections.abc
-    import types
-    import typing
-
     origin, args = typing.get_origin(hint), typing.get_args(hint)
     if origin in (typing.Union, types.UnionType):
         return any(_fits(value, a) for a in args)
