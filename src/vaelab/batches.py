@@ -1,7 +1,8 @@
-"""In-memory splits and batches: pixels as float tensors, binarization, shuffled batches.
+"""In-memory splits and batches: pixels as tensors, binarization, shuffled batches.
 
-The whole split lives in one tensor (MNIST's 50,000 training images are 157 MB as float32);
-a batch is an index into a permutation, so an epoch costs little more than its matmuls.
+The whole split lives in one tensor of pixel bytes (MNIST's 50,000 training images are 39 MB;
+100,000 64x64 RGB images 1.2 GB), scaled to [0, 1] batch by batch; a batch is an index into a
+permutation, so an epoch costs little more than its matmuls.
 Loaded splits are cached per (frozen) ``DataConfig``: every caller asks ``load_splits(cfg)``
 and the data are read once per process.  ``use_splits`` puts splits of your own (synthetic
 data, a slice) under a configuration, so that everything reading that configuration sees them.
@@ -12,7 +13,7 @@ from __future__ import annotations
 import logging
 from collections.abc import Iterator
 from contextlib import contextmanager
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import numpy as np
 import torch
@@ -24,20 +25,54 @@ logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
 
 
+def to_unit(pixels: torch.Tensor) -> torch.Tensor:
+    """Pixels as float32 in [0, 1]: bytes are divided by 255; floats are returned as they are."""
+    if pixels.dtype == torch.uint8:
+        return pixels.to(torch.float32) / 255.0
+    return pixels
+
+
 @dataclass
 class Split:
-    x: torch.Tensor  # (N, 784) float32, in [0, 1] (or {0, 1} once binarized)
-    y: torch.Tensor  # (N,) int64 labels
+    """One split's images and labels.
+
+    ``pixels`` (N, C*H*W), channels first: uint8 bytes (scaled to [0, 1] when read: ``x``,
+    ``rows``) or float32 in [0, 1] (or {0, 1} once binarized).  ``y`` (N,) int64 labels, -1
+    for unlabelled images.  ``shape`` the images' (C, H, W); ``classes`` the labels' names
+    (None when the data have no labels)."""
+
+    pixels: torch.Tensor
+    y: torch.Tensor
+    shape: tuple[int, int, int] = (1, 28, 28)
+    classes: tuple[str, ...] | None = tuple(str(d) for d in range(10))
 
     def __len__(self) -> int:
-        return len(self.x)
+        return len(self.pixels)
+
+    @property
+    def x(self) -> torch.Tensor:
+        """Every image as float32 (N, C*H*W) in [0, 1] (a new tensor when stored as bytes)."""
+        return to_unit(self.pixels)
+
+    def rows(self, idx: torch.Tensor | slice) -> torch.Tensor:
+        """The images ``idx`` as float32 in [0, 1]."""
+        return to_unit(self.pixels[idx])
+
+    @property
+    def labelled(self) -> bool:
+        """Whether every image has a label."""
+        return self.classes is not None and bool(len(self.y)) and int(self.y.min()) >= 0
 
     def to(self, device: torch.device | str) -> Split:
-        return Split(self.x.to(device), self.y.to(device))
+        return replace(self, pixels=self.pixels.to(device), y=self.y.to(device))
 
     def head(self, n: int | None) -> Split:
         """The first ``n`` images (all when ``n`` is None)."""
-        return self if n is None else Split(self.x[:n], self.y[:n])
+        return self if n is None else self.take(slice(0, n))
+
+    def take(self, idx: torch.Tensor | slice) -> Split:
+        """The images ``idx`` (an index or a slice) with their labels."""
+        return replace(self, pixels=self.pixels[idx], y=self.y[idx])
 
 
 _CACHE: dict[DataConfig, dict[str, Split]] = {}
@@ -62,19 +97,68 @@ def load_splits(cfg: DataConfig | None = None) -> dict[str, Split]:
 
 
 def _read_splits(cfg: DataConfig) -> dict[str, Split]:
-    from .data import load_dataset, split
+    shape: tuple[int, int, int] = (1, 28, 28)
+    if cfg.data is not None:
+        from .images import load_images
 
-    mnist = load_dataset(cfg.dataset, cfg.data_dir, verify=cfg.verify)
+        images = load_images(cfg.data, cfg.image_size)
+        parts, shape, classes = split_images(images, cfg.val_size), images.shape, images.classes
+    else:
+        from .data import load_dataset, split
+
+        mnist = load_dataset(cfg.dataset, cfg.data_dir, verify=cfg.verify)
+        parts, classes = split(mnist, cfg.val_size), _dataset_classes(cfg.dataset)
     out: dict[str, Split] = {}
-    for name, (images, labels) in split(mnist, cfg.val_size).items():
-        x = torch.from_numpy(np.asarray(images, dtype=np.float32) / 255.0)
+    for name, (images, labels) in parts.items():
+        x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
         y = torch.from_numpy(np.asarray(labels, dtype=np.int64))
         if name == "train" and cfg.train_limit is not None:
             x, y = x[: cfg.train_limit], y[: cfg.train_limit]
-        if name != "train" and cfg.binarize == "dynamic":
-            x = binarize_once(x, cfg.binarize_seed)
-        out[name] = Split(x, y)
+        pixels = (
+            binarize_once(to_unit(x), cfg.binarize_seed)
+            if (name != "train" and cfg.binarize == "dynamic")
+            else x
+        )
+        out[name] = Split(pixels, y, shape, classes)
     return out
+
+
+def _dataset_classes(name: str) -> tuple[str, ...]:
+    if name == "mnist":
+        return tuple(str(d) for d in range(10))
+    from .registry import resolve
+
+    return tuple(resolve("dataset", name).classes)
+
+
+def split_images(images, n_val: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """``images.Images`` as "train", "val", "test": flat bytes and labels.  Validation is the
+    last ``n_val`` of the training part (default a ninth: a tenth of the whole without a
+    given split)."""
+    from .data import DataError
+
+    (train_x, train_y), test = images.parts()
+    n = len(train_x)
+    n_val = max(1, n // 9) if n_val is None else n_val
+    if not 1 <= n_val < n:
+        raise DataError(f"val_size={n_val} must be between 1 and {n - 1} (training part of {n})")
+    return {
+        "train": (train_x[:-n_val], train_y[:-n_val]),
+        "val": (train_x[-n_val:], train_y[-n_val:]),
+        "test": test,
+    }
+
+
+def data_facts(cfg: DataConfig) -> dict:
+    """What a model must know of the data ``cfg`` before it is built: ``image_shape`` (C, H, W)
+    and ``num_classes`` (None when unlabelled).  The named data sets need no reading."""
+    if cfg.data is None:
+        return {"image_shape": [1, 28, 28], "num_classes": len(_dataset_classes(cfg.dataset))}
+    train = load_splits(cfg)["train"]
+    return {
+        "image_shape": list(train.shape),
+        "num_classes": len(train.classes) if train.classes else None,
+    }
 
 
 @contextmanager
@@ -113,22 +197,24 @@ def batches(
     shuffle: bool = True,
     dynamic_binarize: bool = False,
 ) -> Iterator[tuple[torch.Tensor, torch.Tensor]]:
-    """Batches ``(x (b, 784), y (b,))`` of ``split`` in a random order drawn from ``generator``.
+    """Batches ``(x (b, C*H*W) float32 in [0, 1], y (b,))`` of ``split`` in a random order
+    drawn from ``generator``.
 
     With ``dynamic_binarize`` each batch is freshly binarized from the same generator (on the
     CPU), so a seed fixes the whole stream of data a training run sees.
     """
     n = len(split)
     order = torch.randperm(n, generator=generator) if shuffle else torch.arange(n)
-    order = order.to(split.x.device)
+    pixels = split.pixels
+    order = order.to(pixels.device)
     noise = None
-    if dynamic_binarize and split.x.device.type != "cpu":
+    if dynamic_binarize and pixels.device.type != "cpu":
         # the epoch's noise in one draw and one copy (the same numbers as batch by batch:
         # the CPU generator's stream is sequential), so no step waits on a host-to-device copy
-        noise = torch.rand(split.x.shape, generator=generator).to(split.x.device)
+        noise = torch.rand(pixels.shape, generator=generator).to(pixels.device)
     for start in range(0, n, batch_size):
         idx = order[start : start + batch_size]
-        xb = split.x[idx]
+        xb = to_unit(pixels[idx])
         if dynamic_binarize:
             if noise is None:
                 u = torch.rand(xb.shape, generator=generator)

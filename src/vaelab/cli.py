@@ -137,6 +137,22 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         "--data-dir DIR` from its published .gz files",
     )
     d.add_argument(
+        "--data",
+        default=S,
+        metavar="PATH",
+        help="your own images instead: a folder of PNG/JPEG files (one subfolder per class "
+        "gives labels; train/ and test/ subfolders give the split), a .npy/.npz array "
+        "(N, H, W) or (N, H, W, C), or a folder of IDX files",
+    )
+    d.add_argument(
+        "--image-size",
+        default=S,
+        type=int,
+        metavar="N",
+        help="with --data: resize every image to N x N once (cached); conv nets need N a "
+        "multiple of 4",
+    )
+    d.add_argument(
         "--binarize",
         default=S,
         choices=BINARIZE,
@@ -194,6 +210,8 @@ def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
         if clash:
             k, v = next(iter(clash.items()))
             raise VaelabError(f"--protocol paper needs {k}={PAPER[k]!r}, got {v!r}")
+        if flat.get("data") is not None:
+            raise VaelabError("--protocol paper is MNIST's protocol; it does not take --data")
         flat = PAPER | flat
         flat.setdefault("preset", PAPER_PRESET)
     presets = flat.pop("preset", None) or []
@@ -259,7 +277,7 @@ def cmd_train(args: argparse.Namespace) -> int:
         flat = read_settings_file(args.config) if args.config else {}
         flat |= given
         name, model_cfg, train_cfg, data_cfg = split_settings(flat)
-        out = args.out or f"runs/{name}-mnist"
+        out = args.out or f"runs/{name}-{_data_name(data_cfg)}"
         run = resolve_run(out, name, model_cfg, TrainConfig(**train_cfg), DataConfig(**data_cfg))
     summary = fit(run, progress=not args.no_progress)
     if summary["interrupted"]:
@@ -284,6 +302,13 @@ def cmd_train(args: argparse.Namespace) -> int:
         line += f"; figures in {run.figures_dir}"
     print(line)
     return 0
+
+
+def _data_name(data: dict) -> str:
+    """A short name of the data for a default run folder: mnist, fashion-mnist, a file's stem."""
+    if data.get("data"):
+        return Path(str(data["data"])).expanduser().resolve().stem or "images"
+    return str(data.get("dataset", "mnist"))
 
 
 def cmd_data(args: argparse.Namespace) -> int:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import collections.abc
 import math
+import os
 import types
 import typing
 from dataclasses import dataclass
@@ -33,6 +34,9 @@ class DataConfig:
     ``fashion-mnist``, ``kmnist``), verified against its published checksums.
     ``data_dir`` reads the data set from a folder or .npz instead of the cache; ``verify=False``
     accepts files that are not the named data set (any 28x28 data).
+    ``data``: your own images instead (a folder of image files, optionally one subfolder per
+    class; a .npy / .npz array; IDX files: see ``images.py``), resized to ``image_size`` x
+    ``image_size`` when given; kept as an absolute path.
     ``train_limit`` keeps the first N training images (quick runs, tests).  ``val_size``: the
     last N of the 60,000 training images validate (default 10,000: 50,000 / 10,000; Burda et
     al.'s code: 400, so 59,600 train).
@@ -46,6 +50,8 @@ class DataConfig:
     verify: bool = True
     train_limit: int | None = None
     val_size: int | None = None
+    data: str | None = None
+    image_size: int | None = None
 
     def __post_init__(self) -> None:
         from .registry import check_choice
@@ -53,6 +59,14 @@ class DataConfig:
         problem = check_choice("dataset", self.dataset)
         if problem:
             raise VaelabError(problem)
+        if self.data is not None:
+            if self.dataset != "mnist" or self.data_dir is not None:
+                raise VaelabError("give --data PATH (your images) or a --dataset, not both")
+            object.__setattr__(self, "data", os.path.abspath(os.path.expanduser(self.data)))
+        elif self.image_size is not None:
+            raise VaelabError("--image-size resizes your images: it goes with --data PATH")
+        if self.image_size is not None and not 4 <= self.image_size <= 1024:
+            raise VaelabError(f"image_size must be between 4 and 1024, got {self.image_size}")
         if self.binarize not in BINARIZE:
             raise VaelabError(
                 f"unknown binarization {self.binarize!r}; choose from {', '.join(BINARIZE)}"
@@ -74,6 +88,9 @@ class DataConfig:
             else f", the last {self.val_size:,} training images validate"
         )
         data = "" if self.dataset == "mnist" else f"{self.dataset}, "
+        if self.data is not None:
+            size = "" if self.image_size is None else f" at {self.image_size}x{self.image_size}"
+            data = f"images from {self.data}{size}, "
         if self.binarize == "none":
             return f"{data}grayscale pixels in [0, 1]{split}"
         return (

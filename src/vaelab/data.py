@@ -214,9 +214,15 @@ def _find_idx(folder: Path, name: str) -> Path | None:
 
 
 def _read_npy(zf: zipfile.ZipFile, member: str, source: object) -> np.ndarray:
-    """One ``.npy`` member of an npz, its header checked before any allocation: plain dtype,
-    no pickle, and exactly as many data bytes as the header's shape claims."""
-    with zf.open(member) as f:
+    """One ``.npy`` member of an npz (see ``read_npy``)."""
+    return read_npy(zf.open(member), member, source)
+
+
+def read_npy(f: Any, member: str, source: object, limit: int = MAX_DECOMPRESSED) -> np.ndarray:
+    """The ``.npy`` array in the open binary file ``f`` (closed after), its header checked
+    before any allocation: plain dtype, no pickle, at most ``limit`` bytes, and exactly as many
+    data bytes as the header's shape claims."""
+    with f:
         try:
             version = np.lib.format.read_magic(f)
             if version == (1, 0):
@@ -228,7 +234,7 @@ def _read_npy(zf: zipfile.ZipFile, member: str, source: object) -> np.ndarray:
         if dtype.hasobject or dtype.itemsize == 0:
             raise DataError(f"{source}: {member} holds {dtype} values, not plain numbers")
         need = math.prod(shape) * dtype.itemsize
-        if need > MAX_DECOMPRESSED:
+        if need > limit:
             raise DataError(f"{source}: {member} claims {need:,} bytes of data; refused")
         data = f.read(need + 1)
     if len(data) != need:

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import time
+from dataclasses import replace
 from pathlib import Path
 from typing import Any
 
@@ -155,7 +156,7 @@ def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]
     if not data.binary:
         return splits
     train = splits["train"]
-    return splits | {"train": Split(binarize_once(train.x, data.binarize_seed + 1), train.y)}
+    return splits | {"train": replace(train, pixels=binarize_once(train.x, data.binarize_seed + 1))}
 
 
 def _likelihood(

@@ -1,4 +1,5 @@
-"""Encoder and decoder networks.  Inputs and outputs are flat: (B, 784) images, (B, D) codes.
+"""Encoder and decoder networks.  Inputs and outputs are flat: (B, C*H*W) images (channels
+first: MNIST's (1, 28, 28) is 784 values), (B, D) codes.
 
 Each architecture (``registry.ARCHS``) is a class with two static builders, ``encoder`` and
 ``decoder``; ``build_encoder`` / ``build_decoder`` pick one by name.
@@ -9,6 +10,7 @@ with an MLP decoder, a linear encoder with a conv decoder, ...).
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 
 import torch
@@ -18,8 +20,9 @@ from .errors import VaelabError
 from .registry import ACTIVATIONS as ACTIVATION_NAMES
 from .registry import ARCHS, resolve
 
-IMAGE_SHAPE = (1, 28, 28)
+IMAGE_SHAPE = (1, 28, 28)  # MNIST's (channels, height, width): the default shape
 IMAGE_DIM = 28 * 28
+MAX_CHANNELS = 256
 
 ACTIVATIONS: dict[str, type[nn.Module]] = {  # the names of registry.ACTIVATIONS
     "relu": nn.ReLU,
@@ -47,41 +50,92 @@ def mlp(sizes: Sequence[int], activation: str = "relu") -> nn.Sequential:
     return nn.Sequential(*layers)
 
 
-class ConvEncoder(nn.Module):
-    """(B, 784) -> conv 32 (14x14) -> conv 64 (7x7) -> [hidden] -> (B, out_dim)."""
-
-    def __init__(self, out_dim: int, hidden: Sequence[int] = (), activation: str = "relu"):
-        super().__init__()
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 4, stride=2, padding=1),  # (B, 32, 14, 14)
-            _activation(activation),
-            nn.Conv2d(32, 64, 4, stride=2, padding=1),  # (B, 64, 7, 7)
-            _activation(activation),
-            nn.Flatten(),
+def conv_stages(shape: Sequence[int]) -> int:
+    """How many stride-2 stages a conv net takes for images ``shape`` (C, H, W): two, then one
+    more while both sides stay even and the smaller one above 8 (28 -> 14 -> 7; 32 -> 16 -> 8;
+    64 -> 32 -> 16 -> 8).  Sides must be multiples of 4."""
+    _, h, w = shape
+    if h % 4 or w % 4:
+        raise VaelabError(
+            f"conv nets need image sides that are multiples of 4, not {h}x{w}; "
+            "use --image-size to resize, or an mlp encoder and decoder"
         )
-        self.head = mlp([64 * 7 * 7, *hidden, out_dim], activation)
+    stages = 2
+    while (h >> stages) % 2 == 0 and (w >> stages) % 2 == 0 and min(h, w) >> stages > 8:
+        stages += 1
+    return stages
+
+
+def _channels(stage: int) -> int:
+    return min(32 * 2**stage, MAX_CHANNELS)  # 32, 64, 128, 256, 256 ...
+
+
+class ConvEncoder(nn.Module):
+    """(B, C*H*W) -> stride-2 convolutions (32, 64, ... channels; MNIST: 14x14, 7x7) ->
+    [hidden] -> (B, out_dim)."""
+
+    def __init__(
+        self,
+        out_dim: int,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+        shape: Sequence[int] = IMAGE_SHAPE,
+        residual: bool = False,
+    ):
+        super().__init__()
+        self.shape = tuple(shape)
+        stages = conv_stages(self.shape)
+        layers: list[nn.Module] = []
+        channels = self.shape[0]
+        for i in range(stages):
+            layers.append(nn.Conv2d(channels, _channels(i), 4, stride=2, padding=1))
+            channels = _channels(i)
+            if residual:
+                layers.append(ResBlock(channels, activation))
+            layers.append(_activation(activation))
+        layers.append(nn.Flatten())
+        self.features = nn.Sequential(*layers)
+        side = (self.shape[1] >> stages) * (self.shape[2] >> stages)
+        self.head = mlp([channels * side, *hidden, out_dim], activation)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        return self.head(self.features(x.reshape(-1, *IMAGE_SHAPE)))
+        return self.head(self.features(x.reshape(-1, *self.shape)))
 
 
 class ConvDecoder(nn.Module):
-    """(B, D) -> [hidden] -> 64x7x7 -> deconv 32 (14x14) -> deconv 1 (28x28) -> (B, 784) logits."""
+    """(B, D) -> [hidden] -> the encoder's last feature map (MNIST: 64x7x7) -> transposed
+    convolutions, halving the channels, up to (C, H, W) -> (B, C*H*W) outputs."""
 
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (), activation: str = "relu"):
+    def __init__(
+        self,
+        in_dim: int,
+        hidden: Sequence[int] = (),
+        activation: str = "relu",
+        shape: Sequence[int] = IMAGE_SHAPE,
+        residual: bool = False,
+    ):
         super().__init__()
+        self.shape = tuple(shape)
+        stages = conv_stages(self.shape)
+        top = _channels(stages - 1)
+        self.start = (top, self.shape[1] >> stages, self.shape[2] >> stages)
         self.project = nn.Sequential(
-            mlp([in_dim, *hidden, 64 * 7 * 7], activation), _activation(activation)
+            mlp([in_dim, *hidden, math.prod(self.start)], activation), _activation(activation)
         )
-        self.deconv = nn.Sequential(
-            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),  # (B, 32, 14, 14)
-            _activation(activation),
-            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1),  # (B, 1, 28, 28)
-        )
+        layers: list[nn.Module] = []
+        for i in reversed(range(stages)):
+            channels = _channels(i)
+            if residual:  # pre-activation blocks; one activation before the last layer
+                layers += [ResBlock(channels, activation)] + ([_activation(activation)] * (i == 0))
+            out = self.shape[0] if i == 0 else _channels(i - 1)
+            layers.append(nn.ConvTranspose2d(channels, out, 4, stride=2, padding=1))
+            if i > 0 and not residual:
+                layers.append(_activation(activation))
+        self.deconv = nn.Sequential(*layers)
 
     def forward(self, z: torch.Tensor) -> torch.Tensor:
-        h = self.project(z).reshape(-1, 64, 7, 7)
-        return self.deconv(h).reshape(-1, IMAGE_DIM)
+        h = self.project(z).reshape(-1, *self.start)
+        return self.deconv(h).reshape(-1, math.prod(self.shape))
 
 
 class ResBlock(nn.Module):
@@ -100,41 +154,11 @@ class ResBlock(nn.Module):
         return x + self.body(x)
 
 
-class ResEncoder(ConvEncoder):
-    """The conv encoder with a residual block after each downsampling convolution."""
-
-    def __init__(self, out_dim: int, hidden: Sequence[int] = (), activation: str = "relu"):
-        super().__init__(out_dim, hidden, activation)
-        self.features = nn.Sequential(
-            nn.Conv2d(1, 32, 4, stride=2, padding=1),  # (B, 32, 14, 14)
-            ResBlock(32, activation),
-            _activation(activation),
-            nn.Conv2d(32, 64, 4, stride=2, padding=1),  # (B, 64, 7, 7)
-            ResBlock(64, activation),
-            _activation(activation),
-            nn.Flatten(),
-        )
-
-
-class ResDecoder(ConvDecoder):
-    """The transposed-conv decoder with a residual block before each upsampling step."""
-
-    def __init__(self, in_dim: int, hidden: Sequence[int] = (), activation: str = "relu"):
-        super().__init__(in_dim, hidden, activation)
-        self.deconv = nn.Sequential(
-            ResBlock(64, activation),
-            nn.ConvTranspose2d(64, 32, 4, stride=2, padding=1),  # (B, 32, 14, 14)
-            ResBlock(32, activation),
-            _activation(activation),
-            nn.ConvTranspose2d(32, 1, 4, stride=2, padding=1),  # (B, 1, 28, 28)
-        )
-
-
-def _images_only(arch: str, dim: int, side: str) -> None:
-    if dim != IMAGE_DIM:
+def _images_only(arch: str, dim: int, side: str, shape: Sequence[int]) -> None:
+    if dim != math.prod(shape):
         raise VaelabError(
-            f"a {arch} {side} works on 28x28 images only ({IMAGE_DIM} values), not {dim}; "
-            "use mlp or linear"
+            f"a {arch} {side} works on whole images ({'x'.join(map(str, shape))} = "
+            f"{math.prod(shape)} values), not {dim} values; use mlp or linear"
         )
 
 
@@ -142,11 +166,15 @@ class MLPNet:
     """Fully connected layers, ``activation`` between them."""
 
     @staticmethod
-    def encoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
+    def encoder(
+        in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
+    ) -> nn.Module:
         return mlp([in_dim, *hidden, out_dim], activation)
 
     @staticmethod
-    def decoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
+    def decoder(
+        in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
+    ) -> nn.Module:
         return mlp([in_dim, *hidden, out_dim], activation)
 
 
@@ -154,70 +182,87 @@ class LinearNet:
     """One linear map (hidden sizes are ignored): with squared error, the PCA twin."""
 
     @staticmethod
-    def encoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
+    def encoder(
+        in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
+    ) -> nn.Module:
         return nn.Linear(in_dim, out_dim)
 
     decoder = encoder
 
 
 class ConvNet:
-    """Two stride-2 convolutions (28 -> 14 -> 7), mirrored by transposed convolutions."""
+    """Stride-2 convolutions (28 -> 14 -> 7; more stages for larger images, see
+    ``conv_stages``), mirrored by transposed convolutions."""
 
-    @staticmethod
-    def encoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
-        _images_only("conv", in_dim, "encoder")
-        return ConvEncoder(out_dim, hidden, activation)
+    residual = False
+    label = "conv"
 
-    @staticmethod
-    def decoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
-        _images_only("conv", out_dim, "decoder")
-        return ConvDecoder(in_dim, hidden, activation)
+    @classmethod
+    def encoder(
+        cls, in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
+    ) -> nn.Module:
+        _images_only(cls.label, in_dim, "encoder", shape)
+        return ConvEncoder(out_dim, hidden, activation, shape, residual=cls.residual)
+
+    @classmethod
+    def decoder(
+        cls, in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
+    ) -> nn.Module:
+        _images_only(cls.label, out_dim, "decoder", shape)
+        return ConvDecoder(in_dim, hidden, activation, shape, residual=cls.residual)
 
 
-class ResNet:
-    """The conv nets with residual blocks at each resolution."""
+class ResNet(ConvNet):
+    """The conv nets with a residual block at each resolution."""
 
-    @staticmethod
-    def encoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
-        _images_only("resnet", in_dim, "encoder")
-        return ResEncoder(out_dim, hidden, activation)
-
-    @staticmethod
-    def decoder(in_dim: int, out_dim: int, hidden: Sequence[int], activation: str) -> nn.Module:
-        _images_only("resnet", out_dim, "decoder")
-        return ResDecoder(in_dim, hidden, activation)
+    residual = True
+    label = "resnet"
 
 
 @torch.no_grad()
 def init_output_bias(decoder: nn.Module, mean_image: torch.Tensor, to_output) -> bool:
     """Set the bias of the decoder's last layer to ``to_output(mean_image)``, the outputs whose
-    pixel means are the data's (per pixel; a conv decoder's single output channel gets the
-    mean over pixels).  Returns whether such a bias was found."""
+    pixel means are the data's (per pixel; a conv decoder's output channels get their means
+    over pixels).  Returns whether such a bias was found."""
     last = [m for m in decoder.modules() if isinstance(m, (nn.Linear, nn.ConvTranspose2d))]
     if not last or last[-1].bias is None:
         return False
     bias = last[-1].bias
     if bias.numel() == mean_image.numel():
         bias.copy_(to_output(mean_image).to(bias).reshape(-1))
-    elif bias.numel() == 1:
-        bias.copy_(to_output(mean_image.mean().reshape(1)).to(bias))
+    elif mean_image.numel() % bias.numel() == 0:  # one bias per channel (channels first)
+        bias.copy_(to_output(mean_image.reshape(bias.numel(), -1).mean(1)).to(bias))
     else:
         return False
     return True
 
 
 def build_encoder(
-    arch: str, out_dim: int, hidden: Sequence[int], activation: str, in_dim: int = IMAGE_DIM
+    arch: str,
+    out_dim: int,
+    hidden: Sequence[int],
+    activation: str,
+    shape: Sequence[int] = IMAGE_SHAPE,
+    extra: int = 0,
 ) -> nn.Module:
-    """An encoder from inputs (B, in_dim) to (B, out_dim) unconstrained outputs."""
-    return resolve("architecture", arch).encoder(in_dim, out_dim, hidden, activation)
+    """An encoder from images ``shape`` (C, H, W), flat, plus ``extra`` inputs (a one-hot
+    label) to (B, out_dim) unconstrained outputs."""
+    in_dim = math.prod(shape) + extra
+    return resolve("architecture", arch).encoder(in_dim, out_dim, hidden, activation, tuple(shape))
 
 
 def build_decoder(
-    arch: str, in_dim: int, hidden: Sequence[int], activation: str, out_dim: int = IMAGE_DIM
+    arch: str,
+    in_dim: int,
+    hidden: Sequence[int],
+    activation: str,
+    shape: Sequence[int] = IMAGE_SHAPE,
 ) -> nn.Module:
-    """A decoder from codes (B, in_dim) to (B, out_dim) unconstrained outputs (logits or means)."""
-    return resolve("architecture", arch).decoder(in_dim, out_dim, hidden, activation)
+    """A decoder from codes (B, in_dim) to (B, C*H*W) unconstrained outputs (logits or means)
+    for images ``shape``."""
+    return resolve("architecture", arch).decoder(
+        in_dim, math.prod(shape), hidden, activation, tuple(shape)
+    )
 
 
 assert set(ACTIVATIONS) == set(ACTIVATION_NAMES)

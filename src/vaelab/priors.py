@@ -62,7 +62,7 @@ class VampPrior(nn.Module):
         self.description = f"VampPrior ({pseudo_inputs} pseudo-inputs)"
 
     def inputs(self) -> torch.Tensor:
-        return torch.nn.functional.hardtanh(self.pseudo, 0.0, 1.0)  # (K, 784)
+        return torch.nn.functional.hardtanh(self.pseudo, 0.0, 1.0)  # (K, C*H*W)
 
     def log_prob(self, z: torch.Tensor, encode: Encode | None = None) -> torch.Tensor:
         """log (1/K) sum_k N(z; m_k, s_k^2), summed over units: shape z.shape[:-1].

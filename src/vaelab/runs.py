@@ -100,6 +100,32 @@ def remove_stale_temporaries(folder: Path) -> list[Path]:
     return stale
 
 
+def fit_to_data(model_name: str, model_config: dict[str, Any], data: DataConfig) -> dict:
+    """``model_config`` completed with what the data ``data`` decide: the images' shape and,
+    for a model that takes it, the number of classes.  A conditional model on unlabelled data,
+    or a given shape that is not the data's, is refused in one line."""
+    from .batches import data_facts
+    from .models import model_class
+
+    cls = model_class(model_name)
+    facts = data_facts(data)
+    shape = facts["image_shape"]
+    if "image_shape" in model_config and list(model_config["image_shape"]) != shape:
+        raise VaelabError(
+            f"image_shape {list(model_config['image_shape'])} is not the data's {shape}"
+        )
+    out = {"image_shape": shape} | model_config
+    takes = {f.name for f in fields(cls.config_class)}
+    if cls.conditional and not facts["num_classes"]:
+        raise VaelabError(
+            f"a {model_name} model needs labels; {data.data} has none (put the images in one "
+            "subfolder per class, or give labels y in the .npz)"
+        )
+    if "num_classes" in takes and facts["num_classes"] and "num_classes" not in model_config:
+        out["num_classes"] = facts["num_classes"]
+    return out
+
+
 class RunLock:
     """The exclusive right to write a run folder: ``RUN/.lock`` held with ``flock``, so that the
     kernel releases it when the holder ends, however it ends (a crash or SIGKILL leaves no lock
@@ -308,13 +334,15 @@ class Run:
             )
         if path.exists() and not path.is_dir():
             raise VaelabError(f"{path} exists and is not a folder")
-        model = build_model(model_name, **(model_config or {}))
+        data = data or DataConfig()
+        model_config = fit_to_data(model_name, dict(model_config or {}), data)
+        model = build_model(model_name, **model_config)
         return cls(
             path,
             model_name,
             model.config,
             train or TrainConfig(),
-            data or DataConfig(),
+            data,
             units=f"losses: {model.loss_unit}, averaged over images",
         )
 

@@ -181,11 +181,7 @@ def evaluate_loss(
     group each process scores its share of the images and the sums are added up."""
     sums: dict[str, torch.Tensor] = {}
     device = model_device(model)
-    share = (
-        split
-        if not dist.active
-        else Split(*(t[dist.share(len(split))] for t in (split.x, split.y)))
-    )
+    share = split if not dist.active else split.take(dist.share(len(split)))
     with eval_mode(model):
         for xb, yb in batches(share.to(device), batch_size, shuffle=False):
             for k, v in model.terms(xb, yb).items():

@@ -27,8 +27,9 @@ class AE(Model):
         cfg = ModelConfig(**config)
         super().__init__(cfg)
         d = cfg.latent_dim
-        self.encoder = build_encoder(cfg.encoder, d, cfg.hidden, cfg.activation)
-        self.decoder = build_decoder(cfg.decoder, d, cfg.decoder_sizes, cfg.activation)
+        shape = cfg.image_shape
+        self.encoder = build_encoder(cfg.encoder, d, cfg.hidden, cfg.activation, shape)
+        self.decoder = build_decoder(cfg.decoder, d, cfg.decoder_sizes, cfg.activation, shape)
         self.register_buffer("code_mean", torch.zeros(d))
         self.register_buffer("code_chol", torch.eye(d))
 
@@ -37,7 +38,7 @@ class AE(Model):
         return self.likelihood.recon_unit
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Codes (B, D) for images (B, 784)."""
+        """Codes (B, D) for images (B, C*H*W)."""
         return self.encoder(x)
 
     def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:

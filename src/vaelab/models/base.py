@@ -54,7 +54,8 @@ class ModelConfig:
     the decoder mirrors them unless ``decoder_hidden`` is given.  ``likelihood`` is p(x|z)
     (``registry.LIKELIHOODS``): ``bernoulli`` (decoder outputs logits), ``gaussian`` (decoder
     outputs the mean; scale ``sigma``, one scalar, ``fixed`` or ``learned``) or ``cbernoulli``
-    (continuous Bernoulli on logits).
+    (continuous Bernoulli on logits).  ``image_shape``: the images' (channels, height, width),
+    MNIST's (1, 28, 28) by default; training sets it from the data.
     """
 
     latent_dim: int = 20
@@ -66,6 +67,7 @@ class ModelConfig:
     likelihood: str = "bernoulli"
     scale: str = "fixed"
     sigma: float = 1.0
+    image_shape: Sequence[int] = field(default_factory=lambda: [1, 28, 28])
 
     def __post_init__(self) -> None:
         problems = self.problems()
@@ -78,6 +80,12 @@ class ModelConfig:
         if self.decoder_hidden is not None:
             self.decoder_hidden = [int(h) for h in self.decoder_hidden]
         problems = []
+        if len(self.image_shape) != 3 or any(int(s) < 1 for s in self.image_shape):
+            problems.append(
+                f"image_shape must be [channels, height, width], got {list(self.image_shape)}"
+            )
+        else:
+            self.image_shape = [int(s) for s in self.image_shape]
         if self.latent_dim < 1:
             problems.append(f"latent_dim must be >= 1, got {self.latent_dim}")
         if any(h < 1 for h in [*self.hidden, *(self.decoder_hidden or [])]):
@@ -130,6 +138,12 @@ class Model(nn.Module):
         return asdict(self.cfg)
 
     @property
+    def image_shape(self) -> tuple[int, int, int]:
+        """The images' (channels, height, width); inputs and outputs are flat (B, C*H*W)."""
+        c, h, w = self.cfg.image_shape
+        return c, h, w
+
+    @property
     def latent_dim(self) -> int:
         """Size of the code ``latent_mean`` returns."""
         return self.cfg.latent_dim
@@ -156,12 +170,12 @@ class Model(nn.Module):
         raise NotImplementedError
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
-        """p(x | z) for codes (B, D): a distribution over (B, 784) pixels."""
+        """p(x | z) for codes (B, D): a distribution over (B, C*H*W) pixels."""
         return self.likelihood(self.decoder(z))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean of p(x | z) at the encoder's mean code: images (B, 784) in pixel units."""
+        """Mean of p(x | z) at the encoder's mean code: images (B, C*H*W) in pixel units."""
         return self.decode(self.latent_mean(x, y), y).mean
 
     # --- objectives ------------------------------------------------------------------------
@@ -206,7 +220,7 @@ class Model(nn.Module):
         generator: torch.Generator | None = None,
         y: torch.Tensor | None = None,
     ) -> torch.Tensor:
-        """n images (n, 784): means of p(x|z) at codes z from ``sample_codes``."""
+        """n images (n, C*H*W): means of p(x|z) at codes z from ``sample_codes``."""
         z = self.sample_codes(n, generator, y)
         return self.decode(z, y if y is not None else self.default_labels(n)).mean
 

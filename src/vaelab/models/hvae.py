@@ -13,6 +13,7 @@ The code of an image is (E[z1|x], E[z2|E[z1|x]]) concatenated: ``latent_dim = z1
 
 from __future__ import annotations
 
+import math
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 
@@ -60,13 +61,16 @@ class HVAE(Model):
         cfg = HVAEConfig(**config)
         super().__init__(cfg)
         d1, d2, act = cfg.z1_dim, cfg.latent_dim, cfg.activation
-        self.encoder = build_encoder(cfg.encoder, 2 * d1, cfg.hidden, act)  # q(z1 | x)
+        shape = cfg.image_shape
+        self.encoder = build_encoder(cfg.encoder, 2 * d1, cfg.hidden, act, shape)  # q(z1 | x)
         self.encoder2 = mlp([d1, *cfg.z1_hidden, 2 * d2], act)  # q(z2 | z1)
         self.decoder2 = mlp([d2, *cfg.z1_hidden[::-1], 2 * d1], act)  # p(z1 | z2)
-        self.decoder = build_decoder(cfg.decoder, d1, cfg.decoder_sizes, act)  # p(x | z1)
+        self.decoder = build_decoder(cfg.decoder, d1, cfg.decoder_sizes, act, shape)  # p(x | z1)
         from ..priors import build_prior
 
-        self.prior = build_prior(cfg.prior, d2, pseudo_inputs=cfg.pseudo_inputs)
+        self.prior = build_prior(
+            cfg.prior, d2, pseudo_inputs=cfg.pseudo_inputs, input_dim=math.prod(shape)
+        )
 
     @property
     def latent_dim(self) -> int:

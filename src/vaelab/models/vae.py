@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass
 
 import torch
 
 from ..distributions import Normal
-from ..nets import IMAGE_DIM, build_decoder, build_encoder
+from ..nets import build_decoder, build_encoder
 from ..objectives import free_bits_kl, sample_terms
 from ..priors import build_prior
 from ..registry import check_choice
@@ -68,11 +69,16 @@ class VAE(Model):
         cfg = self.config_class(**config)
         super().__init__(cfg)
         d, extra = cfg.latent_dim, self.label_dim
+        shape = cfg.image_shape
         self.encoder = build_encoder(
-            cfg.encoder, 2 * d, cfg.hidden, cfg.activation, in_dim=IMAGE_DIM + extra
+            cfg.encoder, 2 * d, cfg.hidden, cfg.activation, shape, extra=extra
         )
-        self.decoder = build_decoder(cfg.decoder, d + extra, cfg.decoder_sizes, cfg.activation)
-        self.prior = build_prior(cfg.prior, d, pseudo_inputs=cfg.pseudo_inputs)
+        self.decoder = build_decoder(
+            cfg.decoder, d + extra, cfg.decoder_sizes, cfg.activation, shape
+        )
+        self.prior = build_prior(
+            cfg.prior, d, pseudo_inputs=cfg.pseudo_inputs, input_dim=math.prod(shape)
+        )
 
     label_dim = 0  # extra inputs of encoder and decoder (a conditional model's one-hot label)
 
@@ -87,7 +93,7 @@ class VAE(Model):
     # --- networks ----------------------------------------------------------------------------
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Normal:
-        """q(z | x) for images (B, 784): a diagonal Gaussian over (B, D)."""
+        """q(z | x) for images (B, C*H*W): a diagonal Gaussian over (B, D)."""
         mean, log_var = self.encoder(x).chunk(2, dim=-1)  # (B, D) each
         return Normal.from_log_var(mean, log_var)
 
