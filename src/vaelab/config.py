@@ -92,7 +92,8 @@ class DataConfig:
             size = "" if self.image_size is None else f" at {self.image_size}x{self.image_size}"
             data = f"images from {self.data}{size}, "
         if self.binarize == "none":
-            return f"{data}grayscale pixels in [0, 1]{split}"
+            pixels = "pixels" if self.data is not None else "grayscale pixels"
+            return f"{data}{pixels} in [0, 1]{split}"
         return (
             f"{data}dynamically binarized (val/test binarized once with seed "
             f"{self.binarize_seed}){split}"

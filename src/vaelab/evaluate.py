@@ -127,15 +127,19 @@ def evaluate_run(
         result["mse_per_pixel"] = mse_per_pixel(model.reconstruct, x, batch_size)
     if nll_samples is not None:
         result |= _likelihood(model, x, y, nll_samples, meaning["kind"], seed, progress, compile)
-    if probes:
+    if probes and not splits["train"].labelled:
+        why = "the probes predict labels, and these images have none"
+        logger.warning(f"probes skipped: {why}")
+        result["probes_skipped"] = why
+    elif probes:
         from .analysis import pca_probes
         from .analysis import probes as latent_probes
 
         fit_on = probe_splits(splits, run.data)
         result["probes"] = latent_probes(model, fit_on)
         result["probes_pca"] = pca_probes(fit_on, model.latent_dim)
-    if quality and run.data.dataset != "mnist":
-        why = f"scored by a classifier of MNIST digits; this run's data set is {run.data.dataset}"
+    why = quality and _no_quality(run, model)
+    if why:
         logger.warning(f"sample quality skipped: {why}")
         result["sample_quality_skipped"] = why
     elif quality:
@@ -147,6 +151,16 @@ def evaluate_run(
         part = len(data) < len(splits[split])
         run.save_evaluation(result, f"{split}[:{len(data)}]" if part else split)
     return result
+
+
+def _no_quality(run, model) -> str | None:
+    """Why sample quality cannot be scored for this run (None when it can): its features come
+    from a classifier of MNIST digits."""
+    if run.data.data is not None:
+        return f"scored by a classifier of MNIST digits; this run's images are {run.data.data}"
+    if run.data.dataset != "mnist":
+        return f"scored by a classifier of MNIST digits; this run's data set is {run.data.dataset}"
+    return None
 
 
 def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]:
@@ -169,7 +183,7 @@ def _likelihood(
     est = importance_sampled(
         model, x, k, y=y, progress=progress, seed=seed, dist=dist, compile=compile
     )
-    s = diagnose(est)
+    s = diagnose(est, dims=x.shape[1])
     seconds = time.perf_counter() - t0
     if kind == "loss":
         logger.warning(
@@ -180,7 +194,7 @@ def _likelihood(
     out = {key: s["nll"], f"{key}_sem": s["nll_sem"], "nll_k": k, "nll_seconds": seconds}
     out["nll_processes"] = dist.world
     out |= {n: s[n] for n in ("nll_k_sub", "nll_k_gap", "ess_median", "ess_p5")}
-    if kind == "likelihood":
+    if kind in ("likelihood", "density"):
         out["bits_per_dim"] = s["bits_per_dim"]
     return out
 
@@ -210,8 +224,9 @@ def format_result(r: dict[str, Any]) -> str:
             )
         if "nll_density" in r:
             lines.append(
-                f"  NLL (K={k})      {r['nll_density']:10.3f}  nats per image: -log density of "
-                "continuous pixels, not comparable to binarized-MNIST NLLs"
+                f"  NLL (K={k})      {r['nll_density']:10.3f}  nats per image, "
+                f"{r['bits_per_dim']:.4f} bits/dim: -log density of pixels in [0, 1], not "
+                "comparable to binarized-MNIST NLLs or 8-bit bits/dim"
             )
         if "importance_sampled_loss" in r:
             lines.append(
@@ -243,6 +258,9 @@ def format_result(r: dict[str, Any]) -> str:
                 f"  {who}: linear probe accuracy {p['linear_probe_acc']:.4f}, "
                 f"{p['k']}-NN accuracy {p['knn_acc']:.4f} (test labels)"
             )
+    for name in ("probes_skipped", "sample_quality_skipped"):
+        if name in r:
+            lines.append(f"  {name.split('_skipped')[0].replace('_', ' ')} skipped: {r[name]}")
     if "sample_quality" in r:
         q = r["sample_quality"]
         lines.append(

@@ -26,6 +26,7 @@ from __future__ import annotations
 
 import base64
 import json
+import math
 from html import escape
 from importlib.resources import files
 from pathlib import Path
@@ -38,7 +39,7 @@ from torch import nn
 from .analysis import fit_pca, latent_codes, pca_encode
 from .batches import Split
 from .errors import VaelabError
-from .nets import IMAGE_DIM, ConvDecoder
+from .nets import ConvDecoder
 from .runs import Run, atomic_write
 
 FORMAT = "vaelab-explorer/1"
@@ -119,8 +120,6 @@ def decoder_layers(decoder: nn.Module, latent_dim: int) -> list[dict[str, Any]]:
                 "MLP and linear decoders only"
             )
         layers.append(act)
-    if width != IMAGE_DIM:
-        raise VaelabError(f"explorer: the decoder outputs {width} values, not {IMAGE_DIM} pixels")
     return layers
 
 
@@ -165,6 +164,10 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
     if n_points < 0:
         raise VaelabError(f"n_points must be >= 0, got {n_points}")
     layers = exportable_layers(model)  # refuses conv decoders before any work
+    dims = math.prod(model.image_shape)
+    width = next(la["shape"][0] for la in reversed(layers) if la["type"] == "linear")
+    if width != dims:
+        raise VaelabError(f"explorer: the decoder outputs {width} values, not {dims} pixels")
     d = int(model.latent_dim)
     codes = latent_codes(model, test.x)  # (N, D) latent means (AE: codes)
     if d == 2:  # the plane is z itself
@@ -184,6 +187,8 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
         "model": model.label,
         "latent_dim": d,
         "likelihood": model.cfg.likelihood,
+        "image": list(model.image_shape),
+        "classes": list(test.classes) if test.labelled else None,
         "output": model.likelihood.output,
         "layers": layers,
         "plane": {
@@ -197,7 +202,12 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
             "n": len(pick),
             "total": len(codes),
             "xy": f32_base64(xy[pick]),  # (n, 2) plane coordinates
-            "labels": base64.b64encode(test.y[pick].numpy().astype(np.uint8).tobytes()).decode(),
+            # labels as bytes; 255 marks an unlabelled image
+            "labels": base64.b64encode(
+                np.where(test.y[pick].numpy() < 0, 255, test.y[pick].numpy() % 255)
+                .astype(np.uint8)
+                .tobytes()
+            ).decode(),
         },
         "sliders": {"lo": lo.tolist(), "hi": hi.tolist(), "step": 0.01},
         "start": origin.tolist(),
@@ -235,9 +245,14 @@ def explorer_html(
             f"of z, the sliders move z off the plane (the marker then shows its projection). "
             f"Dots: {data['points']['n']} of "
         )
-    plane_text += f"the {data['points']['total']} test images, coloured by digit."
+    classes = data["classes"]
+    digits = classes is not None and classes == [str(k) for k in range(10)]
+    plane_text += f"the {data['points']['total']} test images, " + (
+        "unlabelled." if classes is None else f"coloured by {'digit' if digits else 'class'}."
+    )
     legend = "".join(
-        f'<span><i style="background:{c}"></i>{k}</span>' for k, c in enumerate(COLOURS)
+        f'<span><i style="background:{COLOURS[k % len(COLOURS)]}"></i>{escape(name)}</span>'
+        for k, name in enumerate(classes or [])
     )
     title = f"{name or 'model'} \u2014 vaelab latent explorer"
     # str.format fills the template's fields only; the CSS and JS go in as values, verbatim
@@ -246,8 +261,10 @@ def explorer_html(
         name=escape(name or "(model)"),
         describe=escape(_describe(model, data["layers"])),
         explain=escape(
-            f"Right: the decoder mean of p(x|z) at the marked z ({what}), 28x28 pixels, "
-            "white = 1. Click or drag on the plane, or move the sliders."
+            f"Right: the decoder mean of p(x|z) at the marked z ({what}), "
+            f"{model.image_shape[1]}x{model.image_shape[2]} pixels"
+            f"{', RGB' if model.image_shape[0] == 3 else ''}, white = 1. Click or drag on the "
+            "plane, or move the sliders."
         ),
         plane_text=escape(plane_text),
         legend=legend,

@@ -45,11 +45,15 @@ def bytes_per_row(model) -> int:
     activations, log-prob terms and latent draws, with headroom for temporaries."""
     widths = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
     if any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules()):
-        widths += [2 * 64 * 7 * 7, 2 * 32 * 14 * 14, IMAGE_DIM]  # conv decoder feature maps
+        c, h, w = getattr(model, "image_shape", (1, 28, 28))
+        # conv decoder feature maps: channels double as the side halves, so each stage holds
+        # about 32 * 2^i * (h * w / 4^(i+1)) values; the first two dominate
+        widths += [2 * 32 * h * w // 4, 2 * 64 * h * w // 16, c * h * w]
     prior = getattr(model, "prior", None)
     mixture = getattr(prior, "pseudo", None)  # a VampPrior: a (rows, K) matrix of components
     widths += [3 * len(mixture)] if mixture is not None else []
-    return 4 * (4 * IMAGE_DIM + 2 * sum(widths) + 8 * model.latent_dim)
+    dims = math.prod(getattr(model, "image_shape", (1, 28, 28)))
+    return 4 * (4 * dims + 2 * sum(widths) + 8 * model.latent_dim)
 
 
 def plan_chunks(model, k: int, n_images: int, memory_bytes: int | None = None) -> ChunkPlan:
@@ -222,25 +226,25 @@ def log_likelihood_estimates(model, x: torch.Tensor, k: int = 5000, **kwargs) ->
     return importance_sampled(model, x, k, **kwargs).log_px
 
 
-def summarize(log_px: torch.Tensor) -> dict[str, float]:
+def summarize(log_px: torch.Tensor, dims: int = IMAGE_DIM) -> dict[str, float]:
     """Mean NLL in nats per image, its standard error over images (the spread of the
     per-image values / sqrt(N): how much the mean would move on other test images, not the
-    Monte Carlo error of the estimator), and bits per dimension."""
+    Monte Carlo error of the estimator), and bits per dimension (over ``dims`` = C*H*W)."""
     nll = -log_px
     mean = nll.mean().item()
     sem = (nll.std().item() / math.sqrt(len(nll))) if len(nll) > 1 else float("nan")
     return {
         "nll": mean,
         "nll_sem": sem,
-        "bits_per_dim": mean / (IMAGE_DIM * math.log(2)),
+        "bits_per_dim": mean / (dims * math.log(2)),
     }
 
 
-def diagnose(est: Estimates) -> dict[str, float]:
+def diagnose(est: Estimates, dims: int = IMAGE_DIM) -> dict[str, float]:
     """``summarize`` of the K-sample estimate, plus the diagnostics of the same draws:
     ``nll_sub`` (first K/5 samples) and ``nll_k_gap`` = nll_sub - nll (>= 0 in expectation;
     near 0 when K is enough), and the median and 5th percentile over images of the ESS."""
-    out = summarize(est.log_px)
+    out = summarize(est.log_px, dims)
     nll_sub = -est.log_px_sub.mean().item()
     ess = est.ess.float()
     return out | {

@@ -1,8 +1,9 @@
 """Figures (PNG, matplotlib).  The only module that imports matplotlib.
 
-Every figure is written atomically through ``save_figure``.  Images are (N, 784) arrays of pixel
-values in [0, 1] (for a model: the mean of p(x|z)); latent coordinates are unitless (for a VAE,
-in standard deviations of the N(0, I) prior).
+Every figure is written atomically through ``save_figure``.  Images are (N, C*H*W) arrays of
+pixel values in [0, 1], channels first (MNIST: (N, 784); for a model: the mean of p(x|z)), of
+``shape`` (C, H, W), grayscale or RGB; latent coordinates are unitless (for a VAE, in standard
+deviations of the N(0, I) prior).
 """
 
 from __future__ import annotations
@@ -35,17 +36,40 @@ def _numpy(a) -> np.ndarray:
     return np.asarray(a.detach().cpu() if isinstance(a, torch.Tensor) else a)
 
 
-def tile(images: torch.Tensor | np.ndarray, ncol: int, pad: int = 1) -> np.ndarray:
-    """(N, 784) images in [0, 1] -> one (H, W) mosaic with ``ncol`` columns, ``pad`` px gaps."""
-    imgs = _numpy(images).reshape(-1, 28, 28)
+MNIST_SHAPE = (1, 28, 28)
+
+
+def tile(
+    images: torch.Tensor | np.ndarray,
+    ncol: int,
+    pad: int = 1,
+    shape: Sequence[int] = MNIST_SHAPE,
+) -> np.ndarray:
+    """(N, C*H*W) images in [0, 1] of ``shape`` (C, H, W) -> one mosaic with ``ncol`` columns
+    and ``pad`` px white gaps: (rows, cols) for grayscale, (rows, cols, 3) for RGB."""
+    c, h, w = shape
+    imgs = _numpy(images).reshape(-1, c, h, w).transpose(0, 2, 3, 1)  # (N, H, W, C)
     n = len(imgs)
     nrow = math.ceil(n / ncol)
-    size = 28 + pad
-    out = np.ones((nrow * size + pad, ncol * size + pad), dtype=np.float32)
+    out = np.ones((nrow * (h + pad) + pad, ncol * (w + pad) + pad, c), dtype=np.float32)
     for i, img in enumerate(imgs):
-        r, c = divmod(i, ncol)
-        out[pad + r * size : pad + r * size + 28, pad + c * size : pad + c * size + 28] = img
-    return out
+        r, col = divmod(i, ncol)
+        top, left = pad + r * (h + pad), pad + col * (w + pad)
+        out[top : top + h, left : left + w] = img
+    return out[..., 0] if c == 1 else out.clip(0, 1)
+
+
+def _show(ax, mosaic: np.ndarray) -> None:
+    """Draw a ``tile`` mosaic: grayscale on a fixed 0..1 gray scale, RGB as it is."""
+    if mosaic.ndim == 2:
+        ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    else:
+        ax.imshow(mosaic, interpolation="nearest")
+
+
+def _centres(count: int, side: int, pad: int) -> np.ndarray:
+    """Pixel coordinates of the centres of ``count`` tiles of ``side`` px with ``pad`` gaps."""
+    return pad + np.arange(count) * (side + pad) + (side - 1) / 2
 
 
 def save_figure(fig, path: Path) -> Path:
@@ -55,19 +79,26 @@ def save_figure(fig, path: Path) -> Path:
 
 
 def save_grid(
-    path: Path, images, title: str, ncol: int = 8, row_labels: Sequence[str] | None = None
+    path: Path,
+    images,
+    title: str,
+    ncol: int = 8,
+    row_labels: Sequence[str] | None = None,
+    shape: Sequence[int] = MNIST_SHAPE,
 ) -> Path:
-    """A mosaic of (N, 784) images in [0, 1], ``ncol`` per row, optionally one label per row."""
-    mosaic = tile(images, ncol)
-    h, w = mosaic.shape
-    fig, ax = _subplots((max(3.0, w / 40), max(3.0, h / 40) + 0.4))
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    """A mosaic of (N, C*H*W) images in [0, 1] of ``shape``, ``ncol`` per row, optionally one
+    label per row.  The figure's size follows MNIST's scale (28 px tiles)."""
+    mosaic = tile(images, ncol, shape=shape)
+    h, w = mosaic.shape[:2]
+    scale = 40 * max(shape[1], shape[2]) / 28  # px per inch: 28 px tiles at 0.7 in
+    fig, ax = _subplots((max(3.0, w / scale), max(3.0, h / scale) + 0.4))
+    _show(ax, mosaic)
     ax.set_title(title, fontsize=9)
     if row_labels is None:
         ax.axis("off")
     else:
-        nrow = math.ceil(len(_numpy(images).reshape(-1, 784)) / ncol)
-        ax.set_yticks(1 + np.arange(nrow) * 29 + 13.5, list(row_labels)[:nrow], fontsize=8)
+        nrow = math.ceil(len(_numpy(images).reshape(-1, math.prod(shape))) / ncol)
+        ax.set_yticks(_centres(nrow, shape[1], 1), list(row_labels)[:nrow], fontsize=8)
         ax.set_xticks([])
         ax.tick_params(length=0)
         for spine in ax.spines.values():
@@ -88,7 +119,7 @@ def reconstruction_grid(
         rows += [x[start : start + ncol], recon[start : start + ncol]]
     title = "originals and their reconstructions: mean of p(x|z) at the encoder's mean z"
     labels = ["original", "reconstruction"] * (len(rows) // 2)
-    return save_grid(path, torch.cat(rows).cpu(), title, ncol, row_labels=labels)
+    return save_grid(path, torch.cat(rows).cpu(), title, ncol, labels, model.image_shape)
 
 
 def sample_grid(
@@ -113,7 +144,7 @@ def sample_grid(
         y = y.to(model_device(model))
     with eval_mode(model):
         images = model.sample(len(y) if y is not None else n, generator=g, y=y)
-    return save_grid(path, images.cpu(), title, ncol, row_labels=labels)
+    return save_grid(path, images.cpu(), title, ncol, labels, model.image_shape)
 
 
 @torch.no_grad()
@@ -131,9 +162,12 @@ def style_grid(model, x: torch.Tensor, y: torch.Tensor, path: Path, n: int = 8) 
         yy = torch.arange(classes, device=device).repeat(len(x))
         decoded = model.decode(zz, yy).mean.reshape(len(x), classes, -1)
     rows = torch.cat([x[:, None], decoded], 1).reshape(-1, x.shape[-1]).cpu()
-    title = "style kept, label changed: the code of each test image (left) decoded with y = 0..9"
-    labels = [f"digit {int(v)}" for v in y]
-    return save_grid(path, rows, title, classes + 1, row_labels=labels)
+    title = (
+        "style kept, label changed: the code of each test image (left) decoded with "
+        f"y = 0..{classes - 1}"
+    )
+    labels = [f"label {int(v)}" for v in y]
+    return save_grid(path, rows, title, classes + 1, labels, model.image_shape)
 
 
 # --- looking inside the latent space -------------------------------------------------------
@@ -145,8 +179,10 @@ def latent_scatter(
     path: Path,
     title_extra: str = "",
     prior_circles: bool = False,
+    classes: Sequence[str] | None = None,
 ) -> Path:
-    """Latent means (N, D) as points coloured by digit label.
+    """Latent means (N, D) as points coloured by label (``classes``: the labels' names, MNIST's
+    digits when None; labels -1, unlabelled images, are drawn in one colour).
 
     D == 2 is drawn as is; D > 2 as its projection on the first two principal components of the
     means (the axis labels give the share of variance each explains); D == 1 as the value
@@ -161,10 +197,12 @@ def latent_scatter(
         raise VaelabError(f"{len(z)} latent vectors but {len(labels)} labels")
     n, d = z.shape
     rng = np.random.default_rng(0)
+    unlabelled = bool(n) and labels.min() < 0
+    word = "digit" if classes is None or tuple(classes) == tuple("0123456789") else "class"
     if d == 1:
-        xs = labels + rng.uniform(-0.3, 0.3, size=n)
+        xs = np.maximum(labels, 0) + rng.uniform(-0.3, 0.3, size=n)
         ys = z[:, 0]
-        xlabel, ylabel = "digit label (points jittered sideways)", "latent mean z (unitless)"
+        xlabel, ylabel = f"{word} label (points jittered sideways)", "latent mean z (unitless)"
         what = "1-D latent means"
     elif d == 2:
         xs, ys = z[:, 0], z[:, 1]
@@ -184,11 +222,11 @@ def latent_scatter(
 
     fig, ax = _subplots((8, 6.5))
     order = rng.permutation(n)  # random drawing order: no digit is painted over all others
-    colors = np.array([DIGIT_COLORS[lab % 10] for lab in labels])
+    colors = np.array([DIGIT_COLORS[lab % 10] if lab >= 0 else (0.3, 0.3, 0.6) for lab in labels])
     size = 4 if n > 2000 else 12
     ax.scatter(xs[order], ys[order], c=colors[order], s=size, alpha=0.7, linewidths=0)
-    if d == 1:
-        ax.set_xticks(range(10))
+    if d == 1 and not unlabelled:
+        ax.set_xticks(range(int(labels.max()) + 1))
     if prior_circles and d == 2:
         t = np.linspace(0, 2 * np.pi, 200)
         for r, share in ((1, 39), (2, 86)):
@@ -199,13 +237,16 @@ def latent_scatter(
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.25)
-    title = f"{what} of {n:,} images, coloured by digit"
+    title = f"{what} of {n:,} images, " + ("unlabelled" if unlabelled else f"coloured by {word}")
     ax.set_title(title + (f"\n{title_extra}" if title_extra else ""), fontsize=10)
-    handles = [
-        Line2D([], [], marker="o", linestyle="", color=DIGIT_COLORS[k % 10], label=str(k))
-        for k in np.unique(labels)
-    ]
-    ax.legend(handles=handles, title="digit", loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if not unlabelled:
+        names = list(classes) if classes is not None else [str(k) for k in range(10)]
+        handles = [
+            Line2D([], [], marker="o", linestyle="", color=DIGIT_COLORS[k % 10],
+                   label=names[k] if k < len(names) else str(k))
+            for k in np.unique(labels)
+        ]  # fmt: skip
+        ax.legend(handles=handles, title=word, loc="center left", bbox_to_anchor=(1.01, 0.5))
     return save_figure(fig, path)
 
 
@@ -238,14 +279,15 @@ def manifold_grid(
     device = model_device(model)
     y = None if label is None else torch.full((len(z),), label, device=device)
     with eval_mode(model):
-        images = model.decode(z.to(device), y).mean.cpu()  # (n*n, 784)
-    mosaic = tile(images, n, pad=0)
+        images = model.decode(z.to(device), y).mean.cpu()  # (n*n, C*H*W)
+    shape = model.image_shape
+    mosaic = tile(images, n, pad=0, shape=shape)
 
     fig, ax = _subplots((9, 9.6))
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
+    _show(ax, mosaic)
     ticks = np.unique(np.linspace(0, n - 1, min(n, 7)).round().astype(int))
-    ax.set_xticks(ticks * 28 + 13.5, [f"{z1[i]:.2f}" for i in ticks])
-    ax.set_yticks(ticks * 28 + 13.5, [f"{rows[i]:.2f}" for i in ticks])
+    ax.set_xticks(_centres(n, shape[2], 0)[ticks], [f"{z1[i]:.2f}" for i in ticks])
+    ax.set_yticks(_centres(n, shape[1], 0)[ticks], [f"{rows[i]:.2f}" for i in ticks])
     ax.set_xlabel("latent z₁ (value at the centre of each column)")
     ax.set_ylabel("latent z₂ (value at the centre of each row)")
     ax.set_title(
@@ -275,8 +317,10 @@ def interpolation_grid(
     if steps < 2:
         raise VaelabError(f"interpolation needs steps >= 2, got {steps}")
     device = model_device(model)
-    x_a = torch.as_tensor(_numpy(x_a), dtype=torch.float32).reshape(-1, 784).to(device)
-    x_b = torch.as_tensor(_numpy(x_b), dtype=torch.float32).reshape(-1, 784).to(device)
+    shape = model.image_shape
+    dim = math.prod(shape)
+    x_a = torch.as_tensor(_numpy(x_a), dtype=torch.float32).reshape(-1, dim).to(device)
+    x_b = torch.as_tensor(_numpy(x_b), dtype=torch.float32).reshape(-1, dim).to(device)
     if len(x_a) != len(x_b):
         raise VaelabError(f"{len(x_a)} start images but {len(x_b)} end images")
     ya = None if y_a is None else torch.as_tensor(y_a).to(device)
@@ -291,23 +335,23 @@ def interpolation_grid(
         if ya is not None:
             labels = torch.where(t.reshape(1, steps) < 0.5, ya[:, None], yb[:, None]).reshape(-1)
         decoded = model.decode(z.reshape(pairs * steps, -1), labels).mean
-    decoded = decoded.reshape(pairs, steps, 784)
-    row = torch.cat([x_a[:, None], decoded, x_b[:, None]], 1).cpu()  # (P, steps + 2, 784)
+    decoded = decoded.reshape(pairs, steps, dim)
+    row = torch.cat([x_a[:, None], decoded, x_b[:, None]], 1).cpu()  # (P, steps + 2, C*H*W)
     ncol = steps + 2
     pad = 2
-    mosaic = tile(row.reshape(-1, 784), ncol, pad=pad)
+    mosaic = tile(row.reshape(-1, dim), ncol, pad=pad, shape=shape)
 
-    fig, ax = _subplots((0.62 * ncol + 1.2, 0.62 * pairs + 1.4))
-    ax.imshow(mosaic, cmap="gray", vmin=0, vmax=1, interpolation="nearest")
-    centres = pad + np.arange(ncol) * (28 + pad) + 13.5
+    fig, ax = _subplots((0.62 * ncol + 1.2, 0.62 * pairs * shape[1] / shape[2] + 1.4))
+    _show(ax, mosaic)
     names = ["input A", *[f"{v:.2g}" for v in np.linspace(0, 1, steps)], "input B"]
-    ax.set_xticks(centres, names, fontsize=8)
+    ax.set_xticks(_centres(ncol, shape[2], pad), names, fontsize=8)
     ax.set_xlabel("t: decoded mean of p(x|z) at z = (1 - t)·mean(A) + t·mean(B)", fontsize=9)
-    for edge in (pad + 28 + pad / 2, pad + (ncol - 1) * (28 + pad) - pad / 2):
+    w = shape[2]
+    for edge in (pad + w + pad / 2, pad + (ncol - 1) * (w + pad) - pad / 2):
         ax.axvline(edge - 0.5, color="tab:red", linewidth=1.5)  # originals | decodings
-    ycent = pad + np.arange(pairs) * (28 + pad) + 13.5
+    ycent = _centres(pairs, shape[1], pad)
     ax.set_yticks(ycent, list(row_labels) if row_labels is not None else [""] * pairs, fontsize=8)
-    ax.set_ylabel("digit of input A → input B" if row_labels is not None else "")
+    ax.set_ylabel("label of input A → input B" if row_labels is not None else "")
     ax.tick_params(length=0)
     ax.set_title(
         "Linear interpolation between the latent means of two test images\n"
@@ -415,7 +459,7 @@ def traversal_grid(
     title = (f"{model.label}: one latent unit at a time, from its mean - {span:g} sd to "
              f"+ {span:g} sd over the codes,\nthe others kept at one test image's code "
              "(mean of p(x|z))")  # fmt: skip
-    return save_grid(path, images, title, steps, row_labels=labels)
+    return save_grid(path, images, title, steps, labels, model.image_shape)
 
 
 @torch.no_grad()
@@ -473,13 +517,14 @@ def means_and_draws(model, path: Path, n: int = 8, draws: int = 3, seed: int = 0
     labels = ["mean of p(x|z)"] + [f"draw {i + 1} from p(x|z)" for i in range(draws)]
     title = (f"{model.label}: {n} codes from the prior; the decoder's mean (top) and images drawn "
              "from p(x|z), every pixel independently")  # fmt: skip
-    return save_grid(path, torch.cat(rows), title, n, row_labels=labels)
+    return save_grid(path, torch.cat(rows), title, n, labels, model.image_shape)
 
 
 def interpolation_pairs(y: torch.Tensor | np.ndarray, n_pairs: int = 8) -> list[tuple[int, int]]:
-    """Deterministic pairs of indices: the first image of digit k and of the next digit present.
+    """Deterministic pairs of indices: the first image of label k and of the next label present.
 
-    With fewer than two digits present, the first images of the split pair up instead.
+    With fewer than two labels present (unlabelled images: all -1), the first images of the
+    split pair up instead.
     """
     y = _numpy(y).reshape(-1)
     digits = sorted(int(v) for v in np.unique(y))
@@ -517,7 +562,7 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     if circles:
         extra += "; dashed: circles of the N(0, I) prior"
     paths.append(latent_scatter(z, test.y, figures / "latents.png", title_extra=extra,
-                                prior_circles=circles))  # fmt: skip
+                                prior_circles=circles, classes=test.classes))  # fmt: skip
     paths.append(traversal_grid(model, test.x[:2000], figures / "traversals.png", y=y))
     paths.append(means_and_draws(model, figures / "means-draws.png", seed=seed))
     if model.kl_units(test.x[:2].to(model_device(model)), None if y is None else y[:2].to(
@@ -526,7 +571,8 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
                                  y=None if y is None else y[:2000]))  # fmt: skip
     pairs = interpolation_pairs(test.y)
     a, b = [i for i, _ in pairs], [j for _, j in pairs]
-    labels = [f"{int(test.y[i])} → {int(test.y[j])}" for i, j in pairs]
+    names = test.classes if test.labelled else None
+    labels = [f"{names[test.y[i]]} → {names[test.y[j]]}" for i, j in pairs] if names else None
     paths.append(
         interpolation_grid(
             model, test.x[a], test.x[b], figures / "interpolation.png", row_labels=labels,

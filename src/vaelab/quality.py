@@ -102,7 +102,11 @@ def accuracy(net: DigitNet, split: Split, batch_size: int = 2000) -> float:
     """Fraction of images of ``split`` whose arg-max class is the label."""
     net.eval()
     hits = sum(
-        int((net(split.x[i : i + batch_size]).argmax(1) == split.y[i : i + batch_size]).sum())
+        int(
+            (
+                net(split.rows(slice(i, i + batch_size))).argmax(1) == split.y[i : i + batch_size]
+            ).sum()
+        )
         for i in range(0, len(split), batch_size)
     )
     return hits / len(split)
@@ -119,8 +123,16 @@ def train_digit_net(
     """Train ``DigitNet`` on ``splits["train"]`` (cross-entropy, Adam, cosine-decayed rate).
 
     Returns the net in eval mode and its accuracy on ``splits["test"]``. The same seed gives
-    the same weights on the same machine; the global RNG is left as it was.
+    the same weights on the same machine; the global RNG is left as it was.  Gradients are on
+    even when the caller is in ``torch.no_grad`` (as ``sample_quality`` is on first use).
     """
+    with torch.enable_grad():
+        return _train_digit_net(splits, epochs, seed, batch_size, lr)
+
+
+def _train_digit_net(
+    splits: dict[str, Split], epochs: int, seed: int, batch_size: int, lr: float
+) -> tuple[DigitNet, float]:
     train, test = splits["train"], splits["test"]
     with torch.random.fork_rng(devices=[]):
         torch.manual_seed(seed)
@@ -140,7 +152,9 @@ def train_digit_net(
         bar = tqdm(range(steps), desc=desc, leave=False, disable=None, unit="batch")
         for step in bar:
             idx = order[step * batch_size : (step + 1) * batch_size]
-            loss = nn.functional.cross_entropy(net(train.x[idx]), train.y[idx])  # mean over batch
+            loss = nn.functional.cross_entropy(
+                net(train.rows(idx)), train.y[idx]
+            )  # mean over batch
             opt.zero_grad(set_to_none=True)
             loss.backward()
             opt.step()

@@ -473,7 +473,10 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
         _claim_folder(run, writer, held)
     dist.barrier()  # every process has read the folder before rank 0 writes into it
     writer.start()
-    logger.info(f"training {model.describe()} on {len(train)} images ({run.data.describe()})")
+    size = "x".join(map(str, model.image_shape))
+    logger.info(
+        f"training {model.describe()} on {len(train)} images of {size} ({run.data.describe()})"
+    )
 
     epoch, t_total = start, time.perf_counter()
     try:

@@ -69,7 +69,7 @@
     return { type: l.type, f: ACTIVATIONS[l.type](l) };
   });
 
-  function decode(zArray) {  // the mean of p(x|z) at one z: Float32Array(784)
+  function decode(zArray) {  // the mean of p(x|z) at one z: Float32Array(C*H*W)
     if (zArray.length !== D) {
       throw new Error("decode: z needs " + D + " values, got " + zArray.length);
     }
@@ -117,17 +117,24 @@
     return v;
   }
 
-  // --- digit: pixel (r, c) is a 10x10 block of gray round(255 p) ---
+  // --- image: pixel (r, c) is an s x s block (s = 10 for 28x28), channels first in p ---
+  const IMG = data.image || [1, 28, 28], CH = IMG[0], H = IMG[1], W = IMG[2];
+  const s = Math.max(1, Math.floor(280 / Math.max(H, W)));
   const digit = document.getElementById("digit");
+  digit.width = W * s; digit.height = H * s;
+  digit.style.width = W * s + "px"; digit.style.height = H * s + "px";
   const dctx = digit.getContext("2d", { willReadFrequently: true });
-  const img = dctx.createImageData(280, 280);
+  const img = dctx.createImageData(W * s, H * s);
+  function byte(v) { return Math.round(255 * Math.min(1, Math.max(0, v))); }
   function drawDigit(p) {
-    const px = img.data;
-    for (let r = 0; r < 28; r++) for (let c = 0; c < 28; c++) {
-      const v = Math.round(255 * Math.min(1, Math.max(0, p[28 * r + c])));
-      for (let dy = 0; dy < 10; dy++) for (let dx = 0; dx < 10; dx++) {
-        const k = 4 * ((10 * r + dy) * 280 + 10 * c + dx);
-        px[k] = px[k + 1] = px[k + 2] = v;
+    const px = img.data, plane = H * W;
+    for (let r = 0; r < H; r++) for (let c = 0; c < W; c++) {
+      const i = W * r + c;
+      const red = byte(p[i]);
+      const green = CH === 3 ? byte(p[plane + i]) : red, blue = CH === 3 ? byte(p[2 * plane + i]) : red;
+      for (let dy = 0; dy < s; dy++) for (let dx = 0; dx < s; dx++) {
+        const k = 4 * ((s * r + dy) * W * s + s * c + dx);
+        px[k] = red; px[k + 1] = green; px[k + 2] = blue;
         px[k + 3] = 255;
       }
     }
@@ -169,7 +176,7 @@
     g.globalAlpha = 0.65;
     for (let i = 0; i < data.points.n; i++) {
       const [px, py] = toPx(xy[2 * i], xy[2 * i + 1]);
-      g.fillStyle = data.colours[lab[i] % 10];
+      g.fillStyle = lab[i] === 255 ? "#4c5a99" : data.colours[lab[i] % 10];  // 255: unlabelled
       g.beginPath(); g.arc(px, py, 2.4, 0, 2 * Math.PI); g.fill();
     }
     g.globalAlpha = 1; g.fillStyle = "#333"; g.font = "bold 12px system-ui, sans-serif";
