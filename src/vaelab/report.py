@@ -23,7 +23,7 @@ CAPTIONS = {  # known figures first, in this order; any other PNG follows by nam
     "mean of p(x|z) at the encoder's mean code.",
     "samples.png": "Samples: decoder means of p(x|z) at random codes z (VAE: z ~ N(0, I); "
     "AE: z from a Gaussian fitted to the training codes).",
-    "latents.png": "Latent means of the test images, coloured by digit (a PCA projection "
+    "latents.png": "Latent means of the test images, coloured by label (a PCA projection "
     "when the latent space has more than two dimensions).",
     "manifold.png": "The 2-D latent space decoded on a grid of z (VAE: at quantiles of the "
     "N(0, I) prior; AE: evenly over the 1st-99th percentiles of the fitted code Gaussian).",
