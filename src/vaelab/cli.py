@@ -502,7 +502,7 @@ def format_pca(r: dict, name: str = "AE") -> str:
         f"ratio {r['train_mse_ratio']:.4f}",
         f"  test   {name} {r['ae_test_mse']:.6f}   PCA {r['pca_test_mse']:.6f}   "
         f"ratio {r['test_mse_ratio']:.4f}",
-        f"  PCA train MSE = discarded variance / 784 = {r['discarded_variance']:.6f}",
+        f"  PCA train MSE = discarded variance / pixels = {r['discarded_variance']:.6f}",
     ]
     if r.get("angles_deg") is not None:
         angles = ", ".join(f"{a:.1f}" for a in r["angles_deg"])

@@ -10,6 +10,7 @@ the table ends with a note whenever a column mixes them.
 
 from __future__ import annotations
 
+import math
 from dataclasses import dataclass, field
 from html import escape
 from pathlib import Path
@@ -47,6 +48,7 @@ class Row:
     active: str | None = None
     n_images: int | None = None
     curve: list[tuple[int, float]] = field(default_factory=list)
+    values: int = 784  # pixel values per image, C x H x W (MNIST: 784)
 
 
 def split_evaluation(saved: dict, split: str) -> dict | None:
@@ -80,6 +82,7 @@ def row_of(path: str | Path, split: str = "test") -> Row:
         epochs=metrics[-1]["epoch"] if metrics else 0,
         train_seconds=sum(m.get("seconds", 0.0) for m in metrics),
         curve=[(m["epoch"], m["val_loss"]) for m in metrics if "val_loss" in m],
+        values=math.prod(run.model_config.get("image_shape", (1, 28, 28))),
     )
     ev = split_evaluation(run.evaluation(), split)
     if not ev:
@@ -157,8 +160,14 @@ HEADER = [
 
 def notes(rows: list[Row]) -> list[str]:
     """Sentences for the table's foot: what each column's numbers are, and where they mix."""
+    sizes = sorted({r.values for r in rows}) or [784]
+    summed = (
+        f"the {sizes[0]} pixels"
+        if len(sizes) == 1
+        else f"each image's pixel values ({' or '.join(map(str, sizes))}: not comparable)"
+    )
     out = [
-        "All numbers are in nats per image, summed over the 784 pixels and averaged over the "
+        f"All numbers are in nats per image, summed over {summed} and averaged over the "
         "test images; the s.e. is the spread over images / sqrt(N), not Monte Carlo error. "
         "ESS: effective sample size of the K importance weights, over images."
     ]

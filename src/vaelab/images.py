@@ -42,7 +42,8 @@ from .data import DataError, default_cache_dir
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_ARRAY_BYTES = 16 * 2**30  # 16 GiB of pixel bytes: more is a mistake, not a data set
 MAX_SIDE = 1024  # larger images need --image-size (the nets and the figures are for small ones)
-_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "F")
+_GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
+_WIDE_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit grayscale (PNG 16-bit opens as one)
 _SPLIT_SEED = 0
 
 
@@ -110,7 +111,8 @@ def load_images(
         )
     if not image_size:
         return _checked_size(out)
-    key = [str(path.resolve()), image_size, _stamp(path) if path.is_file() else None]
+    inputs = [path] if path.is_file() else sorted(p for p in path.iterdir() if p.is_file())
+    key = [str(path.resolve()), image_size, [[p.name, *_stamp(p)] for p in inputs]]
     return _resized(out, image_size, lambda build: _cached(key, len(out.images), build, cache_dir))
 
 
@@ -205,7 +207,7 @@ def _as_bytes(x: np.ndarray, source: object, name: str) -> np.ndarray:
             raise DataError(f"{source}: {name} holds integers outside 0..255")
     else:
         raise DataError(f"{source}: {name} is {x.dtype}; expected pixel bytes or floats in [0, 1]")
-    return np.ascontiguousarray(x.astype(np.uint8).transpose(0, 3, 1, 2))
+    return np.ascontiguousarray(x.astype(np.uint8, copy=False).transpose(0, 3, 1, 2))
 
 
 def _labels(y: np.ndarray, n: int, source: object, name: str) -> np.ndarray:
@@ -286,6 +288,9 @@ def _read_image(path: Path, colour: bool, size: int | None):
 
     try:
         with Image.open(path) as im:
+            if im.mode in _WIDE_MODES:  # 16-bit grayscale: scale to bytes (convert would clip)
+                wide = np.asarray(im, dtype=np.float64)
+                im = Image.fromarray(np.rint(wide.clip(0, 65535) / 257).astype(np.uint8))
             im = im.convert("RGB" if colour else "L")
             if size is not None and im.size != (size, size):
                 im = im.resize((size, size), Image.Resampling.LANCZOS)

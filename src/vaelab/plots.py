@@ -116,7 +116,9 @@ def reconstruction_grid(
         recon = model.reconstruct(x, y)
     rows = []
     for start in range(0, len(x), ncol):
-        rows += [x[start : start + ncol], recon[start : start + ncol]]
+        for images in (x[start : start + ncol], recon[start : start + ncol]):
+            blank = torch.ones(ncol - len(images), images.shape[1], device=images.device)
+            rows.append(torch.cat([images, blank]))  # a short last row, padded with white
     title = "originals and their reconstructions: mean of p(x|z) at the encoder's mean z"
     labels = ["original", "reconstruction"] * (len(rows) // 2)
     return save_grid(path, torch.cat(rows).cpu(), title, ncol, labels, model.image_shape)
