@@ -159,3 +159,51 @@ def test_ae_samples_follow_the_fitted_code_gaussian():
 def test_bad_configurations_raise_clear_errors(name, kwargs, match):
     with pytest.raises(VaelabError, match=match):
         build_model(name, **kwargs)
+
+
+def test_conv_nets_take_a_stage_per_halving_and_keep_mnist_nets():
+    from torch import nn
+
+    from vaelab.nets import ConvDecoder, ConvEncoder, conv_stages
+
+    assert [conv_stages((1, s, s)) for s in (28, 32, 64, 128)] == [2, 2, 3, 4]
+    assert conv_stages((3, 12, 20)) == 2
+    with pytest.raises(VaelabError, match="multiples of 4"):
+        conv_stages((1, 30, 30))
+    # MNIST's nets as they always were: 1 -> 32 (14x14) -> 64 (7x7), 3,136 features
+    enc = ConvEncoder(20, [256], shape=(1, 28, 28))
+    convs = [m for m in enc.features if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(1, 32), (32, 64)]
+    assert enc.head[0].in_features == 64 * 7 * 7
+    dec = ConvDecoder(20, [256], shape=(1, 28, 28))
+    assert dec.start == (64, 7, 7)
+    # 64x64 RGB: three stages to 128 x 8 x 8, and back to 3 x 64 x 64
+    enc = ConvEncoder(20, [], shape=(3, 64, 64))
+    convs = [m for m in enc.features if isinstance(m, nn.Conv2d)]
+    assert [(c.in_channels, c.out_channels) for c in convs] == [(3, 32), (32, 64), (64, 128)]
+    assert enc(torch.rand(2, 3 * 64 * 64)).shape == (2, 20)
+    assert ConvDecoder(20, [], shape=(3, 64, 64))(torch.randn(2, 20)).shape == (2, 3 * 64 * 64)
+
+
+@pytest.mark.parametrize("arch", ["mlp", "conv", "resnet"])
+@pytest.mark.parametrize("shape", [(3, 16, 16), (1, 12, 20)])
+def test_models_take_the_image_shape(arch, shape):
+    import math
+
+    model = build_model("vae", encoder=arch, decoder=arch, hidden=[16], latent_dim=3,
+                        image_shape=list(shape))  # fmt: skip
+    dims = math.prod(shape)
+    x = torch.rand(4, dims)
+    assert model.image_shape == shape
+    assert model.terms(x)["loss"].shape == (4,)
+    assert model.reconstruct(x).shape == (4, dims)
+    assert model.sample(5).shape == (5, dims)
+    with pytest.raises(Exception):  # noqa: B017 - images of another size do not fit
+        model.terms(torch.rand(4, dims + 4))
+
+
+def test_a_bad_image_shape_is_refused_in_one_line():
+    with pytest.raises(VaelabError, match="image_shape"):
+        build_model("vae", image_shape=[28, 28])
+    with pytest.raises(VaelabError, match="parameters"):
+        build_model("vae", image_shape=[3, 100_000, 100_000])
