@@ -343,3 +343,26 @@ def test_probes_of_a_binarized_run_fit_on_binarized_images(tiny_splits):
     assert torch.equal(fit_on["train"].y, tiny_splits["train"].y)
     assert abs(fit_on["train"].x.mean() - tiny_splits["train"].x.mean()) < 0.01
     assert fit_on["test"] is tiny_splits["test"]
+
+
+def test_pca_of_fewer_rows_than_columns_matches_the_covariance_route():
+    import torch
+
+    from vaelab import analysis
+
+    g = torch.Generator().manual_seed(0)
+    x = torch.rand(40, 8, generator=g) @ torch.rand(8, 300, generator=g)  # rank 8, N < D
+    x += 0.01 * torch.rand(40, 300, generator=g)
+    fast = analysis.fit_pca(x, 5)  # the Gram route
+    mean = x.double().mean(0)
+    cov = (x.double() - mean).T @ (x.double() - mean) / len(x)
+    evals = torch.linalg.eigvalsh(cov).flip(0).clamp_min(0)
+    assert fast.eigenvalues.shape == (300,)
+    assert torch.allclose(fast.eigenvalues, evals, atol=1e-10)
+    top = torch.linalg.eigh(cov).eigenvectors.flip(1)[:, :5].T
+    # the same subspace and, once signs are fixed, the same components
+    assert torch.allclose(fast.components @ fast.components.T, torch.eye(5, dtype=torch.float64),
+                          atol=1e-9)  # fmt: skip
+    assert torch.allclose((fast.components @ top.T).abs(), torch.eye(5, dtype=torch.float64),
+                          atol=1e-6)  # fmt: skip
+    assert fast.discarded_variance() == pytest.approx(evals[5:].sum().item() / 300, rel=1e-9)

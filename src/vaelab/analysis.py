@@ -62,7 +62,10 @@ def fit_pca(x: Tensor, k: int, chunk_size: int = 10_000) -> PCA:
     """PCA of the rows of ``x`` (N, D) keeping ``k`` components.
 
     The covariance is accumulated in float64 over chunks of ``chunk_size`` rows (so 50,000 x 784
-    never needs a float64 copy of the data) and diagonalised with ``torch.linalg.eigh``.
+    never needs a float64 copy of the data) and diagonalised with ``torch.linalg.eigh``.  With
+    fewer rows than columns (a few thousand 64x64 RGB images: D = 12,288) the N x N Gram matrix
+    of the centred rows is diagonalised instead: the same nonzero eigenvalues, the components
+    X^T u / sqrt(N lambda), and D - N zero eigenvalues, in far less time.
     """
     n, d = x.shape
     if not 1 <= k <= d:
@@ -73,6 +76,10 @@ def fit_pca(x: Tensor, k: int, chunk_size: int = 10_000) -> PCA:
     for xb in x.split(chunk_size):
         mean += xb.to(device="cpu", dtype=torch.float64).sum(0)
     mean /= n
+    if n < d:
+        p = _pca_from_gram(x, k, mean)
+        if p is not None:
+            return p
     cov = torch.zeros(d, d, dtype=torch.float64)
     for xb in x.split(chunk_size):
         xc = xb.to(device="cpu", dtype=torch.float64) - mean  # (b, D)
@@ -80,7 +87,26 @@ def fit_pca(x: Tensor, k: int, chunk_size: int = 10_000) -> PCA:
     cov /= n  # 1/N: eigenvalues are then exactly the per-direction training MSE
     evals, evecs = torch.linalg.eigh(cov)  # ascending
     evals, evecs = evals.flip(0).clamp_min(0), evecs.flip(1)
-    comps = evecs[:, :k].T.contiguous()  # (k, D)
+    return _pca(mean, evecs[:, :k].T, evals)
+
+
+def _pca_from_gram(x: Tensor, k: int, mean: Tensor) -> PCA | None:
+    """``fit_pca`` through the (N, N) Gram matrix of the centred rows, for N < D; None when
+    the rows span fewer than k directions (the covariance then picks the rest)."""
+    n, d = x.shape
+    xc = x.to(device="cpu", dtype=torch.float64) - mean  # (N, D)
+    evals, u = torch.linalg.eigh(xc @ xc.T / n)  # ascending, (N,), (N, N)
+    evals, u = evals.flip(0).clamp_min(0), u.flip(1)
+    if k > n or not evals[k - 1] > 1e-9 * evals[0]:
+        return None
+    comps = (xc.T @ u[:, :k]) / torch.sqrt(n * evals[:k])  # (D, k), orthonormal columns
+    padded = torch.cat([evals, torch.zeros(d - n, dtype=torch.float64)])
+    return _pca(mean, comps.T, padded)
+
+
+def _pca(mean: Tensor, components: Tensor, evals: Tensor) -> PCA:
+    """A PCA with each component's largest entry (in absolute value) made positive."""
+    comps = components.contiguous()  # (k, D)
     idx = comps.abs().argmax(1, keepdim=True)
     comps *= comps.gather(1, idx).sign()
     return PCA(mean=mean, components=comps, eigenvalues=evals)

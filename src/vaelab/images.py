@@ -328,7 +328,12 @@ def _read_folder(folder: Path, image_size: int | None, files: list[Path]) -> np.
     try:
         from tqdm import tqdm
 
-        it = tqdm(files, desc=f"reading {folder.name}", unit="img", disable=len(files) < 2000)
+        it = tqdm(
+            files,
+            desc=f"reading {folder.name}",
+            unit="img",
+            disable=True if len(files) < 2000 else None,
+        )  # None: not on a non-TTY
     except ImportError:  # pragma: no cover
         it = files
     return np.stack([_read_image(p, colour, image_size) for p in it])
