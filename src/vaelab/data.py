@@ -24,7 +24,7 @@ import tempfile
 import urllib.request
 import zipfile
 import zlib
-from collections.abc import Callable
+from collections.abc import Callable, Collection
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -213,11 +213,6 @@ def _find_idx(folder: Path, name: str) -> Path | None:
     return None
 
 
-def _read_npy(zf: zipfile.ZipFile, member: str, source: object) -> np.ndarray:
-    """One ``.npy`` member of an npz (see ``read_npy``)."""
-    return read_npy(zf.open(member), member, source)
-
-
 def read_npy(f: Any, member: str, source: object, limit: int = MAX_DECOMPRESSED) -> np.ndarray:
     """The ``.npy`` array in the open binary file ``f`` (closed after), its header checked
     before any allocation: plain dtype, no pickle, at most ``limit`` bytes, and exactly as many
@@ -246,17 +241,26 @@ def read_npy(f: Any, member: str, source: object, limit: int = MAX_DECOMPRESSED)
     return np.frombuffer(data, dtype).reshape(shape, order=order).copy()
 
 
-def _load_npz(path: Path) -> MNIST:
+def read_npz(
+    path: Path, names: Collection[str] | None = None, limit: int = MAX_DECOMPRESSED
+) -> dict[str, np.ndarray]:
+    """The arrays of the .npz ``path`` by name (only ``names`` when given), each read by
+    ``read_npy``: plain dtypes, no pickle, at most ``limit`` bytes; a one-line DataError
+    otherwise."""
     try:
         with zipfile.ZipFile(path) as zf:
-            names = set(zf.namelist())
-            arrays = {
-                k: _read_npy(zf, f"{v}.npy", path)
-                for k, v in _NPZ_KEYS.items()
-                if f"{v}.npy" in names
+            return {
+                member[:-4]: read_npy(zf.open(member), member, path, limit)
+                for member in zf.namelist()
+                if member.endswith(".npy") and (names is None or member[:-4] in names)
             }
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: cannot read as an .npz of plain arrays ({e})") from e
+
+
+def _load_npz(path: Path) -> MNIST:
+    found = read_npz(path, names=set(_NPZ_KEYS.values()))
+    arrays = {k: found[v] for k, v in _NPZ_KEYS.items() if v in found}
     missing = [v for k, v in _NPZ_KEYS.items() if k not in arrays]
     if missing:
         raise DataError(

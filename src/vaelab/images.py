@@ -37,7 +37,7 @@ from pathlib import Path
 
 import numpy as np
 
-from .data import DataError, default_cache_dir
+from .data import DataError, default_cache_dir, read_npz
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_ARRAY_BYTES = 16 * 2**30  # 16 GiB of pixel bytes: more is a mistake, not a data set
@@ -103,7 +103,7 @@ def load_images(
     elif path.suffix == ".npy":
         out = _from_arrays({"x": _read_npy_file(path)}, path)
     elif path.suffix == ".npz":
-        out = _from_arrays(_read_npz(path), path)
+        out = _from_arrays(read_npz(path, limit=MAX_ARRAY_BYTES), path)
     else:
         raise DataError(
             f"{path}: not a folder of images or IDX files, a .npy or an .npz "
@@ -127,23 +127,6 @@ def _read_npy_file(path: Path) -> np.ndarray:
             return read_npy(f, path.name, path, limit=MAX_ARRAY_BYTES)
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from e
-
-
-def _read_npz(path: Path) -> dict[str, np.ndarray]:
-    import zipfile
-    import zlib
-
-    from .data import read_npy
-
-    try:
-        with zipfile.ZipFile(path) as zf:
-            return {
-                name[:-4]: read_npy(zf.open(name), name, path, limit=MAX_ARRAY_BYTES)
-                for name in zf.namelist()
-                if name.endswith(".npy")
-            }
-    except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
-        raise DataError(f"{path}: cannot read as an .npz of plain arrays ({e})") from e
 
 
 def _pick(arrays: dict[str, np.ndarray], *keys: str) -> np.ndarray | None:
@@ -283,31 +266,38 @@ def _image_files(folder: Path) -> tuple[list[Path], list[int] | None, tuple[str,
     return files, labels, tuple(d.name for d in classes)
 
 
-def _read_image(path: Path, colour: bool, size: int | None):
+def _with_image(path: Path, use):
+    """``use(image)`` of the image file ``path`` opened by Pillow; a file Pillow cannot read
+    (or refuses as a decompression bomb) is a one-line DataError naming it."""
     from PIL import Image, UnidentifiedImageError
 
     try:
         with Image.open(path) as im:
-            if im.mode in _WIDE_MODES:  # 16-bit grayscale: scale to bytes (convert would clip)
-                wide = np.asarray(im, dtype=np.float64)
-                im = Image.fromarray(np.rint(wide.clip(0, 65535) / 257).astype(np.uint8))
-            im = im.convert("RGB" if colour else "L")
-            if size is not None and im.size != (size, size):
-                im = im.resize((size, size), Image.Resampling.LANCZOS)
-            a = np.asarray(im, dtype=np.uint8)
+            return use(im)
     except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
         raise DataError(f"{path}: cannot read as an image ({str(e).splitlines()[0]})") from None
+
+
+def _read_image(path: Path, colour: bool, size: int | None) -> np.ndarray:
+    """The image file ``path`` as bytes (C, H, W), grayscale or RGB, resized to ``size``."""
+    from PIL import Image
+
+    def read(im) -> np.ndarray:
+        if im.mode in _WIDE_MODES:  # 16-bit grayscale: scale to bytes (convert would clip)
+            wide = np.asarray(im, dtype=np.float64)
+            im = Image.fromarray(np.rint(wide.clip(0, 65535) / 257).astype(np.uint8))
+        im = im.convert("RGB" if colour else "L")
+        if size is not None and im.size != (size, size):
+            im = im.resize((size, size), Image.Resampling.LANCZOS)
+        return np.asarray(im, dtype=np.uint8)
+
+    a = _with_image(path, read)
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
 def _header(path: Path) -> tuple[str, tuple[int, int]]:
-    from PIL import Image, UnidentifiedImageError
-
-    try:
-        with Image.open(path) as im:
-            return im.mode, im.size
-    except (UnidentifiedImageError, OSError, ValueError, Image.DecompressionBombError) as e:
-        raise DataError(f"{path}: cannot read as an image ({str(e).splitlines()[0]})") from None
+    """The image file's mode and (width, height), from its header alone."""
+    return _with_image(path, lambda im: (im.mode, im.size))
 
 
 def _read_folder(folder: Path, image_size: int | None, files: list[Path]) -> np.ndarray:
