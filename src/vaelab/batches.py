@@ -23,6 +23,7 @@ from .errors import VaelabError
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
+DIGITS = tuple("0123456789")  # MNIST's classes
 
 
 def to_unit(pixels: torch.Tensor) -> torch.Tensor:
@@ -44,7 +45,7 @@ class Split:
     pixels: torch.Tensor
     y: torch.Tensor
     shape: tuple[int, int, int] = (1, 28, 28)
-    classes: tuple[str, ...] | None = tuple(str(d) for d in range(10))
+    classes: tuple[str, ...] | None = DIGITS
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -125,7 +126,7 @@ def _read_splits(cfg: DataConfig) -> dict[str, Split]:
 
 def _dataset_classes(name: str) -> tuple[str, ...]:
     if name == "mnist":
-        return tuple(str(d) for d in range(10))
+        return DIGITS
     from .registry import resolve
 
     return tuple(resolve("dataset", name).classes)

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .analysis import fit_pca, latent_codes, pca_encode
-from .batches import Split
+from .batches import DIGITS, Split
 from .errors import VaelabError
 from .nets import ConvDecoder
 from .runs import Run, atomic_write
@@ -179,6 +179,7 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
         explained = (pca.eigenvalues[:2] / pca.eigenvalues.sum().clamp_min(1e-300)).tolist()
     g = torch.Generator().manual_seed(seed)
     pick = torch.randperm(len(codes), generator=g)[:n_points].numpy()
+    labels = test.y[pick].numpy()
     codes_np = codes.double().numpy()
     lo = np.minimum(-3.0, np.floor(codes_np.min(0) * 10) / 10) if len(codes) else np.full(d, -3.0)
     hi = np.maximum(3.0, np.ceil(codes_np.max(0) * 10) / 10) if len(codes) else np.full(d, 3.0)
@@ -204,9 +205,7 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
             "xy": f32_base64(xy[pick]),  # (n, 2) plane coordinates
             # labels as bytes; 255 marks an unlabelled image
             "labels": base64.b64encode(
-                np.where(test.y[pick].numpy() < 0, 255, test.y[pick].numpy() % 255)
-                .astype(np.uint8)
-                .tobytes()
+                np.where(labels < 0, 255, labels % 255).astype(np.uint8).tobytes()
             ).decode(),
         },
         "sliders": {"lo": lo.tolist(), "hi": hi.tolist(), "step": 0.01},
@@ -246,7 +245,7 @@ def explorer_html(
             f"Dots: {data['points']['n']} of "
         )
     classes = data["classes"]
-    digits = classes is not None and classes == [str(k) for k in range(10)]
+    digits = classes is not None and tuple(classes) == DIGITS
     plane_text += f"the {data['points']['total']} test images, " + (
         "unlabelled." if classes is None else f"coloured by {'digit' if digits else 'class'}."
     )

@@ -43,16 +43,17 @@ class ChunkPlan:
 def bytes_per_row(model) -> int:
     """Rough float32 memory of one (sample, image) row in one chunk: inputs, decoder
     activations, log-prob terms and latent draws, with headroom for temporaries."""
+    shape = getattr(model, "image_shape", (1, 28, 28))
     widths = [m.out_features for m in model.modules() if isinstance(m, torch.nn.Linear)]
     if any(isinstance(m, torch.nn.ConvTranspose2d) for m in model.modules()):
-        c, h, w = getattr(model, "image_shape", (1, 28, 28))
+        c, h, w = shape
         # conv decoder feature maps: channels double as the side halves, so each stage holds
         # about 32 * 2^i * (h * w / 4^(i+1)) values; the first two dominate
         widths += [2 * 32 * h * w // 4, 2 * 64 * h * w // 16, c * h * w]
     prior = getattr(model, "prior", None)
     mixture = getattr(prior, "pseudo", None)  # a VampPrior: a (rows, K) matrix of components
     widths += [3 * len(mixture)] if mixture is not None else []
-    dims = math.prod(getattr(model, "image_shape", (1, 28, 28)))
+    dims = math.prod(shape)
     return 4 * (4 * dims + 2 * sum(widths) + 8 * model.latent_dim)
 
 

@@ -19,6 +19,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
+from .batches import DIGITS
 from .errors import VaelabError
 from .models.helpers import eval_mode, latent_means, model_device
 from .runs import atomic_write
@@ -200,7 +201,7 @@ def latent_scatter(
     n, d = z.shape
     rng = np.random.default_rng(0)
     unlabelled = bool(n) and labels.min() < 0
-    word = "digit" if classes is None or tuple(classes) == tuple("0123456789") else "class"
+    word = "digit" if classes is None or tuple(classes) == DIGITS else "class"
     if d == 1:
         xs = np.maximum(labels, 0) + rng.uniform(-0.3, 0.3, size=n)
         ys = z[:, 0]
@@ -242,7 +243,7 @@ def latent_scatter(
     title = f"{what} of {n:,} images, " + ("unlabelled" if unlabelled else f"coloured by {word}")
     ax.set_title(title + (f"\n{title_extra}" if title_extra else ""), fontsize=10)
     if not unlabelled:
-        names = list(classes) if classes is not None else [str(k) for k in range(10)]
+        names = list(classes if classes is not None else DIGITS)
         handles = [
             Line2D([], [], marker="o", linestyle="", color=DIGIT_COLORS[k % 10],
                    label=names[k] if k < len(names) else str(k))
