@@ -5,6 +5,7 @@ from __future__ import annotations
 from pathlib import Path
 
 from vaelab.batches import DataConfig, Split, put_splits
+from vaelab.cli import main
 from vaelab.train import TrainConfig, train
 
 SYNTHETIC = "synthetic-test-data"  # a data_dir that no test reads from disk
@@ -21,6 +22,13 @@ def tiny_run(path: Path, splits, model: str = "vae", **model_config) -> Path:
     cfg = {"hidden": [32], "latent_dim": 2, **model_config}
     train(path, model, cfg, TrainConfig(epochs=1, batch_size=64), synthetic(splits), progress=False)
     return path
+
+
+def run(capsys, *argv):
+    """``vaelab ARGV`` in this process: (exit code, stdout, stderr); arguments as strings."""
+    code = main([str(a) for a in argv])
+    out, err = capsys.readouterr()
+    return code, out, err
 
 
 def console_problems(driver) -> list[dict]:

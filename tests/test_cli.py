@@ -5,16 +5,11 @@ import sys
 
 import numpy as np
 import pytest
+from helpers import run
 
 from vaelab.cli import main
 
 COMMANDS = ["data", "train", "evaluate", "sample", "reconstruct", "encode"]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 @pytest.mark.parametrize("command", [[], *[[c] for c in COMMANDS], ["data", "fetch"]])

@@ -16,21 +16,15 @@ from pathlib import Path
 import numpy as np
 import pytest
 from conftest import write_idx
+from helpers import run
 from PIL import Image
 
 import vaelab.images
 from vaelab.batches import DataConfig, _read_splits, split_images
-from vaelab.cli import main
 from vaelab.data import DataError, default_cache_dir
 from vaelab.images import load_images
 
 TINY = ["--hidden", 32, "--latent-dim", 2, "--epochs", 1, "--batch-size", 16]
-
-
-def run(capsys, *argv):
-    code = main([str(a) for a in argv])
-    out, err = capsys.readouterr()
-    return code, out, err
 
 
 def one_line_error(code: int, err: str) -> str:
@@ -554,10 +548,15 @@ def test_mlp_vae_on_unlabelled_grayscale_npy(tmp_path, capsys):
     assert "12x12" in page.read_text()
 
 
-def test_image_size_resizes_for_a_conv_net(tmp_path, capsys):
-    root = tmp_path / "tens"
+def ten_by_ten(folder: Path) -> Path:
+    """A folder of 12 unlabelled 10x10 grayscale images: sides that are not multiples of 4."""
     for i in range(12):
-        save(root / f"{i}.png", tagged(i, (10, 10)))
+        save(folder / f"{i}.png", tagged(i, (10, 10)))
+    return folder
+
+
+def test_image_size_resizes_for_a_conv_net(tmp_path, capsys):
+    root = ten_by_ten(tmp_path / "tens")
     out = tmp_path / "run"
     code, _, err = run(
         capsys, "train", "--arch", "conv", "--data", root, "--image-size", 8, *TINY,
@@ -569,9 +568,7 @@ def test_image_size_resizes_for_a_conv_net(tmp_path, capsys):
 
 
 def test_conv_nets_refuse_sides_that_are_not_multiples_of_4(tmp_path, capsys):
-    root = tmp_path / "tens"
-    for i in range(12):
-        save(root / f"{i}.png", tagged(i, (10, 10)))
+    root = ten_by_ten(tmp_path / "tens")
     out = tmp_path / "run"
     code, _, err = run(
         capsys, "train", "--arch", "conv", "--data", root, *TINY, "--out", out, "--no-progress"
