@@ -112,40 +112,13 @@ def evaluate_run(
         "has_elbo": model.has_elbo,
     }
     x, y = data.x.to(dev), data.y.to(dev)
-    if model.has_elbo:
-        from .analysis import active_units
-
-        result |= {"neg_elbo": terms["neg_elbo"], "recon": terms["recon"], "kl": terms["kl"]}
-        if abs(terms["loss"] - terms["neg_elbo"]) > 1e-9:
-            result["training_loss"] = terms["loss"]
-        au = active_units(model, x, y)
-        result |= {"active_units": au["active_units"], "active_threshold": au["threshold"]}
-    else:
-        result["recon"] = terms["recon"]
-        from .analysis import mse_per_pixel
-
-        result["mse_per_pixel"] = mse_per_pixel(model.reconstruct, x, batch_size)
+    result |= _loss_terms(model, terms, x, y, batch_size)
     if nll_samples is not None:
         result |= _likelihood(model, x, y, nll_samples, meaning["kind"], seed, progress, compile)
-    if probes and not splits["train"].labelled:
-        why = "the probes predict labels, and these images have none"
-        logger.warning(f"probes skipped: {why}")
-        result["probes_skipped"] = why
-    elif probes:
-        from .analysis import pca_probes
-        from .analysis import probes as latent_probes
-
-        fit_on = probe_splits(splits, run.data)
-        result["probes"] = latent_probes(model, fit_on)
-        result["probes_pca"] = pca_probes(fit_on, model.latent_dim)
-    why = quality and _no_quality(run, model)
-    if why:
-        logger.warning(f"sample quality skipped: {why}")
-        result["sample_quality_skipped"] = why
-    elif quality:
-        from .quality import sample_quality
-
-        result["sample_quality"] = sample_quality(model, splits["test"].x, seed=seed)
+    if probes:
+        result |= _probes(model, splits, run.data)
+    if quality:
+        result |= _quality(model, splits, run.data, seed)
     if save and distributed.current().is_main:
         # a partial evaluation (--limit) is kept beside the whole split's, never over it
         part = len(data) < len(splits[split])
@@ -153,14 +126,56 @@ def evaluate_run(
     return result
 
 
-def _no_quality(run, model) -> str | None:
-    """Why sample quality cannot be scored for this run (None when it can): its features come
-    from a classifier of MNIST digits."""
-    if run.data.data is not None:
-        return f"scored by a classifier of MNIST digits; this run's images are {run.data.data}"
-    if run.data.dataset != "mnist":
-        return f"scored by a classifier of MNIST digits; this run's data set is {run.data.dataset}"
-    return None
+def _loss_terms(model, terms: dict, x, y, batch_size: int) -> dict[str, Any]:
+    """The loss terms to report, and active units (a model with an ELBO) or the mean squared
+    error per pixel (one without)."""
+    if not model.has_elbo:
+        from .analysis import mse_per_pixel
+
+        return {
+            "recon": terms["recon"],
+            "mse_per_pixel": mse_per_pixel(model.reconstruct, x, batch_size),
+        }
+    from .analysis import active_units
+
+    out = {"neg_elbo": terms["neg_elbo"], "recon": terms["recon"], "kl": terms["kl"]}
+    if abs(terms["loss"] - terms["neg_elbo"]) > 1e-9:
+        out["training_loss"] = terms["loss"]
+    au = active_units(model, x, y)
+    return out | {"active_units": au["active_units"], "active_threshold": au["threshold"]}
+
+
+def _probes(model, splits: dict[str, Split], data: DataConfig) -> dict[str, Any]:
+    """Linear-probe and k-NN accuracy of the latent means and of PCA codes; skipped, with the
+    reason, when the images have no labels."""
+    if not splits["train"].labelled:
+        why = "the probes predict labels, and these images have none"
+        logger.warning(f"probes skipped: {why}")
+        return {"probes_skipped": why}
+    from .analysis import pca_probes
+    from .analysis import probes as latent_probes
+
+    fit_on = probe_splits(splits, data)
+    return {
+        "probes": latent_probes(model, fit_on),
+        "probes_pca": pca_probes(fit_on, model.latent_dim),
+    }
+
+
+def _quality(model, splits: dict[str, Split], data: DataConfig, seed: int) -> dict[str, Any]:
+    """Sample quality in the features of a classifier of MNIST digits; skipped, with the
+    reason, on other data."""
+    why = None
+    if data.data is not None:
+        why = f"scored by a classifier of MNIST digits; this run's images are {data.data}"
+    elif data.dataset != "mnist":
+        why = f"scored by a classifier of MNIST digits; this run's data set is {data.dataset}"
+    if why:
+        logger.warning(f"sample quality skipped: {why}")
+        return {"sample_quality_skipped": why}
+    from .quality import sample_quality
+
+    return {"sample_quality": sample_quality(model, splits["test"].x, seed=seed)}
 
 
 def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]:

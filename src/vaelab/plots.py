@@ -176,6 +176,34 @@ def style_grid(model, x: torch.Tensor, y: torch.Tensor, path: Path, n: int = 8) 
 # --- looking inside the latent space -------------------------------------------------------
 
 
+def _scatter_coordinates(z: np.ndarray, labels: np.ndarray, word: str, rng) -> tuple:
+    """The points (xs, ys) of ``latent_scatter`` for codes (N, D), their axis labels and what
+    they are: the label against z (jittered with ``rng``), z itself, or the first two
+    principal components."""
+    n, d = z.shape
+    if d == 1:
+        xs = np.maximum(labels, 0) + rng.uniform(-0.3, 0.3, size=n)
+        ys = z[:, 0]
+        xlabel, ylabel = f"{word} label (points jittered sideways)", "latent mean z (unitless)"
+        what = "1-D latent means"
+    elif d == 2:
+        xs, ys = z[:, 0], z[:, 1]
+        xlabel, ylabel = "latent mean z₁ (unitless)", "latent mean z₂ (unitless)"
+        what = "2-D latent means"
+    else:
+        centred = z - z.mean(0)
+        _, s, vt = np.linalg.svd(centred, full_matrices=False)  # rows of vt: principal axes
+        share = s**2 / max((s**2).sum(), 1e-300)
+        xs, ys = centred @ vt[0], centred @ vt[1]
+        xlabel = f"principal component 1 of the latent means ({100 * share[0]:.1f}% of variance)"
+        ylabel = f"principal component 2 ({100 * share[1]:.1f}% of variance)"
+        what = (
+            f"{d}-D latent means, projected on their first 2 principal components\n"
+            f"({100 * share[0]:.1f}% + {100 * share[1]:.1f}% of the variance),"
+        )
+    return xs, ys, xlabel, ylabel, what
+
+
 def latent_scatter(
     z: np.ndarray | torch.Tensor,
     labels,
@@ -202,26 +230,7 @@ def latent_scatter(
     rng = np.random.default_rng(0)
     unlabelled = bool(n) and labels.min() < 0
     word = "digit" if classes is None or tuple(classes) == DIGITS else "class"
-    if d == 1:
-        xs = np.maximum(labels, 0) + rng.uniform(-0.3, 0.3, size=n)
-        ys = z[:, 0]
-        xlabel, ylabel = f"{word} label (points jittered sideways)", "latent mean z (unitless)"
-        what = "1-D latent means"
-    elif d == 2:
-        xs, ys = z[:, 0], z[:, 1]
-        xlabel, ylabel = "latent mean z₁ (unitless)", "latent mean z₂ (unitless)"
-        what = "2-D latent means"
-    else:
-        centred = z - z.mean(0)
-        _, s, vt = np.linalg.svd(centred, full_matrices=False)  # rows of vt: principal axes
-        share = s**2 / max((s**2).sum(), 1e-300)
-        xs, ys = centred @ vt[0], centred @ vt[1]
-        xlabel = f"principal component 1 of the latent means ({100 * share[0]:.1f}% of variance)"
-        ylabel = f"principal component 2 ({100 * share[1]:.1f}% of variance)"
-        what = (
-            f"{d}-D latent means, projected on their first 2 principal components\n"
-            f"({100 * share[0]:.1f}% + {100 * share[1]:.1f}% of the variance),"
-        )
+    xs, ys, xlabel, ylabel, what = _scatter_coordinates(z, labels, word, rng)
 
     fig, ax = _subplots((8, 6.5))
     order = rng.permutation(n)  # random drawing order: no digit is painted over all others
