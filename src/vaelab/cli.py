@@ -17,7 +17,7 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import BINARIZE, SCHEDULES, DataConfig, TrainConfig
+from .config import BINARIZE, PRECISIONS, SCHEDULES, TRAIN_PRECISIONS, DataConfig, TrainConfig
 from .errors import VaelabError
 from .registry import (
     ACTIVATIONS,
@@ -128,6 +128,12 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
     )
     t.add_argument("--seed", default=S, type=int, help="default 0")
     t.add_argument("--device", default=S, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
+    t.add_argument(
+        "--precision",
+        default=S,
+        choices=list(TRAIN_PRECISIONS),
+        help="the format of the networks' products: fp32 (default), tf32 (CUDA), bf16",
+    )
     d = p.add_argument_group("data")
     d.add_argument(
         "--dataset",
@@ -345,6 +351,7 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
         limit=args.limit,
         progress=not args.no_progress,
         compile={"auto": None, "on": True, "off": False}[args.compile],
+        precision=args.precision,
     )
     from . import distributed
 
@@ -579,6 +586,14 @@ def build_parser() -> argparse.ArgumentParser:
         default="auto",
         help="the likelihood estimate through torch.compile (auto: on a CPU, for estimates of "
         "2 million (sample, image) rows or more, when a C++ compiler is found)",
+    )
+    p.add_argument(
+        "--precision",
+        choices=list(PRECISIONS),
+        default="fp32",
+        help="the format of the estimate's network products (tf32: CUDA only); fp16 and tf32 "
+        "move the K=5000 estimate by under 0.005 nats, bf16 by 0.05 to 0.08 "
+        "(docs/performance.md)",
     )
     p.add_argument("--probes", action="store_true", help="linear-probe and k-NN accuracy")
     p.add_argument("--quality", action="store_true", help="sample quality (digit features)")

@@ -54,9 +54,14 @@ class Row:
 def split_evaluation(saved: dict, split: str) -> dict | None:
     """The evaluation of ``split`` in a run's evaluation.json: the whole split's, unless only a
     partial one (``split[:N]``, from ``--limit N``; the one with the most images) has the
-    importance-sampled estimate.  Every number of the entry returned is on the same images."""
+    importance-sampled estimate.  Every number of the entry returned is on the same images.
+    Evaluations with other products than fp32 (``split@bf16``, ...) are never chosen."""
     whole = saved.get(split) or None
-    parts = [v for k, v in saved.items() if k.startswith(f"{split}[:") and isinstance(v, dict)]
+    parts = [
+        v
+        for k, v in saved.items()
+        if k.startswith(f"{split}[:") and "@" not in k and isinstance(v, dict)
+    ]
     part = max(parts, key=lambda v: v.get("n_images", 0), default=None)
 
     def estimated(ev: dict | None) -> bool:

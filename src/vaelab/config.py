@@ -18,6 +18,8 @@ from .errors import VaelabError
 
 BINARIZE = ("none", "dynamic")
 SCHEDULES = ("none", "cosine", "step", "burda")
+PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # the networks' products (precision.py)
+TRAIN_PRECISIONS = ("fp32", "tf32", "bf16")  # fp16 training needs loss scaling: not offered
 BURDA_STAGES = 8  # Burda et al. 2016: stage i = 0..7 lasts 3^i epochs at lr * 10^(-i/7)
 BURDA_EPOCHS = sum(3**i for i in range(BURDA_STAGES))  # 3,280
 
@@ -119,6 +121,8 @@ class TrainConfig:
     every step, and training still stops when more than a tenth of an epoch's steps go bad).
     ``tensorboard``: also write each epoch's metrics as TensorBoard event files into
     ``RUN/tensorboard/`` (needs the ``tensorboard`` package: ``vaelab[tensorboard]``).
+    ``precision``: the format of the networks' products in training steps (``fp32``, ``tf32``
+    on a CUDA GPU, ``bf16``; see ``precision.py``); loss terms stay float32.
     """
 
     epochs: int = 10
@@ -134,6 +138,7 @@ class TrainConfig:
     device: str = "auto"
     on_nan: str = "stop"
     tensorboard: bool = False
+    precision: str = "fp32"
 
     def __post_init__(self) -> None:
         problems = []
@@ -155,6 +160,12 @@ class TrainConfig:
             problems.append(f"kl_warmup must be >= 0, got {self.kl_warmup}")
         if self.on_nan not in ("stop", "skip"):
             problems.append(f"on_nan must be 'stop' or 'skip', got {self.on_nan!r}")
+        if self.precision not in TRAIN_PRECISIONS:
+            fp16 = " (fp16 training needs loss scaling; use bf16)" * (self.precision == "fp16")
+            problems.append(
+                f"unknown training precision {self.precision!r} (choose from "
+                f"{', '.join(TRAIN_PRECISIONS)}){fp16}"
+            )
         if problems:
             raise VaelabError("; ".join(problems))
 

@@ -20,6 +20,7 @@ from .batches import Split, binarize_once
 from .config import DataConfig
 from .errors import VaelabError
 from .nll import diagnose, importance_sampled
+from .precision import check_precision
 from .runs import Run
 from .train import evaluate_loss, pick_device
 
@@ -73,13 +74,15 @@ def evaluate_run(
     progress: bool = True,
     save: bool = True,
     compile: bool | None = None,
+    precision: str = "fp32",
 ) -> dict[str, Any]:
     """Evaluate a run on ``split`` (its first ``limit`` images): loss terms (one z per image,
     drawn with ``seed``), active units, and on request the importance-sampled likelihood with
     ``nll_samples`` samples (``protocol="paper"``: 5000, and the run must follow the paper
     protocol), linear-probe and k-NN accuracy of the latent means, and sample quality.
     ``compile``: the estimate through ``torch.compile`` (None: where it pays; see
-    ``nll.weights_function``).  Saved into RUN/evaluation.json."""
+    ``nll.weights_function``).  ``precision``: the format of the estimate's products
+    (``precision.PRECISIONS``; fp32 by default).  Saved into RUN/evaluation.json."""
     if split not in SPLITS:
         raise VaelabError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
     if protocol not in (None, "paper"):
@@ -87,9 +90,15 @@ def evaluate_run(
     if limit is not None and limit < 1:
         raise VaelabError(f"limit must be >= 1, got {limit}")
     dev = distributed.current().device(pick_device(device))
+    check_precision(precision, dev)
     run = Run.load(run_dir)
     model = run.model(which, dev)
     if protocol == "paper":
+        if precision == "bf16":
+            raise VaelabError(
+                "--protocol paper needs an estimate within 0.01 nats of fp32's: bf16 products "
+                "move it by 0.05 to 0.08 (use fp32, tf32 or fp16)"
+            )
         check_paper_protocol(model, run.data, run_dir)
         nll_samples = PAPER_K if nll_samples is None else nll_samples
     splits = run.splits()
@@ -114,15 +123,19 @@ def evaluate_run(
     x, y = data.x.to(dev), data.y.to(dev)
     result |= _loss_terms(model, terms, x, y, batch_size)
     if nll_samples is not None:
-        result |= _likelihood(model, x, y, nll_samples, meaning["kind"], seed, progress, compile)
+        result |= _likelihood(
+            model, x, y, nll_samples, meaning["kind"], seed, progress, compile, precision
+        )
     if probes:
         result |= _probes(model, splits, run.data)
     if quality:
         result |= _quality(model, splits, run.data, seed)
     if save and distributed.current().is_main:
-        # a partial evaluation (--limit) is kept beside the whole split's, never over it
+        # a partial evaluation (--limit), or one with 16-bit or tf32 products, is kept beside
+        # the whole split's fp32 one, never over it
         part = len(data) < len(splits[split])
-        run.save_evaluation(result, f"{split}[:{len(data)}]" if part else split)
+        key = f"{split}[:{len(data)}]" if part else split
+        run.save_evaluation(result, key if precision == "fp32" else f"{key}@{precision}")
     return result
 
 
@@ -189,14 +202,22 @@ def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]
 
 
 def _likelihood(
-    model, x, y, k: int, kind: str, seed: int, progress: bool, compile: bool | None = None
+    model, x, y, k: int, kind: str, seed: int, progress: bool, compile: bool | None, precision: str
 ) -> dict[str, Any]:
     """The K-sample estimate on ``x``; in a group of processes (torchrun) each scores its
     share of the images and the per-image estimates are gathered (the same numbers)."""
     dist = distributed.current()
     t0 = time.perf_counter()
     est = importance_sampled(
-        model, x, k, y=y, progress=progress, seed=seed, dist=dist, compile=compile
+        model,
+        x,
+        k,
+        y=y,
+        progress=progress,
+        seed=seed,
+        dist=dist,
+        compile=compile,
+        precision=precision,
     )
     s = diagnose(est, dims=x.shape[1])
     seconds = time.perf_counter() - t0
@@ -208,6 +229,7 @@ def _likelihood(
     key = ESTIMATE_KEYS[kind]
     out = {key: s["nll"], f"{key}_sem": s["nll_sem"], "nll_k": k, "nll_seconds": seconds}
     out["nll_processes"] = dist.world
+    out["nll_precision"] = precision
     out |= {n: s[n] for n in ("nll_k_sub", "nll_k_gap", "ess_median", "ess_p5")}
     if kind in ("likelihood", "density"):
         out["bits_per_dim"] = s["bits_per_dim"]
@@ -256,6 +278,8 @@ def format_result(r: dict[str, Any]) -> str:
                 f"    effective sample size of the {k} weights: median {r['ess_median']:.1f}, "
                 f"5th percentile {r['ess_p5']:.1f} over images",
             ]
+        if r.get("nll_precision", "fp32") != "fp32":
+            lines.append(f"    the networks' products in {r['nll_precision']} (log-probs in fp32)")
         lines.append(
             f"  active units     {r['active_units']:>6d} of {r['latent_dim']}"
             f"  (Var_x E[z_u|x] > {r['active_threshold']})"

@@ -30,6 +30,7 @@ from .distributed import SINGLE, Dist
 from .errors import VaelabError
 from .models.helpers import eval_mode
 from .nets import IMAGE_DIM
+from .precision import check_precision, products_in
 
 logger = logging.getLogger(__name__)
 
@@ -153,6 +154,7 @@ def importance_sampled(
     seed: int | None = None,
     dist: Dist = SINGLE,
     compile: bool | None = None,
+    precision: str = "fp32",
 ) -> Estimates:
     """The K-sample estimate of log p(x) (of log p(x | y) for a conditional model, which
     needs the labels ``y``) for every image of ``x``, with its diagnostics; nats.
@@ -163,6 +165,8 @@ def importance_sampled(
     dealt out round-robin and the estimates summed back, equal to one process's up to
     floating-point order.  Without ``seed`` the draws continue the RNG's stream.
     ``compile``: see :func:`weights_function` (None: when it pays and a compiler is found).
+    ``precision``: the format of the networks' products (``precision.PRECISIONS``); the
+    log-probabilities stay float32 and the sums float64.
     """
     if dist.active and seed is None:
         raise VaelabError("a likelihood estimate shared among processes needs a seed")
@@ -172,6 +176,8 @@ def importance_sampled(
         model.log_importance_weights(x[:1], 1)  # raises the model's own refusal
     if model.conditional and y is None:
         raise VaelabError("a conditional model's likelihood needs the labels y")
+    device = next(model.parameters()).device
+    check_precision(precision, device)
     plan = plan_chunks(model, k, len(x), memory_bytes)
     k_sub = max(1, k // 5)
     empty = [torch.empty(len(x), dtype=torch.float64) for _ in range(3)]
@@ -188,7 +194,7 @@ def importance_sampled(
         unit="img",
         disable=None if progress and dist.is_main else True,
     )
-    with eval_mode(model):
+    with eval_mode(model), products_in(precision, device):
         for start in starts:
             sl = slice(start, start + plan.batch)
             if seed is not None:

@@ -16,6 +16,7 @@ from torch import nn
 from .distributions import LOG_2PI, Normal
 from .nets import IMAGE_DIM
 from .objectives import kl_normal_std_normal_units
+from .precision import full_precision
 
 Encode = Callable[[torch.Tensor], Normal]
 
@@ -75,7 +76,8 @@ class VampPrior(nn.Module):
         m, log_s = q.mean, q.log_scale.expand_as(q.mean)  # (K, D)
         inv_var = torch.exp(-2 * log_s)  # (K, D)
         flat = z.reshape(-1, z.shape[-1])  # (R, D)
-        quad = flat.square() @ inv_var.T - 2 * flat @ (m * inv_var).T  # (R, K)
+        with full_precision(z.device):  # the three terms cancel: no 16-bit products here
+            quad = flat.square() @ inv_var.T - 2 * flat @ (m * inv_var).T  # (R, K)
         quad = quad + (m.square() * inv_var).sum(-1)
         log_comp = -0.5 * quad - log_s.sum(-1) - 0.5 * z.shape[-1] * LOG_2PI  # (R, K)
         out = torch.logsumexp(log_comp, dim=-1) - math.log(len(m))

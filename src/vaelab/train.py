@@ -28,6 +28,7 @@ from .config import DataConfig, TrainConfig
 from .distributed import SINGLE, Dist
 from .errors import VaelabError
 from .models.helpers import eval_mode, model_device
+from .precision import check_precision, products_in
 from .runs import Run, RunLock, RunWriter, load_state, remove_stale_temporaries
 
 logger = logging.getLogger(__name__)
@@ -97,6 +98,7 @@ def train_step(
     scale: float = 1.0,
     check: bool = False,
     dist: Dist = SINGLE,
+    precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """One Adam step on the batch's mean loss; returns the batch means (detached).
 
@@ -105,8 +107,10 @@ def train_step(
 
     ``loss_fn(x, y, kl_weight)`` replaces ``model.loss`` (the DistributedDataParallel wrapper
     of a group), and the loss is multiplied by ``scale`` before the backward pass (a share's
-    weight in its global batch)."""
-    parts = (loss_fn or _model_loss(model))(x, y, kl_weight)
+    weight in its global batch).  ``precision``: the format of the forward pass's network
+    products (``precision.products_in``); the backward pass follows it."""
+    with products_in(precision, x.device):
+        parts = (loss_fn or _model_loss(model))(x, y, kl_weight)
     opt.zero_grad(set_to_none=True)
     (parts["loss"] * scale if scale != 1.0 else parts["loss"]).backward()
     if check:
@@ -284,7 +288,16 @@ def train_epoch(
         kl_weight = cfg.kl_weight(epoch, step, steps)
         try:
             parts = train_step(
-                model, opt, xb, yb, kl_weight, loss_fn=loss_fn, scale=scale, check=skip, dist=dist
+                model,
+                opt,
+                xb,
+                yb,
+                kl_weight,
+                loss_fn=loss_fn,
+                scale=scale,
+                check=skip,
+                dist=dist,
+                precision=cfg.precision,
             )
         except NonFinite as bad:
             skipped += 1
@@ -452,6 +465,7 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
     cfg = run.train
     dist = distributed.current()
     device = dist.device(pick_device(cfg.device))
+    check_precision(cfg.precision, device, training=True)
     resuming = run.config_path.exists()  # Run.create refuses a folder that holds a run
     torch.manual_seed(cfg.seed)  # before building: the seed fixes the initial weights too
     model = run.build_model().to(device)

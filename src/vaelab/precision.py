@@ -1,0 +1,81 @@
+"""The number format of the networks' matrix products: ``fp32`` (the default), ``tf32``,
+``bf16`` or ``fp16``.
+
+Only the products of the encoder and decoder layers change format (``torch.autocast``; for
+``tf32``, float32 products on a CUDA GPU's tensor cores, whose inputs keep 10 of float32's 23
+mantissa bits).  Everything that makes a reported number stays in float32: every
+distribution's parameters are taken up to float32 before its log-probability
+(``distributions``), the VampPrior's mixture is computed in float32, and the estimate's
+logsumexps in float64.
+
+What each format does to the K = 5000 estimate was measured on the same draws for three
+trained models (``bench/precision.py``; docs/performance.md): ``fp16`` and ``tf32`` (10
+mantissa bits) move the mean by under 0.005 nats per image, ``bf16`` (7 bits) by 0.05 to 0.08,
+more than the 0.01 nats a likelihood table can bear.  The default is ``fp32`` on every device;
+``bench/precision.py`` times the formats on the device it finds.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator
+from contextlib import contextmanager
+
+import torch
+
+from .config import PRECISIONS, TRAIN_PRECISIONS
+from .errors import VaelabError
+
+_AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
+
+
+def check_precision(name: str, device: torch.device | str, *, training: bool = False) -> None:
+    """A one-line refusal for a format that is unknown, or that this device cannot run."""
+    allowed = TRAIN_PRECISIONS if training else PRECISIONS
+    if name not in allowed:
+        extra = " (fp16 training needs loss scaling; use bf16)" if name == "fp16" else ""
+        raise VaelabError(f"unknown precision {name!r}: choose from {', '.join(allowed)}{extra}")
+    kind = torch.device(device).type
+    if name == "tf32" and kind != "cuda":
+        raise VaelabError(f"tf32 runs on a CUDA GPU's tensor cores, not on {kind}: use fp32")
+    if name in _AUTOCAST and kind not in ("cpu", "cuda", "mps"):
+        raise VaelabError(f"{name} autocast is not available on {kind}: use fp32")
+
+
+@contextmanager
+def products_in(name: str, device: torch.device | str) -> Iterator[None]:
+    """Run the block with the networks' products in format ``name`` on ``device``."""
+    check_precision(name, device)
+    kind = torch.device(device).type
+    if name == "fp32":
+        yield
+    elif name == "tf32":
+        before = torch.get_float32_matmul_precision()
+        before_cudnn = torch.backends.cudnn.allow_tf32
+        torch.set_float32_matmul_precision("high")
+        torch.backends.cudnn.allow_tf32 = True
+        try:
+            yield
+        finally:
+            torch.set_float32_matmul_precision(before)
+            torch.backends.cudnn.allow_tf32 = before_cudnn
+    else:
+        with torch.autocast(kind, dtype=_AUTOCAST[name]):
+            yield
+
+
+@contextmanager
+def full_precision(device: torch.device | str) -> Iterator[None]:
+    """float32 products inside a ``products_in`` block (for sums that cancel, not layers):
+    autocast off, and float32 products at full precision (not tf32)."""
+    before = torch.get_float32_matmul_precision()
+    torch.set_float32_matmul_precision("highest")
+    try:
+        with torch.autocast(torch.device(device).type, enabled=False):
+            yield
+    finally:
+        torch.set_float32_matmul_precision(before)
+
+
+def at_least_fp32(t: torch.Tensor) -> torch.Tensor:
+    """``t`` as float32 when it is a 16-bit float (an autocast layer's output); else as is."""
+    return t.float() if t.dtype in (torch.float16, torch.bfloat16) else t
