@@ -134,6 +134,20 @@ def test_rgb_rgba_and_palette_images_read_as_three_channels(tmp_path):
     assert "3 RGB images 8x8, unlabelled" in vaelab.images.describe(data)
 
 
+def test_a_palette_of_grays_reads_as_one_channel(tmp_path):
+    root = tmp_path / "gray-palette"
+    levels = np.array([0, 60, 200, 255], dtype=np.uint8)
+    index = np.random.default_rng(3).integers(0, 4, (8, 8), dtype=np.uint8)
+    im = Image.fromarray(index, mode="P")
+    im.putpalette(np.repeat(levels, 3).tolist())
+    root.mkdir()
+    im.save(root / "a.png")
+    save(root / "b.png", tagged(1, (8, 8)))
+    data = load_images(root)
+    assert data.images.shape == (2, 1, 8, 8)
+    np.testing.assert_array_equal(data.images[0, 0], levels[index])
+
+
 def test_grayscale_and_rgb_mixed_give_rgb(tmp_path):
     root = tmp_path / "mixed"
     g = tagged(7, (8, 8))
@@ -445,6 +459,15 @@ def test_train_and_test_with_different_classes_are_refused(tmp_path):
     save(root / "train" / "a" / "0.png", tagged(0, (8, 8)))
     save(root / "test" / "b" / "1.png", tagged(1, (8, 8)))
     with pytest.raises(DataError, match="different class subfolders"):
+        load_images(root)
+
+
+@pytest.mark.parametrize(("has", "lacks"), [("train", "test"), ("test", "train")])
+def test_train_without_test_is_refused(tmp_path, has, lacks):
+    root = tmp_path / "half"
+    save(root / has / "a" / "0.png", tagged(0, (8, 8)))
+    save(root / "other" / "1.png", tagged(1, (8, 8)))
+    with pytest.raises(DataError, match=f"has {has}/ but no {lacks}/; give both"):
         load_images(root)
 
 

@@ -295,15 +295,25 @@ def _read_image(path: Path, colour: bool, size: int | None) -> np.ndarray:
     return a[None] if a.ndim == 2 else a.transpose(2, 0, 1)
 
 
-def _header(path: Path) -> tuple[str, tuple[int, int]]:
-    """The image file's mode and (width, height), from its header alone."""
-    return _with_image(path, lambda im: (im.mode, im.size))
+def _header(path: Path) -> tuple[bool, tuple[int, int]]:
+    """Whether the image file is grayscale, and its (width, height), from its header alone.
+    A palette image is grayscale when every colour of its palette is a gray."""
+    return _with_image(path, lambda im: (_gray(im), im.size))
+
+
+def _gray(im) -> bool:
+    if im.mode in _GRAY_MODES:
+        return True
+    if im.mode in ("P", "PA"):
+        rgb = np.asarray(im.getpalette("RGB") or [0, 0, 1]).reshape(-1, 3)
+        return bool((rgb == rgb[:, :1]).all())
+    return False
 
 
 def _read_folder(folder: Path, image_size: int | None, files: list[Path]) -> np.ndarray:
     """The image ``files`` of ``folder`` as one array (N, C, H, W) of bytes."""
     headers = [_header(p) for p in files]
-    colour = any(mode not in _GRAY_MODES for mode, _ in headers)
+    colour = not all(gray for gray, _ in headers)
     if image_size is None:
         sizes = {size for _, size in headers}
         if len(sizes) > 1:
@@ -332,6 +342,12 @@ def _read_folder(folder: Path, image_size: int | None, files: list[Path]) -> np.
 def _cached_folder(folder: Path, image_size: int | None, cache_dir) -> Images:
     """A folder's images, from the cache when its files have not changed since."""
     given = [folder / "train", folder / "test"]
+    if any(d.is_dir() for d in given) and not all(d.is_dir() for d in given):
+        has, lacks = ("train", "test") if given[0].is_dir() else ("test", "train")
+        raise DataError(
+            f"{folder}: has {has}/ but no {lacks}/; give both (a fixed split) or neither "
+            "(vaelab then splits the images 80/10/10)"
+        )
     if all(d.is_dir() for d in given):
         parts = [_image_files(d) for d in given]
         if parts[0][2] != parts[1][2]:
