@@ -237,49 +237,13 @@ def _likelihood(
 
 
 def format_result(r: dict[str, Any]) -> str:
+    """The evaluation ``r`` as lines of text, each number with its unit and meaning."""
     lines = [
         f"run {r['run']}: {r['model']} ({r['weights']} weights), {r['split']} split, "
         f"{r['n_images']} images, {r['pixels']}",
     ]
     if r.get("has_elbo", "neg_elbo" in r):
-        if r["is_likelihood"]:
-            total, recon = "negative ELBO", "-log p(x|z), one z ~ q(z|x) per image"
-        else:  # grayscale Bernoulli or continuous Gaussian: say what is summed, claim no NLL
-            total, recon = "loss (recon + KL)", "reconstruction term, one z ~ q(z|x) per image"
-        lines += [
-            f"  {total:<17}{r['neg_elbo']:10.3f}  nats per image (summed over pixels)",
-            f"    reconstruction {r['recon']:10.3f}  {recon}",
-            f"    KL             {r['kl']:10.3f}  KL(q(z|x) || p(z))",
-        ]
-        if "training_loss" in r:
-            lines.append(f"  training loss    {r['training_loss']:10.3f}  (beta, k or free bits)")
-        k = r.get("nll_k")
-        if "nll" in r:
-            lines.append(
-                f"  NLL (K={k})      {r['nll']:10.3f}  nats per image (+- {r['nll_sem']:.3f} "
-                f"s.e.), {r['bits_per_dim']:.4f} bits/dim: importance-sampled -log p(x)"
-            )
-        if "nll_density" in r:
-            lines.append(
-                f"  NLL (K={k})      {r['nll_density']:10.3f}  nats per image, "
-                f"{r['bits_per_dim']:.4f} bits/dim: -log density of pixels in [0, 1], not "
-                "comparable to binarized-MNIST NLLs or 8-bit bits/dim"
-            )
-        if "importance_sampled_loss" in r:
-            lines.append(
-                f"  IS loss (K={k})  {r['importance_sampled_loss']:10.3f}  per image: the "
-                "importance-sampled bound on grayscale pixels, a loss, not an NLL"
-            )
-        if "nll_k_gap" in r:
-            lines += [
-                f"    s.e. is the spread over images / sqrt(N), not Monte Carlo error; with the "
-                f"first {r['nll_k_sub']} samples the estimate is {r['nll_k_gap']:+.3f} nats "
-                f"higher (convergence in K)",
-                f"    effective sample size of the {k} weights: median {r['ess_median']:.1f}, "
-                f"5th percentile {r['ess_p5']:.1f} over images",
-            ]
-        if r.get("nll_precision", "fp32") != "fp32":
-            lines.append(f"    the networks' products in {r['nll_precision']} (log-probs in fp32)")
+        lines += _elbo_lines(r) + _estimate_lines(r)
         lines.append(
             f"  active units     {r['active_units']:>6d} of {r['latent_dim']}"
             f"  (Var_x E[z_u|x] > {r['active_threshold']})"
@@ -289,6 +253,60 @@ def format_result(r: dict[str, Any]) -> str:
             f"  reconstruction   {r['recon']:10.3f}  {r['unit']}",
             f"  mean squared error per pixel {r['mse_per_pixel']:.5f}",
         ]
+    lines += _probe_and_quality_lines(r)
+    lines.append(f"  meaning: {r['meaning']}")
+    return "\n".join(lines)
+
+
+def _elbo_lines(r: dict[str, Any]) -> list[str]:
+    if r["is_likelihood"]:
+        total, recon = "negative ELBO", "-log p(x|z), one z ~ q(z|x) per image"
+    else:  # grayscale Bernoulli or continuous Gaussian: say what is summed, claim no NLL
+        total, recon = "loss (recon + KL)", "reconstruction term, one z ~ q(z|x) per image"
+    lines = [
+        f"  {total:<17}{r['neg_elbo']:10.3f}  nats per image (summed over pixels)",
+        f"    reconstruction {r['recon']:10.3f}  {recon}",
+        f"    KL             {r['kl']:10.3f}  KL(q(z|x) || p(z))",
+    ]
+    if "training_loss" in r:
+        lines.append(f"  training loss    {r['training_loss']:10.3f}  (beta, k or free bits)")
+    return lines
+
+
+def _estimate_lines(r: dict[str, Any]) -> list[str]:
+    """The importance-sampled number (an NLL, a density's NLL or a loss) and its diagnostics."""
+    k, lines = r.get("nll_k"), []
+    if "nll" in r:
+        lines.append(
+            f"  NLL (K={k})      {r['nll']:10.3f}  nats per image (+- {r['nll_sem']:.3f} "
+            f"s.e.), {r['bits_per_dim']:.4f} bits/dim: importance-sampled -log p(x)"
+        )
+    if "nll_density" in r:
+        lines.append(
+            f"  NLL (K={k})      {r['nll_density']:10.3f}  nats per image, "
+            f"{r['bits_per_dim']:.4f} bits/dim: -log density of pixels in [0, 1], not "
+            "comparable to binarized-MNIST NLLs or 8-bit bits/dim"
+        )
+    if "importance_sampled_loss" in r:
+        lines.append(
+            f"  IS loss (K={k})  {r['importance_sampled_loss']:10.3f}  per image: the "
+            "importance-sampled bound on grayscale pixels, a loss, not an NLL"
+        )
+    if "nll_k_gap" in r:
+        lines += [
+            f"    s.e. is the spread over images / sqrt(N), not Monte Carlo error; with the "
+            f"first {r['nll_k_sub']} samples the estimate is {r['nll_k_gap']:+.3f} nats "
+            f"higher (convergence in K)",
+            f"    effective sample size of the {k} weights: median {r['ess_median']:.1f}, "
+            f"5th percentile {r['ess_p5']:.1f} over images",
+        ]
+    if r.get("nll_precision", "fp32") != "fp32":
+        lines.append(f"    the networks' products in {r['nll_precision']} (log-probs in fp32)")
+    return lines
+
+
+def _probe_and_quality_lines(r: dict[str, Any]) -> list[str]:
+    lines = []
     for name in ("probes", "probes_pca"):
         if name in r:
             p = r[name]
@@ -306,5 +324,4 @@ def format_result(r: dict[str, Any]) -> str:
             f"  samples: digit-feature Frechet distance {q['fd']:.3f}, precision "
             f"{q['precision']:.3f}, recall {q['recall']:.3f} (n={q['n']}; not FID)"
         )
-    lines.append(f"  meaning: {r['meaning']}")
-    return "\n".join(lines)
+    return lines
