@@ -50,6 +50,13 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--python", default=sys.executable, help="with pythae: .venv-bench/bin/python")
     ap.add_argument("--out", default=str(ROOT / "docs" / "performance.md"))
+    ap.add_argument(
+        "--precision-run",
+        action="append",
+        default=[],
+        help="a trained run for the number-format table (repeatable; default: the Burda MLP "
+        "trained 5 epochs by bench/precision.py)",
+    )
     args = ap.parse_args()
     import torch
 
@@ -59,6 +66,10 @@ def main() -> None:
     nll_burda = run(args.python, *nll, "burda")
     nll_small = run(args.python, *nll, "pytorch-examples")
     memory = run(args.python, "bench/memory.py")
+    fmt_runs = [a for r in args.precision_run for a in ("--run", r)]
+    formats = run(args.python, "bench/precision.py", "--images", "100", "--train-epochs", "10",
+                  *fmt_runs)  # fmt: skip
+    formats_cmd = " ".join(["python bench/precision.py", *fmt_runs])
     today = datetime.date.today().isoformat()
     text = f"""# Performance
 
@@ -144,13 +155,58 @@ resident size of a long estimate drifts up with memory it freed and keeps for re
 45 MB for K = 5,000, 50,000 and 200,000 in one run.) Training's memory grows with the batch,
 about 10 KB per image for this model, activations and gradients included.
 
+## Number formats: `--precision`
+
+`vaelab train --precision` and `vaelab evaluate --precision` choose the format of the
+networks' matrix products: `fp32` (the default), `tf32` (a CUDA GPU's tensor cores: float32
+values whose products keep 10 mantissa bits), `bf16` (7 bits) or `fp16` (10 bits; the
+estimate only, since training in fp16 needs loss scaling). Only the layers change format: every
+distribution takes its parameters up to float32 before its log-probability (a bf16 logit row
+summed over 784 pixels would be off by nats), the VampPrior's mixture is computed in float32
+(its three terms cancel), and the estimate's sums are float64.
+
+`{formats_cmd}` computes the K = 5000 estimate in each format on the same draws (the
+same seed per batch of images) and reports how far it moves from fp32. On a CPU, tf32 cannot
+run, so its rounding is emulated (each product's operands rounded to 10 mantissa bits, as a GPU
+does); its shift is measured, its speed is not.
+
+```
+{header(formats)}
+```
+
+{table(formats)}
+
+A shift of the mean is what moves a likelihood table; 0.01 nats per image is what such a table
+can bear. bf16 moves the estimate up by several hundredths of a nat, every time: its rounding
+adds noise to each log-weight, and the log of a mean of noisy exponentials is biased upwards
+(by about half the noise's variance). fp16 and tf32, three more mantissa bits, stay within a
+few thousandths. On this CPU bf16 is a little faster than fp32 and fp16 much slower (no fp16
+arithmetic); which format is fastest on a GPU, `bash bench/gpu.sh` measures there. The default
+stays fp32 on every device: the one format whose numbers need no caveat, and on a CPU the
+fastest that is safe.
+
 ## On a GPU
 
-Not measured on this machine, which has none. On the H200 the likelihood table's runs used
-(docs/likelihoods.md), per-step Python overhead dominated at batch 100 (about 2 to 3 s per epoch
-for Burda's MLP): there, larger batches and `torch.compile` are the levers, and the estimate's
-GPU chunks are capped at 2 GiB so that several processes can share a card. Several GPUs:
-[scaling.md](scaling.md).
+These figures come from the likelihood table's runs (docs/likelihoods.md) on an NVIDIA H200,
+torch 2.11.0+cu130, fp32, batch 100, 59,600 training images, while other runs shared the card:
+they are upper bounds on the time a run alone takes.
+
+| run | card shared by | s per epoch, median | K = 5000 on the 10,000 test images |
+|---|---|---|---|
+| Burda MLP, 1 layer | 12 runs | 2.28 | 3.8 s (2,640 images/s) |
+| Burda MLP, 1 layer | 4 runs | 1.97 | 1.5 s (6,770 images/s) |
+| two stochastic layers | 4 runs | 3.29 | 5.5 s (1,830 images/s) |
+| VampPrior, 1 layer | 12 runs | 3.39 | 2.7 s (3,750 images/s) |
+| conv encoder and decoder | 12 runs | 2.83 | 16.5 s (605 images/s) |
+
+The estimate runs 60 to 160 times faster than on this CPU (42 images/s for the 1-layer MLP
+above). Training, whose steps at batch 100 are too small to fill the card, runs only 1.2 to 1.8
+times faster than here (the same 1-layer run on this CPU: 3.56 s per epoch median, 2.18 s
+best, validation and checkpoint included): per-step overhead dominates, and there larger
+batches and several runs per card are the levers (the estimate's GPU chunks are capped at
+2 GiB so that several processes can share a card). `bash bench/gpu.sh [RUN ...]` measures
+each number format on a GPU, compiled and not, for the estimate and for training, and writes
+its tables to `logs/gpu/gpu.md`. Several GPUs: [scaling.md](scaling.md).
 """
     Path(args.out).write_text(text)
     print(f"wrote {args.out}")
