@@ -226,24 +226,29 @@ def pca_check(
         "max_angle_deg": None,
         "units": "MSE per pixel (mean over images and pixels, pixels in [0, 1]); angles in degrees",
     }
-    ratio = out["train_mse_ratio"]
-    name = getattr(model, "name", "model").upper()
-    verdict = f"{name} train MSE {100 * (ratio - 1):+.3f}% vs PCA (k={k})"
     if angles:
         theta = principal_angles(model.decoder.weight, p.components.T)  # (784, D) vs (784, k)
         out["angles_deg"] = theta.tolist()
         out["max_angle_deg"] = theta.max().item()
-        verdict += f", largest principal angle {out['max_angle_deg']:.2f} deg: "
-        reached = ratio <= 1 + MSE_TOLERANCE and out["max_angle_deg"] < MAX_ANGLE_DEG
-        verdict += "reaches" if reached else "does not reach"
-        verdict += " the top-k principal subspace"
-    elif ratio < 1 - 1e-6:
-        verdict += ": below PCA (possible only for a non-linear model); angles not computed"
-    else:
-        near = ratio <= 1 + MSE_TOLERANCE
-        verdict += f": {'matches' if near else 'above'} PCA; angles not computed"
-    out["verdict"] = verdict
+    out["verdict"] = _pca_verdict(getattr(model, "name", "model").upper(), out)
     return out
+
+
+def _pca_verdict(name: str, out: dict[str, Any]) -> str:
+    """One line on ``pca_check``'s numbers: the MSE against PCA's, and the subspace reached
+    (with angles) or the MSE's side of PCA's (without)."""
+    ratio, k, largest = out["train_mse_ratio"], out["k"], out["max_angle_deg"]
+    verdict = f"{name} train MSE {100 * (ratio - 1):+.3f}% vs PCA (k={k})"
+    if largest is not None:
+        reached = ratio <= 1 + MSE_TOLERANCE and largest < MAX_ANGLE_DEG
+        return (
+            f"{verdict}, largest principal angle {largest:.2f} deg: "
+            f"{'reaches' if reached else 'does not reach'} the top-k principal subspace"
+        )
+    if ratio < 1 - 1e-6:
+        return f"{verdict}: below PCA (possible only for a non-linear model); angles not computed"
+    near = ratio <= 1 + MSE_TOLERANCE
+    return f"{verdict}: {'matches' if near else 'above'} PCA; angles not computed"
 
 
 def _standardise(train: Tensor, test: Tensor) -> tuple[Tensor, Tensor]:
