@@ -482,7 +482,7 @@ def test_split_sizes() -> None:
     )
     assert [len(v[0]) for v in data.split(big).values()] == [50_000, 10_000, 5]
     for bad in (0, 60, -1):
-        with pytest.raises(DataError, match="n_val"):
+        with pytest.raises(DataError, match=f"val_size={bad} must be between 1 and 59"):
             data.split(make_mnist(60), n_val=bad)
 
 

@@ -136,18 +136,10 @@ def split_images(images, n_val: int | None = None) -> dict[str, tuple[np.ndarray
     """``images.Images`` as "train", "val", "test": flat bytes and labels.  Validation is the
     last ``n_val`` of the training part (default a ninth: a tenth of the whole without a
     given split)."""
-    from .data import DataError
+    from .data import hold_out
 
-    (train_x, train_y), test = images.parts()
-    n = len(train_x)
-    n_val = max(1, n // 9) if n_val is None else n_val
-    if not 1 <= n_val < n:
-        raise DataError(f"val_size={n_val} must be between 1 and {n - 1} (training part of {n})")
-    return {
-        "train": (train_x[:-n_val], train_y[:-n_val]),
-        "val": (train_x[-n_val:], train_y[-n_val:]),
-        "test": test,
-    }
+    train, test = images.parts()
+    return hold_out(train, test, max(1, len(train[0]) // 9) if n_val is None else n_val)
 
 
 def data_facts(cfg: DataConfig) -> dict:

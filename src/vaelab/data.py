@@ -667,15 +667,19 @@ def split(mnist: MNIST, n_val: int | None = None) -> dict[str, tuple[np.ndarray,
     n = len(mnist.train_images)
     if n_val is None:
         n_val = 10_000 if n == 60_000 else max(1, n // 6)
-    if not 1 <= n_val < n:
-        raise DataError(f"n_val={n_val} must be between 1 and {n - 1} (training set of {n})")
-    train_x = mnist.train_images.reshape(n, 784)
-    train_y = mnist.train_labels
-    return {
-        "train": (train_x[:-n_val].astype(np.uint8), train_y[:-n_val].astype(np.int64)),
-        "val": (train_x[-n_val:].astype(np.uint8), train_y[-n_val:].astype(np.int64)),
-        "test": (
-            mnist.test_images.reshape(-1, 784).astype(np.uint8),
-            mnist.test_labels.astype(np.int64),
-        ),
-    }
+    labels = mnist.train_labels.astype(np.int64), mnist.test_labels.astype(np.int64)
+    train = (mnist.train_images.reshape(n, 784).astype(np.uint8), labels[0])
+    test = (mnist.test_images.reshape(-1, 784).astype(np.uint8), labels[1])
+    return hold_out(train, test, n_val)
+
+
+def hold_out(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], n_val: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """ "train", "val", "test", where "val" is the last ``n_val`` rows of ``train``."""
+    x, y = train
+    if not 1 <= n_val < len(x):
+        raise DataError(
+            f"val_size={n_val} must be between 1 and {len(x) - 1} (training part of {len(x)})"
+        )
+    return {"train": (x[:-n_val], y[:-n_val]), "val": (x[-n_val:], y[-n_val:]), "test": test}
