@@ -99,6 +99,35 @@ def test_resume_gives_the_same_weights_as_training_straight(tmp_path, tiny_split
     assert strip == [{k: v for k, v in json.loads(x).items() if k != "seconds"} for x in mb]
 
 
+def test_resume_of_a_run_stopped_in_its_first_epoch_starts_it_over(tmp_path, tiny_splits):
+    """Killed after its config (and even its first metrics row) but before any checkpoint:
+    a resume has nothing to continue, so it runs from epoch 0, giving the straight run."""
+    a, b = tmp_path / "a", tmp_path / "b"
+    _train(a, tiny_splits, 3)
+    _train(b, tiny_splits, 1)
+    (b / "checkpoint.pt").unlink()  # as if killed between the metrics and the checkpoint
+    _train(b, tiny_splits, 3, resume=True)
+    wa, wb = load_file(str(a / "last.safetensors")), load_file(str(b / "last.safetensors"))
+    assert all(torch.equal(wa[k], wb[k]) for k in wa)
+    assert [json.loads(x)["epoch"] for x in (b / "metrics.jsonl").read_text().splitlines()] == [
+        1,
+        2,
+        3,
+    ]
+
+
+def test_resume_without_a_checkpoint_after_several_epochs_is_refused(tmp_path, tiny_splits):
+    """With epochs recorded, a missing checkpoint is an error, never a silent restart over
+    the trained weights."""
+    b = tmp_path / "b"
+    _train(b, tiny_splits, 2)
+    (b / "checkpoint.pt").unlink()
+    before = (b / "last.safetensors").read_bytes()
+    with pytest.raises(VaelabError, match="no checkpoint at"):
+        _train(b, tiny_splits, 3, resume=True)
+    assert (b / "last.safetensors").read_bytes() == before
+
+
 def test_a_different_seed_gives_different_weights(tmp_path, tiny_splits):
     _train(tmp_path / "a", tiny_splits, 1)
     train(

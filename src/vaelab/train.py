@@ -467,6 +467,12 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
     device = dist.device(pick_device(cfg.device))
     check_precision(cfg.precision, device, training=True)
     resuming = run.config_path.exists()  # Run.create refuses a folder that holds a run
+    if resuming and not run.checkpoint_path.exists() and len(run.metrics()) <= 1:
+        # stopped in its first epoch, before any checkpoint: nothing to resume from, so the
+        # run starts over (the same seed gives the same run); with more epochs recorded, a
+        # missing checkpoint is an error (_restore says so), never a silent restart
+        logger.info(f"{run.path} has no checkpoint yet: starting it from epoch 0")
+        resuming = False
     torch.manual_seed(cfg.seed)  # before building: the seed fixes the initial weights too
     model = run.build_model().to(device)
     if dist.rank:  # sampling noise of its own for each process of a group
