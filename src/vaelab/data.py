@@ -423,18 +423,29 @@ def _download_web(dest: Path) -> Path:
 
 def _read_verified(mnist_dir: Path) -> tuple[MNIST | None, str]:
     """Read the cached files if each has the expected size and MD5; else (None, the problem)."""
+    expected = {name: (MNIST_SIZES[name], MNIST_MD5[name]) for name in MNIST_FILES.values()}
+    arrays, problem = _read_checked(mnist_dir, expected)
+    return (_make_mnist(arrays, mnist_dir, verified=True) if arrays else None), problem
+
+
+def _read_checked(
+    folder: Path, expected: dict[str, tuple[object, object]]
+) -> tuple[dict[str, np.ndarray] | None, str]:
+    """The four IDX files of ``folder`` parsed, when each has its expected (bytes, MD5);
+    else (None, the first problem)."""
     arrays: dict[str, np.ndarray] = {}
     for key, name in MNIST_FILES.items():
-        path = mnist_dir / name
-        if not path.is_file():
+        path = folder / name
+        if name not in expected or not path.is_file():
             return None, f"{name} missing"
-        if path.stat().st_size != MNIST_SIZES[name]:
-            return None, f"{name} has {path.stat().st_size} bytes, expected {MNIST_SIZES[name]}"
+        size, md5 = expected[name]
+        if path.stat().st_size != size:
+            return None, f"{name} has {path.stat().st_size} bytes, expected {size}"
         data = path.read_bytes()
-        if _md5(data) != MNIST_MD5[name]:
+        if _md5(data) != md5:
             return None, f"MD5 mismatch for {name}"
         arrays[key] = _parse_idx(data, path)
-    return _make_mnist(arrays, mnist_dir, verified=True), ""
+    return arrays, ""
 
 
 def _cache_idx(
@@ -596,18 +607,11 @@ def _read_known(folder: Path, spec) -> MNIST:
         sums = json.loads((folder / "checksums.json").read_text())
     except (OSError, ValueError):
         raise DataError(f"{spec.title} is not in the cache ({folder}); {hint}") from None
-    arrays = {}
-    for key, file in MNIST_FILES.items():
-        path = folder / file
-        entry = sums.get(file) if isinstance(sums, dict) else None
-        if not isinstance(entry, dict) or not path.is_file():
-            raise DataError(f"{path} is missing from the cache; {hint}")
-        if path.stat().st_size != entry.get("bytes"):
-            raise DataError(f"{path} changed since it was cached (size); {hint}")
-        data = path.read_bytes()
-        if _md5(data) != entry.get("md5"):
-            raise DataError(f"MD5 mismatch for {path.name}: changed since it was cached; {hint}")
-        arrays[key] = _parse_idx(data, path)
+    entries = sums.items() if isinstance(sums, dict) else ()
+    expected = {f: (e.get("bytes"), e.get("md5")) for f, e in entries if isinstance(e, dict)}
+    arrays, problem = _read_checked(folder, expected)
+    if arrays is None:
+        raise DataError(f"{folder}: {problem}: changed since it was cached; {hint}")
     return _make_mnist(arrays, folder, verified=True)
 
 
