@@ -61,11 +61,13 @@ def step_products(model: nn.Module, batch: int) -> list[tuple[int, int, int]]:
     return out
 
 
-def floor_seconds(products: list[tuple[int, int, int]]) -> tuple[float, float]:
-    """(seconds, FLOPs) of one step's products, each timed at its shape."""
+def floor_seconds(
+    products: list[tuple[int, int, int]], dtype: torch.dtype = torch.float32
+) -> tuple[float, float]:
+    """(seconds, FLOPs) of one step's products, each timed at its shape (in ``dtype``)."""
     total, flops = 0.0, 0.0
     for m, k, n in products:
-        a, b = torch.randn(m, k), torch.randn(k, n)
+        a, b = torch.randn(m, k, dtype=dtype), torch.randn(k, n, dtype=dtype)
         total += timed(lambda a=a, b=b: torch.mm(a, b))
         flops += 2.0 * m * k * n
     return total, flops

@@ -25,7 +25,7 @@ py=${PYTHON:-python3}
     "$py" -c 'import torch; assert torch.cuda.is_available(), "no CUDA GPU"; print("torch", torch.__version__, torch.cuda.get_device_name())' || exit 1
     nvidia-smi --query-gpu=name,memory.total,driver_version --format=csv,noheader || true
     echo
-    "$py" bench/precision.py --device cuda --compile --images 2000 --rounds 3 --train-epochs 5 \
+    "$py" bench/precision.py --device cuda --compile --images 2000 --rounds 2 --train-epochs 5 \
         "${data[@]}" "${runs[@]}"
 } 2>&1 | tee "$out/gpu.log"
 grep -v '^W[0-9]' "$out/gpu.log" >"$out/gpu.md"

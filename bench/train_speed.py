@@ -15,13 +15,15 @@ hits every contender alike.  Contenders:
 - **pythae**: ``pythae``'s ``BaseTrainer`` on the same nets, when pythae is importable
   (never a dependency of vaelab: ``bash bench/setup_pythae.sh`` makes ``.venv-bench``);
 - **vaelab, compiled** (``--compile``): ``train_step`` with the model's loss through
-  ``torch.compile``; its compile time is reported apart.
+  ``torch.compile``; its compile time is reported apart;
+- **vaelab, bf16 products** (``--bf16``): ``vaelab train --precision bf16``'s epoch, beside
+  the floor of the same products in bf16.
 
 Prints each contender's best epoch time over the rounds (on a shared machine, other work only
 ever adds time, so the best is the steadiest estimate), its multiple of the floor and its ratio
 to the bare loop.
 
-    python bench/train_speed.py [--rounds 3] [--threads N] [--compile]
+    python bench/train_speed.py [--rounds 3] [--threads N] [--compile] [--bf16]
     .venv-bench/bin/python bench/train_speed.py      # with pythae
 """
 
@@ -132,6 +134,9 @@ def main() -> None:
     ap.add_argument("--rounds", type=int, default=5, help="epochs of each contender")
     ap.add_argument("--threads", type=int)
     ap.add_argument("--compile", action="store_true", help="also vaelab through torch.compile")
+    ap.add_argument(
+        "--bf16", action="store_true", help="also vaelab with bf16 products, and their floor"
+    )
     args = ap.parse_args()
     if args.threads:
         torch.set_num_threads(args.threads)
@@ -187,10 +192,26 @@ def main() -> None:
 
         contenders["vaelab, torch.compile"] = compiled_epoch
 
-    times: dict[str, list[float]] = {name: [] for name in ["floor", *contenders]}
+    if args.bf16:
+        bmodel = build_model("vae", **preset_config("pytorch-examples")).train()
+        bcfg = TrainConfig(lr=1e-3, batch_size=BATCH, epochs=1, precision="bf16")
+        bopt = make_optimizer(bmodel, bcfg, torch.device("cpu"))
+        bgen = torch.Generator().manual_seed(0)
+
+        def bf16_epoch() -> None:
+            train_epoch(bmodel, bopt, split, bcfg, bgen, 0, run=run, dynamic=False,
+                        progress=False)  # fmt: skip
+
+        contenders["vaelab, bf16 products"] = bf16_epoch
+
+    floors = ["floor"] + (["floor, bf16 products"] if args.bf16 else [])
+    times: dict[str, list[float]] = {name: [] for name in [*floors, *contenders]}
     products = step_products(model, BATCH)
     for _ in range(args.rounds):
         times["floor"].append(floor_seconds(products)[0] * steps)
+        if args.bf16:
+            bf16_floor = floor_seconds(products, torch.bfloat16)[0] * steps
+            times["floor, bf16 products"].append(bf16_floor)
         for name, epoch in contenders.items():
             t0 = time.perf_counter()
             epoch()
