@@ -67,9 +67,9 @@ def main() -> None:
     nll_small = run(args.python, *nll, "pytorch-examples")
     memory = run(args.python, "bench/memory.py")
     fmt_runs = [a for r in args.precision_run for a in ("--run", r)]
-    formats = run(args.python, "bench/precision.py", "--images", "100", "--train-epochs", "10",
+    formats = run(args.python, "bench/precision.py", "--images", "100", "--train-epochs", "0",
                   *fmt_runs)  # fmt: skip
-    formats_cmd = " ".join(["python bench/precision.py", *fmt_runs])
+    formats_cmd = " ".join(["python bench/precision.py --images 100 --train-epochs 0", *fmt_runs])
     results = ROOT / "bench" / "results"
     families = (results / "precision_families.md").read_text().strip()
     long_run = (results / "precision_long.md").read_text().strip()
@@ -173,11 +173,7 @@ same seed per batch of images) and reports how far it moves from fp32. On a CPU,
 run, so its rounding is emulated (each product's operands rounded to 10 mantissa bits, as a GPU
 does); its shift is measured, its speed is not.
 
-```
-{header(formats)}
-```
-
-{table(formats)}
+{formats.strip()}
 
 **The estimate.** A shift of the mean is what moves a likelihood table; 0.01 nats per image
 is what such a table can bear. bf16 moves the estimate up by several hundredths of a nat, every
