@@ -38,7 +38,7 @@ TABLE_RUNS ?= runs/table runs/table-gpu runs/table-gpu2
 table: setup
 	$(PYTHON) scripts/likelihood_table.py write $(TABLE_RUNS)
 
-# docs/performance.md from the benchmarks (about 5 minutes); with pythae in the training table:
+# docs/performance.md from the benchmarks (about 9 minutes); with pythae in the training table:
 # `bash bench/setup_pythae.sh && make bench PYTHON=.venv-bench/bin/python`
 bench: setup
 	$(PYTHON) bench/report.py --python $(PYTHON)

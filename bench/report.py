@@ -54,6 +54,7 @@ def main() -> None:
         "--precision-run",
         action="append",
         default=[],
+        metavar="RUN",
         help="a trained run for the number-format table (repeatable; default: the Burda MLP "
         "trained 5 epochs by bench/precision.py)",
     )
@@ -70,6 +71,12 @@ def main() -> None:
     formats = run(args.python, "bench/precision.py", "--images", "100", "--train-epochs", "0",
                   *fmt_runs)  # fmt: skip
     formats_cmd = " ".join(["python bench/precision.py --images 100 --train-epochs 0", *fmt_runs])
+    formats_what = (
+        "here for the trained runs it names (runs/table-gpu/ holds the likelihood table's runs "
+        "of docs/likelihoods.md)"
+        if args.precision_run
+        else "here for Burda et al.'s MLP trained 5 epochs by the script"
+    )
     results = ROOT / "bench" / "results"
     families = (results / "precision_families.md").read_text().strip()
     long_run = (results / "precision_long.md").read_text().strip()
@@ -100,7 +107,10 @@ step against 1.1 ms for `torch.optim.Adam`'s default per-parameter loop on the C
 same update up to floating-point rounding (`tests/test_train.py`). The DataLoader pipeline pays
 for turning one image at a time into a tensor; pythae's trainer adds its own per-step work
 to the same products. Training does not compile by default: on a CPU at this size the products
-are most of the step and compiling fuses only the element-wise work around them.
+are most of the step and compiling fuses only the element-wise work around them. With bf16
+products (`--precision bf16`; this CPU has AVX512-BF16 instructions) the products' own floor is
+half the fp32 one and vaelab's epoch the fastest above; it is not the default, for the reasons
+under Number formats below.
 
 **The gap to 1.5 times the floor.** A step's matrix products, as the profiler times them inside
 training (`torch.profiler` over 60 steps), take about 3.1 ms against 2.3 ms when each is timed
@@ -169,9 +179,9 @@ summed over 784 pixels would be off by nats), the VampPrior's mixture is compute
 (its three terms cancel), and the estimate's sums are float64.
 
 `{formats_cmd}` computes the K = 5000 estimate in each format on the same draws (the
-same seed per batch of images) and reports how far it moves from fp32. On a CPU, tf32 cannot
-run, so its rounding is emulated (each product's operands rounded to 10 mantissa bits, as a GPU
-does); its shift is measured, its speed is not.
+same seed per batch of images) and reports how far it moves from fp32, {formats_what}.
+On a CPU, tf32 cannot run, so its rounding is emulated (each product's operands rounded to 10
+mantissa bits, as a GPU does); its shift is measured, its speed is not.
 
 {formats.strip()}
 
@@ -179,11 +189,14 @@ does); its shift is measured, its speed is not.
 is what such a table can bear. bf16 moves the estimate up by several hundredths of a nat, every
 time: its rounding adds noise to each log-weight, and the log of a mean of noisy exponentials
 is biased upwards (by about half the noise's variance). fp16 and tf32, three more mantissa
-bits, stay within a few thousandths. On this CPU bf16 products are a little faster than fp32
-and fp16 much slower (no fp16 arithmetic). `--protocol paper` refuses bf16.
+bits, stay within a few thousandths. On this CPU bf16 products make the estimate 1.2 to 1.4
+times faster and fp16 3 to 5 times slower (no fp16 arithmetic). `--protocol paper` refuses
+bf16.
 
 **Training.** Validation losses (always computed in fp32) of models trained with bf16 products
-stay within the spread between seeds, over 10 epochs across the model family:
+are nowhere worse than fp32's by more than the spread between seeds, over 10 epochs across the
+model family (the two-layer model's came out 1.2 nats better, more than its seeds differ, at
+this early stage of its training):
 
 {families}
 
@@ -218,12 +231,12 @@ they are upper bounds on the time a run alone takes.
 | VampPrior, 1 layer | 12 runs | 3.39 | 2.7 s (3,750 images/s) |
 | conv encoder and decoder | 12 runs | 2.83 | 16.5 s (605 images/s) |
 
-The estimate runs 60 to 160 times faster than on this CPU (42 images/s for the 1-layer MLP
-above). Training, whose steps at batch 100 are too small to fill the card, runs only 1.2 to 1.8
-times faster than here (the same 1-layer run on this CPU: 3.56 s per epoch median, 2.18 s
-best, validation and checkpoint included): per-step overhead dominates, and there larger
-batches and several runs per card are the levers (the estimate's GPU chunks are capped at
-2 GiB so that several processes can share a card). `bash bench/gpu.sh [RUN ...]` measures
+The 1-layer MLP's estimate runs 55 to 145 times faster than on this CPU (47 images/s in the
+table above). Training, whose steps at batch 100 are too small to fill the card, runs only 1.2
+to 1.8 times faster than here (the same 1-layer run on this CPU: 3.56 s per epoch median,
+2.18 s best, validation and checkpoint included): per-step overhead dominates, and there
+larger batches and several runs per card are the levers (the estimate's GPU chunks are capped
+at 2 GiB so that several processes can share a card). `bash bench/gpu.sh [RUN ...]` measures
 each number format on a GPU, compiled and not, for the estimate and for training, and writes
 its tables to `logs/gpu/gpu.md`. Several GPUs: [scaling.md](scaling.md).
 """
