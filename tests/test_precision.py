@@ -119,6 +119,7 @@ def test_bf16_run_trains_records_its_precision_and_evaluates(tmp_path, tiny_spli
     assert split_evaluation(saved, "test")["nll_precision"] == "fp32"
     with pytest.raises(VaelabError, match="bf16 products move it by 0.05 to 0.08"):
         evaluate_run(out, protocol="paper", limit=8, progress=False, precision="bf16")
+    capsys.readouterr()  # what the evaluations above logged
     code, _, err = run(capsys, "evaluate", out, "--nll-samples", 5, "--precision", "tf32")
     assert code != 0 and "tf32 runs on a CUDA GPU" in err and "Traceback" not in err
     assert len(err.strip().splitlines()) == 1
