@@ -116,20 +116,21 @@ def test_bf16_training_step_matches_fp32_closely(tiny_splits):
 
 
 @pytest.mark.parametrize(
-    ("name", "device", "training", "message"),
+    ("name", "device", "message"),
     [
-        ("tf32", "cpu", False, "tf32 runs on a CUDA GPU's tensor cores, not on cpu"),
-        ("fp16", "cpu", True, "fp16 training needs loss scaling; use bf16"),
-        ("fp8", "cpu", False, "unknown precision 'fp8'"),
+        ("tf32", "cpu", "tf32 runs on a CUDA GPU's tensor cores, not on cpu"),
+        ("fp8", "cpu", "unknown precision 'fp8'"),
     ],
 )
-def test_refusals_name_the_problem(name, device, training, message):
+def test_refusals_name_the_problem(name, device, message):
     with pytest.raises(VaelabError, match=message):
-        check_precision(name, device, training=training)
+        check_precision(name, device)
+    with pytest.raises(VaelabError, match=message):
+        products_in(name, device)
 
 
 def test_train_config_refuses_fp16():
-    with pytest.raises(VaelabError, match="fp16 training needs loss scaling"):
+    with pytest.raises(VaelabError, match="fp16 training needs loss scaling; use bf16"):
         TrainConfig(precision="fp16")
 
 

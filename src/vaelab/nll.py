@@ -28,7 +28,7 @@ from tqdm.auto import tqdm
 
 from .distributed import SINGLE, Dist
 from .errors import VaelabError
-from .models.helpers import eval_mode
+from .models.helpers import eval_mode, model_device
 from .nets import IMAGE_DIM
 from .precision import check_precision, products_in
 
@@ -176,7 +176,7 @@ def importance_sampled(
         model.log_importance_weights(x[:1], 1)  # raises the model's own refusal
     if model.conditional and y is None:
         raise VaelabError("a conditional model's likelihood needs the labels y")
-    device = next(model.parameters()).device
+    device = model_device(model)
     check_precision(precision, device)
     plan = plan_chunks(model, k, len(x), memory_bytes)
     k_sub = max(1, k // 5)

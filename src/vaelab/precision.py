@@ -18,22 +18,21 @@ more than the 0.01 nats a likelihood table can bear.  The default is ``fp32`` on
 from __future__ import annotations
 
 from collections.abc import Iterator
-from contextlib import contextmanager
+from contextlib import AbstractContextManager, contextmanager, nullcontext
 
 import torch
 
-from .config import PRECISIONS, TRAIN_PRECISIONS
+from .config import PRECISIONS
 from .errors import VaelabError
 
 _AUTOCAST = {"bf16": torch.bfloat16, "fp16": torch.float16}
 
 
-def check_precision(name: str, device: torch.device | str, *, training: bool = False) -> None:
-    """A one-line refusal for a format that is unknown, or that this device cannot run."""
-    allowed = TRAIN_PRECISIONS if training else PRECISIONS
-    if name not in allowed:
-        extra = " (fp16 training needs loss scaling; use bf16)" if name == "fp16" else ""
-        raise VaelabError(f"unknown precision {name!r}: choose from {', '.join(allowed)}{extra}")
+def check_precision(name: str, device: torch.device | str) -> None:
+    """A one-line refusal for a format that is unknown, or that this device cannot run.
+    (Which formats training takes, ``TRAIN_PRECISIONS``, ``TrainConfig`` checks.)"""
+    if name not in PRECISIONS:
+        raise VaelabError(f"unknown precision {name!r}: choose from {', '.join(PRECISIONS)}")
     kind = torch.device(device).type
     if name == "tf32" and kind != "cuda":
         raise VaelabError(f"tf32 runs on a CUDA GPU's tensor cores, not on {kind}: use fp32")
@@ -41,39 +40,37 @@ def check_precision(name: str, device: torch.device | str, *, training: bool = F
         raise VaelabError(f"{name} autocast is not available on {kind}: use fp32")
 
 
-@contextmanager
-def products_in(name: str, device: torch.device | str) -> Iterator[None]:
-    """Run the block with the networks' products in format ``name`` on ``device``."""
-    check_precision(name, device)
-    kind = torch.device(device).type
+def products_in(name: str, device: torch.device | str) -> AbstractContextManager:
+    """A context that runs its block with the networks' products in format ``name`` on
+    ``device``.  fp32 (every training step's default) costs nothing and checks nothing."""
     if name == "fp32":
-        yield
-    elif name == "tf32":
-        before = torch.get_float32_matmul_precision()
-        before_cudnn = torch.backends.cudnn.allow_tf32
-        torch.set_float32_matmul_precision("high")
-        torch.backends.cudnn.allow_tf32 = True
-        try:
-            yield
-        finally:
-            torch.set_float32_matmul_precision(before)
-            torch.backends.cudnn.allow_tf32 = before_cudnn
-    else:
-        with torch.autocast(kind, dtype=_AUTOCAST[name]):
-            yield
+        return nullcontext()
+    check_precision(name, device)
+    if name == "tf32":
+        return _matmuls("high", cudnn_tf32=True)
+    return torch.autocast(torch.device(device).type, dtype=_AUTOCAST[name])
 
 
 @contextmanager
 def full_precision(device: torch.device | str) -> Iterator[None]:
     """float32 products inside a ``products_in`` block (for sums that cancel, not layers):
     autocast off, and float32 products at full precision (not tf32)."""
-    before = torch.get_float32_matmul_precision()
-    torch.set_float32_matmul_precision("highest")
+    with _matmuls("highest"), torch.autocast(torch.device(device).type, enabled=False):
+        yield
+
+
+@contextmanager
+def _matmuls(level: str, cudnn_tf32: bool | None = None) -> Iterator[None]:
+    """float32 matmul precision ``level`` (and cuDNN's tf32 switch) within the block."""
+    before, before_cudnn = torch.get_float32_matmul_precision(), torch.backends.cudnn.allow_tf32
+    torch.set_float32_matmul_precision(level)
+    if cudnn_tf32 is not None:
+        torch.backends.cudnn.allow_tf32 = cudnn_tf32
     try:
-        with torch.autocast(torch.device(device).type, enabled=False):
-            yield
+        yield
     finally:
         torch.set_float32_matmul_precision(before)
+        torch.backends.cudnn.allow_tf32 = before_cudnn
 
 
 def at_least_fp32(t: torch.Tensor) -> torch.Tensor:

@@ -465,7 +465,7 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
     cfg = run.train
     dist = distributed.current()
     device = dist.device(pick_device(cfg.device))
-    check_precision(cfg.precision, device, training=True)
+    check_precision(cfg.precision, device)  # the name TrainConfig checked; here the device
     resuming = run.config_path.exists()  # Run.create refuses a folder that holds a run
     if resuming and not run.checkpoint_path.exists() and len(run.metrics()) <= 1:
         # stopped in its first epoch, before any checkpoint: nothing to resume from, so the
