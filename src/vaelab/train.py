@@ -287,18 +287,8 @@ def train_epoch(
         xb, yb, scale = _share_of_batch(xb, yb, dist)
         kl_weight = cfg.kl_weight(epoch, step, steps)
         try:
-            parts = train_step(
-                model,
-                opt,
-                xb,
-                yb,
-                kl_weight,
-                loss_fn=loss_fn,
-                scale=scale,
-                check=skip,
-                dist=dist,
-                precision=cfg.precision,
-            )
+            parts = train_step(model, opt, xb, yb, kl_weight, loss_fn=loss_fn, scale=scale,
+                               check=skip, dist=dist, precision=cfg.precision)  # fmt: skip
         except NonFinite as bad:
             skipped += 1
             _skipped(str(bad), skipped, step, steps, epoch, run)
@@ -461,18 +451,26 @@ def _sigterm_as_interrupt():
         signal.signal(signal.SIGTERM, previous)
 
 
+def _resuming(run: Run) -> bool:
+    """Whether training continues the run in its folder (``Run.create`` refuses a folder that
+    holds a run, so a config there means a resume).  A run stopped in its first epoch, before
+    any checkpoint, has nothing to resume from: it starts over (the same seed gives the same
+    run).  With more epochs recorded, a missing checkpoint is an error (``_restore`` says
+    so), never a silent restart."""
+    if not run.config_path.exists():
+        return False
+    if not run.checkpoint_path.exists() and len(run.metrics()) <= 1:
+        logger.info(f"{run.path} has no checkpoint yet: starting it from epoch 0")
+        return False
+    return True
+
+
 def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]:
     cfg = run.train
     dist = distributed.current()
     device = dist.device(pick_device(cfg.device))
     check_precision(cfg.precision, device)  # the name TrainConfig checked; here the device
-    resuming = run.config_path.exists()  # Run.create refuses a folder that holds a run
-    if resuming and not run.checkpoint_path.exists() and len(run.metrics()) <= 1:
-        # stopped in its first epoch, before any checkpoint: nothing to resume from, so the
-        # run starts over (the same seed gives the same run); with more epochs recorded, a
-        # missing checkpoint is an error (_restore says so), never a silent restart
-        logger.info(f"{run.path} has no checkpoint yet: starting it from epoch 0")
-        resuming = False
+    resuming = _resuming(run)
     torch.manual_seed(cfg.seed)  # before building: the seed fixes the initial weights too
     model = run.build_model().to(device)
     if dist.rank:  # sampling noise of its own for each process of a group
