@@ -32,7 +32,7 @@ from torch import nn
 from vaelab.batches import Split, batches
 from vaelab.config import TrainConfig
 from vaelab.models import build_model
-from vaelab.registry import preset_config
+from vaelab.settings import preset_config
 from vaelab.train import make_optimizer, train_step
 
 

@@ -24,7 +24,7 @@ import sys
 CHILD = r"""
 import json, sys, torch
 from vaelab.models import build_model
-from vaelab.registry import preset_config
+from vaelab.settings import preset_config
 kind, preset, n, budget_mb = sys.argv[1], sys.argv[2], int(sys.argv[3]), float(sys.argv[4])
 def status_mb(key):
     for line in open("/proc/self/status"):

@@ -36,7 +36,7 @@ from floor import nll_floor  # noqa: E402  (bench/floor.py)
 
 from vaelab.models import build_model  # noqa: E402
 from vaelab.nll import importance_sampled, plan_chunks  # noqa: E402
-from vaelab.registry import preset_config  # noqa: E402
+from vaelab.settings import preset_config  # noqa: E402
 
 
 @torch.no_grad()

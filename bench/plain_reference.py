@@ -24,7 +24,7 @@ from torch import nn
 
 import vaelab
 from vaelab.batches import DataConfig, load_splits
-from vaelab.registry import preset_config
+from vaelab.settings import preset_config
 from vaelab.train import TrainConfig, train
 
 LOG2PI = math.log(2 * math.pi)

@@ -39,8 +39,8 @@ from vaelab.batches import load_splits
 from vaelab.config import PRECISIONS, TRAIN_PRECISIONS, DataConfig, TrainConfig
 from vaelab.models import build_model
 from vaelab.nll import importance_sampled
-from vaelab.registry import preset_config
 from vaelab.runs import Run
+from vaelab.settings import preset_config
 from vaelab.train import evaluate_loss, make_optimizer, pick_device, train_epoch
 
 TOLERANCE = 0.01  # nats per image

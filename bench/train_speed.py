@@ -46,8 +46,8 @@ from floor import BareVAE, floor_seconds, step_products  # noqa: E402  (bench/fl
 from vaelab.batches import Split  # noqa: E402
 from vaelab.config import TrainConfig  # noqa: E402
 from vaelab.models import build_model  # noqa: E402
-from vaelab.registry import preset_config  # noqa: E402
 from vaelab.runs import Run  # noqa: E402
+from vaelab.settings import preset_config  # noqa: E402
 from vaelab.train import make_optimizer, train_epoch, train_step  # noqa: E402
 
 BATCH = 128

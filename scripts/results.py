@@ -35,8 +35,8 @@ from vaelab.compare import compare, markdown
 from vaelab.evaluate import evaluate_run
 from vaelab.plots import all_figures, nll_against_time
 from vaelab.quality import reference_floor
-from vaelab.registry import preset_config
 from vaelab.runs import Run
+from vaelab.settings import preset_config
 from vaelab.train import TrainConfig, train
 
 ROOT = Path(__file__).resolve().parent.parent

@@ -24,8 +24,8 @@ from pathlib import Path
 
 from vaelab.batches import DataConfig
 from vaelab.evaluate import evaluate_run
-from vaelab.registry import preset_config
 from vaelab.runs import Run
+from vaelab.settings import preset_config
 from vaelab.train import TrainConfig, train
 
 

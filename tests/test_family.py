@@ -351,7 +351,7 @@ def test_training_starts_the_decoder_at_the_mean_image(lik, arch, tiny_splits):
 
 
 def test_presets_are_shared_settings_that_build():
-    from vaelab.registry import PRESETS, preset_config
+    from vaelab.settings import PRESETS, preset_config
 
     for name in PRESETS:
         family = PRESETS[name].get("model", "vae")

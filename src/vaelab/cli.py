@@ -14,7 +14,6 @@ import json
 import logging
 import os
 import sys
-from dataclasses import fields
 from pathlib import Path
 
 from .config import BINARIZE, PRECISIONS, SCHEDULES, TRAIN_PRECISIONS, DataConfig, TrainConfig
@@ -25,13 +24,9 @@ from .registry import (
     DATASETS,
     LIKELIHOODS,
     MODELS,
-    PAPER,
-    PAPER_PRESET,
-    PRESETS,
     PRIORS,
-    merge_presets,
-    spell_arch,
 )
+from .settings import PRESETS, read_settings_file, split_settings
 
 logger = logging.getLogger("vaelab")
 
@@ -191,82 +186,6 @@ def _add_train_flags(p: argparse.ArgumentParser) -> None:
         type=int,
         help="the last N of the 60,000 training images validate (default 10,000; paper: 400)",
     )
-
-
-def _bounds_px(model_name: str) -> bool:
-    """Whether the family bounds the unconditional log-likelihood log p(x)."""
-    from .models import model_class
-
-    cls = model_class(model_name)
-    return cls.has_elbo and not cls.conditional
-
-
-def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
-    """Flat settings -> (model name, model config, train config, data config) dicts.
-
-    Order of precedence, lowest first: the model's defaults, presets (in the order given),
-    the settings themselves.  ``protocol: paper`` fixes the paper's settings.
-    """
-    from .models import model_class
-
-    flat = dict(flat)
-    paper = flat.pop("protocol", None) == "paper"
-    if paper:
-        clash = {k: flat[k] for k in PAPER if k in flat and flat[k] != PAPER[k]}
-        if clash:
-            k, v = next(iter(clash.items()))
-            raise VaelabError(f"--protocol paper needs {k}={PAPER[k]!r}, got {v!r}")
-        if flat.get("data") is not None:
-            raise VaelabError("--protocol paper is MNIST's protocol; it does not take --data")
-        flat = PAPER | flat
-        flat.setdefault("preset", PAPER_PRESET)
-    presets = flat.pop("preset", None) or []
-    from_presets = merge_presets([presets] if isinstance(presets, str) else list(presets))
-    model_name = flat.pop("model", from_presets.pop("model", "vae"))
-    cls = model_class(model_name)
-    if paper and not _bounds_px(model_name):
-        fits = [n for n in sorted(MODELS) if _bounds_px(n)]
-        raise VaelabError(
-            f"--protocol paper needs a model with an ELBO on p(x) ({', '.join(fits)}), "
-            f"got {model_name!r}"
-        )
-    settings = spell_arch(from_presets | flat)
-    model_keys = {f.name for f in fields(cls.config_class)}
-    train_keys = {f.name for f in fields(TrainConfig)}
-    data_keys = {f.name for f in fields(DataConfig)}
-    unknown = set(settings) - model_keys - train_keys - data_keys
-    if unknown:
-        raise VaelabError(
-            f"setting(s) that model {model_name!r} does not take: {', '.join(sorted(unknown))}"
-        )
-    return (
-        model_name,
-        {k: v for k, v in settings.items() if k in model_keys},
-        {k: v for k, v in settings.items() if k in train_keys},
-        {k: v for k, v in settings.items() if k in data_keys},
-    )
-
-
-def read_settings_file(path: str) -> dict:
-    """A YAML or JSON file of settings: flat (flag names) or a run's config.json (sections)."""
-    import yaml
-
-    p = Path(path)
-    if not p.is_file():
-        raise VaelabError(f"config file {path} not found")
-    try:
-        obj = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
-        raise VaelabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
-    if not isinstance(obj, dict):
-        raise VaelabError(f"config file {path} must hold a mapping of settings")
-    flat = {}
-    for key, value in obj.items():
-        if key in ("model_config", "train", "data") and isinstance(value, dict):
-            flat |= value
-        elif key not in ("vaelab_version", "units"):
-            flat[key.replace("-", "_")] = value
-    return flat
 
 
 def cmd_train(args: argparse.Namespace) -> int:

@@ -12,7 +12,8 @@ import math
 import os
 import types
 import typing
-from dataclasses import dataclass
+from dataclasses import MISSING, dataclass, field
+from typing import Any
 
 from .errors import VaelabError
 
@@ -22,6 +23,28 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # the networks' products (precisi
 TRAIN_PRECISIONS = ("fp32", "tf32", "bf16")  # fp16 training needs loss scaling: not offered
 BURDA_STAGES = 8  # Burda et al. 2016: stage i = 0..7 lasts 3^i epochs at lr * 10^(-i/7)
 BURDA_EPOCHS = sum(3**i for i in range(BURDA_STAGES))  # 3,280
+
+
+def setting(
+    default: Any = MISSING,
+    help: str = "",
+    *,
+    choices: tuple[str, ...] | str | None = None,
+    flag: str | None = None,
+    metavar: str | None = None,
+    cli: bool = True,
+) -> Any:
+    """A configuration field with the facts the command line is generated from.
+
+    ``help`` is one line (the default is added by the command line, never written here);
+    ``choices`` a tuple of names or a registry's kind (``"architecture"``, ``"likelihood"``
+    ...: ``registry.names``); ``flag`` the option's name when it is not ``--field-name``
+    (``--no-verify`` for ``verify``); ``cli=False`` keeps a field that the data decide
+    (``image_shape``) off the command line.  A list default is copied for every instance."""
+    metadata = {"help": help, "choices": choices, "flag": flag, "metavar": metavar, "cli": cli}
+    if isinstance(default, list):
+        return field(default_factory=lambda: list(default), metadata=metadata)
+    return field(default=default, metadata=metadata)
 
 
 @dataclass(frozen=True)
@@ -45,15 +68,47 @@ class DataConfig:
     Frozen: loaded splits are cached per configuration (``batches.load_splits``).
     """
 
-    dataset: str = "mnist"
-    binarize: str = "none"
-    binarize_seed: int = 0
-    data_dir: str | None = None
-    verify: bool = True
-    train_limit: int | None = None
-    val_size: int | None = None
-    data: str | None = None
-    image_size: int | None = None
+    dataset: str = setting(
+        "mnist",
+        "a data set vaelab knows by name; others than MNIST are fetched first with "
+        "`vaelab data fetch NAME --data-dir DIR` from their published .gz files",
+        choices="dataset",
+    )
+    binarize: str = setting(
+        "none",
+        "none: pixels byte/255 in [0, 1]; dynamic: each training image resampled as 0/1 "
+        "pixels every time it is used",
+        choices=BINARIZE,
+    )
+    binarize_seed: int = setting(0, "seed of the one-off binarization of val and test images")
+    data_dir: str | None = setting(
+        None, "read the data set from this folder (IDX files) or .npz instead of the cache"
+    )
+    verify: bool = setting(
+        True,
+        "check the files against the data set's published checksums (--no-verify accepts "
+        "any 28x28 data)",
+        flag="--no-verify",
+    )
+    train_limit: int | None = setting(None, "use only the first N training images", metavar="N")
+    val_size: int | None = setting(
+        None,
+        "the last N training images validate (unset: 10,000 for MNIST's 60,000; the paper "
+        "protocol: 400)",
+        metavar="N",
+    )
+    data: str | None = setting(
+        None,
+        "your own images instead: a folder of PNG/JPEG files (one subfolder per class gives "
+        "labels; train/ and test/ subfolders give the split), a .npy/.npz array (N, H, W) or "
+        "(N, H, W, C), or a folder of IDX files",
+        metavar="PATH",
+    )
+    image_size: int | None = setting(
+        None,
+        "with --data: resize every image to N x N once (cached); conv nets need N a multiple of 4",
+        metavar="N",
+    )
 
     def __post_init__(self) -> None:
         from .registry import check_choice
@@ -125,20 +180,36 @@ class TrainConfig:
     on a CUDA GPU, ``bf16``; see ``precision.py``); loss terms stay float32.
     """
 
-    epochs: int = 10
-    batch_size: int = 128
-    lr: float = 1e-3
-    lr_schedule: str = "none"
-    lr_step: int = 10
-    lr_gamma: float = 0.5
-    weight_decay: float = 0.0
-    adam_eps: float = 1e-8
-    kl_warmup: int = 0
-    seed: int = 0
-    device: str = "auto"
-    on_nan: str = "stop"
-    tensorboard: bool = False
-    precision: str = "fp32"
+    epochs: int = setting(10, "total epochs")
+    batch_size: int = setting(128, "images per training step")
+    lr: float = setting(1e-3, "Adam's learning rate (its peak, under a schedule)")
+    lr_schedule: str = setting(
+        "none",
+        "none, cosine (to 0), step (times --lr-gamma every --lr-step epochs), burda (8 stages "
+        "of 3^i epochs at lr 10^(-i/7), scaled to --epochs; 3280 is the paper's)",
+        choices=SCHEDULES,
+    )
+    lr_step: int = setting(10, "epochs between steps (step schedule)")
+    lr_gamma: float = setting(0.5, "factor per step (step schedule)")
+    weight_decay: float = setting(0.0, "Adam's L2 penalty on the weights")
+    adam_eps: float = setting(1e-8, "Adam's epsilon (Burda et al. used 1e-4)")
+    kl_warmup: int = setting(0, "epochs over which the KL weight rises from 0 (0: none)")
+    seed: int = setting(0, "seed of the weights, the batches and the draws")
+    device: str = setting("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    on_nan: str = setting(
+        "stop",
+        "a NaN or infinite loss or gradient: stop (the last good checkpoint is kept) or skip "
+        "the batch (counted; checked every step)",
+        choices=("stop", "skip"),
+    )
+    tensorboard: bool = setting(
+        False, "also log each epoch's metrics to RUN/tensorboard/ (needs vaelab[tensorboard])"
+    )
+    precision: str = setting(
+        "fp32",
+        "the format of the networks' products: fp32, tf32 (CUDA), bf16 (docs/performance.md)",
+        choices=TRAIN_PRECISIONS,
+    )
 
     def __post_init__(self) -> None:
         problems = []

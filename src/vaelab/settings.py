@@ -1,0 +1,153 @@
+"""Named settings and how a run's settings are put together: presets, the paper protocol, a
+settings file, and the split of flat settings into the model's, training's and data's.
+
+One place for all of it, used by the command line, ``vaelab.train(...)``, ``--config FILE`` and
+the scripts alike.  Precedence, lowest first: the model's defaults, presets (in the order
+given), a settings file, explicit settings.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import fields
+from pathlib import Path
+from typing import Any
+
+import yaml
+
+from .config import DataConfig, TrainConfig
+from .errors import VaelabError
+from .registry import MODELS, resolve
+
+# Named variants (like timm's): model settings that go together.  "model" picks the family
+# when the user names none; explicit settings override the rest.
+PRESETS: dict[str, dict[str, Any]] = {
+    # Kingma & Welling's MLP as in the pytorch/examples VAE: 784-400-20, ReLU.
+    "pytorch-examples": {"arch": "mlp", "hidden": [400], "latent_dim": 20, "activation": "relu"},
+    # Burda et al. 2016, one stochastic layer: 784-200-200-50, tanh.
+    "burda": {"arch": "mlp", "hidden": [200, 200], "latent_dim": 50, "activation": "tanh"},
+    # Burda et al. 2016, two stochastic layers: 784-200-200-100 (z1), 100-100-50 (z2), tanh.
+    "burda2": {
+        "model": "hvae",
+        "arch": "mlp",
+        "hidden": [200, 200],
+        "z1_dim": 100,
+        "z1_hidden": [100, 100],
+        "latent_dim": 50,
+        "activation": "tanh",
+    },
+    # Tomczak & Welling 2018: a VampPrior with 500 learned pseudo-inputs.
+    "vamp": {"prior": "vamp", "pseudo_inputs": 500},
+    # Convolutional encoder, transposed-convolution decoder.
+    "conv": {"arch": "conv", "hidden": [256], "latent_dim": 32, "activation": "relu"},
+    # Small residual conv nets (two residual blocks per resolution).
+    "resnet": {"arch": "resnet", "hidden": [256], "latent_dim": 32, "activation": "relu"},
+}
+
+# --protocol paper: the setting of published MNIST likelihoods (Burda et al. 2016): Bernoulli
+# pixels, dynamic binarization, and their code's split of the 60,000 training images into 59,600
+# for training and 400 for validation (fixed); their 784-200-200-50 tanh net unless a preset is
+# given; any family with an ELBO on p(x) (a VAE by default) may be trained under it.
+PAPER = {
+    "dataset": "mnist",
+    "binarize": "dynamic",
+    "likelihood": "bernoulli",
+    "val_size": 400,
+}
+PAPER_PRESET = "burda"  # the net when no --preset is given
+
+
+def merge_presets(names: list[str] | tuple[str, ...]) -> dict[str, Any]:
+    """The settings of presets ``names`` merged in order (later ones win), as written."""
+    out: dict[str, Any] = {}
+    for name in names:
+        if name not in PRESETS:
+            raise VaelabError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+        out |= PRESETS[name]
+    return out
+
+
+def spell_arch(settings: dict[str, Any]) -> dict[str, Any]:
+    """``settings`` with ``arch`` replaced by the encoder and decoder it names; an explicit
+    ``encoder`` or ``decoder`` setting wins over it."""
+    out = dict(settings)
+    arch = out.pop("arch", None)
+    return ({"encoder": arch, "decoder": arch} if arch else {}) | out
+
+
+def preset_config(*names: str) -> dict[str, Any]:
+    """The settings of presets ``names`` merged in order, ``arch`` spelled out as encoder and
+    decoder, without the family (``"model"``): ready for ``build_model`` or ``train``."""
+    out = merge_presets(names)
+    out.pop("model", None)
+    return spell_arch(out)
+
+
+def _bounds_px(model_name: str) -> bool:
+    """Whether the family bounds the unconditional log-likelihood log p(x)."""
+    cls = resolve("model", model_name)
+    return cls.has_elbo and not cls.conditional
+
+
+def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
+    """Flat settings -> (model name, model config, train config, data config) dicts.
+
+    Order of precedence, lowest first: the model's defaults, presets (in the order given),
+    the settings themselves.  ``protocol: paper`` fixes the paper's settings.
+    """
+    flat = dict(flat)
+    paper = flat.pop("protocol", None) == "paper"
+    if paper:
+        clash = {k: flat[k] for k in PAPER if k in flat and flat[k] != PAPER[k]}
+        if clash:
+            k, v = next(iter(clash.items()))
+            raise VaelabError(f"--protocol paper needs {k}={PAPER[k]!r}, got {v!r}")
+        if flat.get("data") is not None:
+            raise VaelabError("--protocol paper is MNIST's protocol; it does not take --data")
+        flat = PAPER | flat
+        flat.setdefault("preset", PAPER_PRESET)
+    presets = flat.pop("preset", None) or []
+    from_presets = merge_presets([presets] if isinstance(presets, str) else list(presets))
+    model_name = flat.pop("model", from_presets.pop("model", "vae"))
+    cls = resolve("model", model_name)
+    if paper and not _bounds_px(model_name):
+        fits = [n for n in sorted(MODELS) if _bounds_px(n)]
+        raise VaelabError(
+            f"--protocol paper needs a model with an ELBO on p(x) ({', '.join(fits)}), "
+            f"got {model_name!r}"
+        )
+    settings = spell_arch(from_presets | flat)
+    model_keys = {f.name for f in fields(cls.config_class)}
+    train_keys = {f.name for f in fields(TrainConfig)}
+    data_keys = {f.name for f in fields(DataConfig)}
+    unknown = set(settings) - model_keys - train_keys - data_keys
+    if unknown:
+        raise VaelabError(
+            f"setting(s) that model {model_name!r} does not take: {', '.join(sorted(unknown))}"
+        )
+    return (
+        model_name,
+        {k: v for k, v in settings.items() if k in model_keys},
+        {k: v for k, v in settings.items() if k in train_keys},
+        {k: v for k, v in settings.items() if k in data_keys},
+    )
+
+
+def read_settings_file(path: str) -> dict:
+    """A YAML or JSON file of settings: flat (flag names) or a run's config.json (sections)."""
+    p = Path(path)
+    if not p.is_file():
+        raise VaelabError(f"config file {path} not found")
+    try:
+        obj = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
+    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        raise VaelabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
+    if not isinstance(obj, dict):
+        raise VaelabError(f"config file {path} must hold a mapping of settings")
+    flat = {}
+    for key, value in obj.items():
+        if key in ("model_config", "train", "data") and isinstance(value, dict):
+            flat |= value
+        elif key not in ("vaelab_version", "units"):
+            flat[key.replace("-", "_")] = value
+    return flat
