@@ -14,178 +14,76 @@ import json
 import logging
 import os
 import sys
+from dataclasses import fields
 from pathlib import Path
 
-from .config import BINARIZE, PRECISIONS, SCHEDULES, TRAIN_PRECISIONS, DataConfig, TrainConfig
+from .config import PRECISIONS, DataConfig, TrainConfig
 from .errors import VaelabError
-from .registry import (
-    ACTIVATIONS,
-    ARCHS,
-    DATASETS,
-    LIKELIHOODS,
-    MODELS,
-    PRIORS,
-)
-from .settings import PRESETS, read_settings_file, split_settings
+from .flags import add_settings, own_fields
+from .registry import DATASETS, MODELS, resolve
+from .settings import Choices, family_of, read_settings_file, resolve_settings
 
 logger = logging.getLogger("vaelab")
 
 
 class Parser(argparse.ArgumentParser):
+    """One-line errors; no abbreviated options (``--k`` is never taken for ``--kl-warmup``)."""
+
+    train_model: str | None = None  # the family whose settings `vaelab train` was given
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, allow_abbrev=False, **kwargs)
+
     def error(self, message: str):  # one line, not usage + message
-        self.exit(2, f"vaelab: error: {message} (see `{self.prog} --help`)\n")
+        hint = f"see `{self.prog} --help`"
+        if self.train_model and message.startswith("unrecognized arguments"):
+            hint = f"`vaelab train --model {self.train_model} --help` lists the settings it takes"
+        self.exit(2, f"vaelab: error: {message} ({hint})\n")
 
 
-def _add_train_flags(p: argparse.ArgumentParser) -> None:
-    S = argparse.SUPPRESS  # absent flags stay absent, so presets and config files can fill them
-    p.add_argument(
-        "--protocol",
-        default=S,
-        choices=["paper"],
-        help="paper: Bernoulli decoder, dynamic binarization, 59,600 training / 400 "
-        "validation images; Burda et al.'s VAE unless --model or --preset says otherwise",
-    )
-    m = p.add_argument_group("model")
-    m.add_argument("--model", default=S, choices=sorted(MODELS), help="model family (default vae)")
-    m.add_argument(
-        "--preset",
-        default=S,
-        nargs="+",
-        choices=sorted(PRESETS),
-        help="named settings, applied in order; explicit flags override them",
-    )
-    archs = sorted(ARCHS)
-    m.add_argument("--arch", default=S, choices=archs, help="encoder and decoder at once")
-    m.add_argument("--encoder", default=S, choices=archs)
-    m.add_argument("--decoder", default=S, choices=archs)
-    m.add_argument(
-        "--hidden",
-        default=S,
-        type=int,
-        nargs="+",
-        help="encoder hidden sizes (default 400); the decoder mirrors them",
-    )
-    m.add_argument("--decoder-hidden", default=S, type=int, nargs="+")
-    m.add_argument("--latent-dim", default=S, type=int, help="latent size (default 20)")
-    m.add_argument("--activation", default=S, choices=ACTIVATIONS)
-    m.add_argument(
-        "--likelihood",
-        default=S,
-        choices=sorted(LIKELIHOODS),
-        help="p(x|z): bernoulli on logits (default), gaussian, or cbernoulli (continuous "
-        "Bernoulli, a density on [0, 1]); for the AE: BCE, squared error, or its -log density",
-    )
-    m.add_argument(
-        "--scale", default=S, choices=["fixed", "learned"], help="gaussian decoder scale"
-    )
-    m.add_argument("--sigma", default=S, type=float, help="gaussian decoder scale (initial)")
-    m.add_argument("--beta", default=S, type=float, help="KL weight (default 1)")
-    m.add_argument(
-        "--k", default=S, type=int, help="importance samples of the training bound (iwae: 5)"
-    )
-    m.add_argument("--prior", default=S, choices=sorted(PRIORS), help="p(z) (default standard)")
-    m.add_argument("--pseudo-inputs", default=S, type=int, help="VampPrior components (500)")
-    m.add_argument(
-        "--free-bits", default=S, type=float, help="nats per latent unit kept free of KL pressure"
-    )
-    m.add_argument("--z1-dim", default=S, type=int, help="hvae: lower latent layer (100)")
-    m.add_argument("--z1-hidden", default=S, type=int, nargs="+", help="hvae: z1-z2 nets")
-    m.add_argument("--num-classes", default=S, type=int, help="cvae: number of labels (10)")
-    t = p.add_argument_group("training")
-    t.add_argument("--epochs", default=S, type=int, help="total epochs (default 10)")
-    t.add_argument("--batch-size", default=S, type=int, help="default 128")
-    t.add_argument("--lr", default=S, type=float, help="Adam learning rate (default 1e-3)")
-    t.add_argument(
-        "--lr-schedule",
-        default=S,
-        choices=SCHEDULES,
-        help="burda: 8 stages of 3^i epochs at lr 10^(-i/7), scaled to --epochs (3280: paper)",
-    )
-    t.add_argument("--lr-step", default=S, type=int, help="epochs between steps (step schedule)")
-    t.add_argument("--lr-gamma", default=S, type=float, help="factor per step (step schedule)")
-    t.add_argument("--weight-decay", default=S, type=float)
-    t.add_argument("--adam-eps", default=S, type=float, help="Adam's epsilon (default 1e-8)")
-    t.add_argument(
-        "--kl-warmup", default=S, type=int, help="epochs over which the KL weight rises 0 -> 1"
-    )
-    t.add_argument(
-        "--on-nan",
-        default=S,
-        choices=["stop", "skip"],
-        help="a NaN or infinite loss or gradient: stop (default; the last good checkpoint is "
-        "kept) or skip the batch (counted; checked every step)",
-    )
-    t.add_argument(
-        "--tensorboard",
-        action="store_true",
-        default=S,
-        help="also log each epoch's metrics to RUN/tensorboard/ (needs vaelab[tensorboard])",
-    )
-    t.add_argument("--seed", default=S, type=int, help="default 0")
-    t.add_argument("--device", default=S, help="auto (cuda, mps, cpu), cpu, cuda, cuda:N, mps")
-    t.add_argument(
-        "--precision",
-        default=S,
-        choices=list(TRAIN_PRECISIONS),
-        help="the format of the networks' products: fp32 (default), tf32 (CUDA), bf16",
-    )
-    d = p.add_argument_group("data")
-    d.add_argument(
-        "--dataset",
-        default=S,
-        choices=sorted(DATASETS),
-        help="mnist (default), or a data set fetched first with `vaelab data fetch NAME "
-        "--data-dir DIR` from its published .gz files",
-    )
-    d.add_argument(
-        "--data",
-        default=S,
-        metavar="PATH",
-        help="your own images instead: a folder of PNG/JPEG files (one subfolder per class "
-        "gives labels; train/ and test/ subfolders give the split), a .npy/.npz array "
-        "(N, H, W) or (N, H, W, C), or a folder of IDX files",
-    )
-    d.add_argument(
-        "--image-size",
-        default=S,
-        type=int,
-        metavar="N",
-        help="with --data: resize every image to N x N once (cached); conv nets need N a "
-        "multiple of 4",
-    )
-    d.add_argument(
-        "--binarize",
-        default=S,
-        choices=BINARIZE,
-        help="none: grayscale in [0, 1] (default); dynamic: resampled every use",
-    )
-    d.add_argument(
-        "--binarize-seed",
-        default=S,
-        type=int,
-        help="seed of the one-off binarization of val and test (default 0)",
-    )
-    d.add_argument(
-        "--data-dir",
-        default=S,
-        help="read MNIST from this folder (IDX files) or .npz instead of the cache",
-    )
-    d.add_argument(
-        "--no-verify",
-        dest="verify",
-        action="store_false",
-        default=S,
-        help="accept 28x28 data that is not the canonical MNIST (e.g. Fashion-MNIST)",
-    )
-    d.add_argument(
-        "--train-limit", default=S, type=int, help="use only the first N training images"
-    )
-    d.add_argument(
-        "--val-size",
-        default=S,
-        type=int,
-        help="the last N of the 60,000 training images validate (default 10,000; paper: 400)",
-    )
+def _add_train_settings(p: argparse.ArgumentParser, model: str | None) -> None:
+    """The settings of ``vaelab train``, generated from the configuration dataclasses: what
+    picks the rest (``settings.Choices``), model ``model``'s config grouped by what every
+    model shares and what is its own, training's and the data's.  Without a model (``vaelab
+    --help``) the model's settings are left out, so that torch is not imported."""
+    add_settings(p.add_argument_group("what picks the rest"), Choices)
+    if model is not None:
+        config = resolve("model", model).config_class
+        own = own_fields(config)
+        add_settings(p.add_argument_group("settings every model takes"), config, skip=own)
+        add_settings(
+            p.add_argument_group(f"{model}'s own settings"), config, skip=_all_but(own, config)
+        )
+    add_settings(p.add_argument_group("training"), TrainConfig)
+    add_settings(p.add_argument_group("data"), DataConfig)
+
+
+def _all_but(keep: set[str], cls: type) -> set[str]:
+    return {f.name for f in fields(cls)} - keep
+
+
+def _train_model(argv: list[str]) -> str | None:
+    """The model whose settings ``vaelab train ARGV`` takes: named by --model, a --config
+    file, a --preset, the run being resumed, else vae; None for another command."""
+    if not argv or argv[0] != "train":
+        return None
+    pre = argparse.ArgumentParser(add_help=False)
+    for name in ("--model", "--config", "--resume", "--protocol"):
+        pre.add_argument(name)
+    pre.add_argument("--preset", nargs="+")
+    known, _ = pre.parse_known_args(argv[1:])
+    flat = {k: v for k, v in vars(known).items() if v is not None and k != "resume"}
+    try:
+        if known.resume and not known.model:
+            from .runs import Run
+
+            return Run.load(known.resume).model_name
+        if known.config:
+            flat = read_settings_file(known.config) | flat
+        name = family_of(flat)
+    except VaelabError:  # reported by the command itself, after parsing
+        return "vae"
+    return name if name in MODELS else "vae"
 
 
 def cmd_train(args: argparse.Namespace) -> int:
@@ -201,9 +99,9 @@ def cmd_train(args: argparse.Namespace) -> int:
     else:
         flat = read_settings_file(args.config) if args.config else {}
         flat |= given
-        name, model_cfg, train_cfg, data_cfg = split_settings(flat)
-        out = args.out or f"runs/{name}-{_data_name(data_cfg)}"
-        run = resolve_run(out, name, model_cfg, TrainConfig(**train_cfg), DataConfig(**data_cfg))
+        settings = resolve_settings(flat)
+        out = args.out or f"runs/{settings.model_name}-{_data_name(settings.data)}"
+        run = resolve_run(out, *settings)
     summary = fit(run, progress=not args.no_progress)
     if summary["interrupted"]:
         return 130
@@ -229,11 +127,11 @@ def cmd_train(args: argparse.Namespace) -> int:
     return 0
 
 
-def _data_name(data: dict) -> str:
+def _data_name(data: DataConfig) -> str:
     """A short name of the data for a default run folder: mnist, fashion-mnist, a file's stem."""
-    if data.get("data"):
-        return Path(str(data["data"])).expanduser().resolve().stem or "images"
-    return str(data.get("dataset", "mnist"))
+    if data.data:
+        return Path(data.data).stem or "images"
+    return data.dataset
 
 
 def cmd_data(args: argparse.Namespace) -> int:
@@ -440,12 +338,15 @@ def format_pca(r: dict, name: str = "AE") -> str:
 _COMMON = {"command", "func", "config", "out", "resume", "no_progress", "no_figures"}
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(model: str | None = None) -> argparse.ArgumentParser:
+    """The parser of every command; ``model``: the family whose settings ``train`` takes
+    (None: none of a model's settings, and no torch imported)."""
     from . import __version__
 
     parser = Parser(
         prog="vaelab", description="Auto-encoders and variational auto-encoders on MNIST."
     )
+    parser.train_model = model
     parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
 
@@ -466,15 +367,16 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser(
         "train",
         help="train a model into a run folder",
-        description="Train a model on MNIST. Settings come from, in rising priority: the "
-        "model's defaults, --preset, --config, flags.",
+        description="Train a model. Settings come from, in rising priority: the model's "
+        "defaults, --preset, --config, flags. `vaelab train --model M --help` lists model M's "
+        "own settings.",
     )
     p.add_argument("--out", help="run folder (default runs/<model>-mnist)")
     p.add_argument("--resume", metavar="RUN", help="continue RUN from its last checkpoint")
     p.add_argument("--config", help="YAML or JSON file of settings (flag names as keys)")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.add_argument("--no-figures", action="store_true", help="skip the figures after training")
-    _add_train_flags(p)
+    _add_train_settings(p, model)
     p.set_defaults(func=cmd_train)
 
     def run_parser(name: str, help: str) -> argparse.ArgumentParser:
@@ -625,7 +527,8 @@ def _in_group(args: argparse.Namespace) -> int:
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    argv = sys.argv[1:] if argv is None else list(argv)
+    parser = build_parser(_train_model(argv))
     args = parser.parse_args(argv)
     setup_logging()
     try:

@@ -9,13 +9,14 @@ given), a settings file, explicit settings.
 from __future__ import annotations
 
 import json
-from dataclasses import fields
+from collections.abc import Sequence
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
-from .config import DataConfig, TrainConfig
+from .config import DataConfig, TrainConfig, setting
 from .errors import VaelabError
 from .registry import MODELS, resolve
 
@@ -57,6 +58,39 @@ PAPER = {
 PAPER_PRESET = "burda"  # the net when no --preset is given
 
 
+@dataclass
+class Choices:
+    """The settings that pick the others: the family, named presets, the protocol, and both
+    networks at once.  They are resolved here, before the model's own settings apply."""
+
+    model: str = setting(
+        "vae", "the model family (its settings: --model M --help)", choices="model"
+    )
+    preset: Sequence[str] | None = setting(
+        None,
+        "named settings, applied in order; explicit settings override them",
+        choices=tuple(sorted(PRESETS)),
+        metavar="NAME",
+    )
+    protocol: str | None = setting(
+        None,
+        "paper: Bernoulli decoder, dynamic binarization, 59,600 training / 400 validation "
+        f"images; the {PAPER_PRESET} preset unless --model or --preset says otherwise",
+        choices=("paper",),
+    )
+    arch: str | None = setting(None, "encoder and decoder at once", choices="architecture")
+
+
+class RunSettings(NamedTuple):
+    """A run's settings resolved: the family's name, its config's settings, training's and the
+    data's.  Unpacks into ``train.train(out, *settings)`` and ``train.resolve_run``."""
+
+    model_name: str
+    model_config: dict[str, Any]
+    train: TrainConfig
+    data: DataConfig
+
+
 def merge_presets(names: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """The settings of presets ``names`` merged in order (later ones win), as written."""
     out: dict[str, Any] = {}
@@ -89,13 +123,33 @@ def _bounds_px(model_name: str) -> bool:
     return cls.has_elbo and not cls.conditional
 
 
-def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
-    """Flat settings -> (model name, model config, train config, data config) dicts.
+def _presets(flat: dict[str, Any]) -> list[str]:
+    presets = flat.get("preset") or []
+    return [presets] if isinstance(presets, str) else list(presets)
+
+
+def family_of(flat: dict[str, Any]) -> str:
+    """The family that flat settings pick: their ``model``, else their presets', else vae."""
+    if "model" in flat:
+        return str(flat["model"])
+    named = merge_presets(_presets(flat) or [PAPER_PRESET] * (flat.get("protocol") == "paper"))
+    return str(named.get("model", "vae"))
+
+
+def resolve_settings(flat: dict[str, Any]) -> RunSettings:
+    """Flat settings (flag names as keys) resolved into a run's typed settings.
 
     Order of precedence, lowest first: the model's defaults, presets (in the order given),
     the settings themselves.  ``protocol: paper`` fixes the paper's settings.
     """
+    name, model, train, data = _split(flat)
+    return RunSettings(name, model, TrainConfig(**train), DataConfig(**data))
+
+
+def _split(flat: dict) -> tuple[str, dict, dict, dict]:
     flat = dict(flat)
+    if flat.get("protocol") not in (None, "paper"):
+        raise VaelabError(f"unknown protocol {flat['protocol']!r}; the only one is 'paper'")
     paper = flat.pop("protocol", None) == "paper"
     if paper:
         clash = {k: flat[k] for k in PAPER if k in flat and flat[k] != PAPER[k]}
@@ -106,8 +160,8 @@ def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:
             raise VaelabError("--protocol paper is MNIST's protocol; it does not take --data")
         flat = PAPER | flat
         flat.setdefault("preset", PAPER_PRESET)
-    presets = flat.pop("preset", None) or []
-    from_presets = merge_presets([presets] if isinstance(presets, str) else list(presets))
+    from_presets = merge_presets(_presets(flat))
+    flat.pop("preset", None)
     model_name = flat.pop("model", from_presets.pop("model", "vae"))
     cls = resolve("model", model_name)
     if paper and not _bounds_px(model_name):
