@@ -4,7 +4,7 @@ two straightforward estimators, in images per second, measured in one process.
 Contenders, all computing the same K-sample estimate of log p(x) for the same model and images:
 
 - **floor**: the decoder's products on K rows per image, the encoder's once per image, and one
-  softplus-and-sum pass over the K x 784 logits, each timed at its shape (bench/floor.py);
+  softplus-and-sum pass over the K x 784 logits, each timed at its shape (tools/bench/floor.py);
 - **per-image loop**: one image at a time, its K samples in one batch (as in most VAE code);
 - **straightforward batched**: a few images at a time, all K samples at once, the Bernoulli
   log-likelihood as ``binary_cross_entropy_with_logits`` over K x B x 784 then a sum;
@@ -17,26 +17,24 @@ Rounds alternate between the contenders, the floor's timing included; each figur
 round (other work on the machine only ever slows a round down).  The estimates
 must agree within Monte Carlo error (vaelab's two paths: within floating-point error).
 
-    python bench/nll_speed.py [--preset burda | pytorch-examples] [--run RUN] [--images 40]
+    python -m tools.bench.nll_speed [--preset burda | pytorch-examples] [--run RUN] [--images 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from floor import nll_floor  # noqa: E402  (bench/floor.py)
-
-from vaelab.models import build_model  # noqa: E402
-from vaelab.nll import importance_sampled, plan_chunks  # noqa: E402
-from vaelab.settings import preset_config  # noqa: E402
+import vaelab
+from tools.bench.floor import nll_floor
+from vaelab.models import build_model
+from vaelab.nll import importance_sampled, plan_chunks
+from vaelab.runs import Run
+from vaelab.settings import preset_config
 
 
 @torch.no_grad()
@@ -75,10 +73,8 @@ def main() -> None:
     args = ap.parse_args()
     torch.manual_seed(0)
     if args.run:
-        import vaelab
-
         model = vaelab.load_run(args.run)
-        x = vaelab.runs.Run.load(args.run).splits()["test"].x[: args.images]
+        x = Run.load(args.run).splits()["test"].x[: args.images]
     else:
         model = build_model("vae", **preset_config(args.preset)).eval()
         g = torch.Generator().manual_seed(0)

@@ -1,15 +1,17 @@
 """A plain PyTorch conv VAE on 64x64 RGB images (Gaussian p(x|z), learned scale), beside
 vaelab's ``--preset conv --likelihood gaussian --scale learned --sigma 0.1`` on the same split.
 
-    python scripts/make_shapes.py /tmp/shapes --n 6000
-    python bench/plain_rgb_vae.py /tmp/shapes     # validation -ELBO and colour spread per epoch
+    python -m tools.experiments.make_shapes /tmp/shapes --n 6000
+    python -m tools.bench.plain_rgb_vae /tmp/shapes  # validation -ELBO, colour spread per epoch
 
 The colour spread is the standard deviation over the three channels, averaged over pixels, of
 the reconstructions at the encoder's mean (the data's own is printed beside it).
 """
 
+from __future__ import annotations
+
+import argparse
 import math
-import sys
 import time
 
 import torch
@@ -17,38 +19,38 @@ from torch import nn
 
 from vaelab.batches import DataConfig, load_splits
 
-torch.manual_seed(0)
-s = load_splits(DataConfig(data=sys.argv[1]))
-tr, va = s["train"].x.reshape(-1, 3, 64, 64), s["val"].x.reshape(-1, 3, 64, 64)
-enc = nn.Sequential(
-    nn.Conv2d(3, 32, 4, 2, 1),
-    nn.ReLU(),
-    nn.Conv2d(32, 64, 4, 2, 1),
-    nn.ReLU(),
-    nn.Conv2d(64, 128, 4, 2, 1),
-    nn.ReLU(),
-    nn.Flatten(),
-    nn.Linear(128 * 64, 256),
-    nn.ReLU(),
-    nn.Linear(256, 64),
-)
-dec = nn.Sequential(
-    nn.Linear(32, 256),
-    nn.ReLU(),
-    nn.Linear(256, 128 * 64),
-    nn.ReLU(),
-    nn.Unflatten(1, (128, 8, 8)),
-    nn.ConvTranspose2d(128, 64, 4, 2, 1),
-    nn.ReLU(),
-    nn.ConvTranspose2d(64, 32, 4, 2, 1),
-    nn.ReLU(),
-    nn.ConvTranspose2d(32, 3, 4, 2, 1),
-)
-log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
-opt = torch.optim.Adam([*enc.parameters(), *dec.parameters(), log_sigma], lr=1e-3)
+
+def nets() -> tuple[nn.Module, nn.Module]:
+    """Three stride-2 convolutions down to a 32-D code (mean and log-variance), and back."""
+    enc = nn.Sequential(
+        nn.Conv2d(3, 32, 4, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(32, 64, 4, 2, 1),
+        nn.ReLU(),
+        nn.Conv2d(64, 128, 4, 2, 1),
+        nn.ReLU(),
+        nn.Flatten(),
+        nn.Linear(128 * 64, 256),
+        nn.ReLU(),
+        nn.Linear(256, 64),
+    )
+    dec = nn.Sequential(
+        nn.Linear(32, 256),
+        nn.ReLU(),
+        nn.Linear(256, 128 * 64),
+        nn.ReLU(),
+        nn.Unflatten(1, (128, 8, 8)),
+        nn.ConvTranspose2d(128, 64, 4, 2, 1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(64, 32, 4, 2, 1),
+        nn.ReLU(),
+        nn.ConvTranspose2d(32, 3, 4, 2, 1),
+    )
+    return enc, dec
 
 
-def loss_fn(x):
+def loss_fn(enc, dec, log_sigma, x):
+    """The negative ELBO, nats per image (mean over the batch), and the decoder's means."""
     mu, lv = enc(x).chunk(2, -1)
     z = mu + torch.randn_like(mu) * (0.5 * lv).exp()
     m = dec(z)
@@ -59,20 +61,34 @@ def loss_fn(x):
     return (nll + kl).mean(), m
 
 
-for epoch in range(20):
-    t0 = time.time()
-    perm = torch.randperm(len(tr))
-    for i in range(0, len(tr), 128):
-        loss, _ = loss_fn(tr[perm[i : i + 128]])
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-    with torch.no_grad():
-        vl, _ = loss_fn(va)
-        mu, _ = enc(va[:200]).chunk(2, -1)
-        r = dec(mu)
-    print(
-        f"epoch {epoch + 1} val -ELBO {vl.item():.1f} colour spread recon "
-        f"{r.std(1).mean():.4f} data {va[:200].std(1).mean():.4f} {time.time() - t0:.1f}s",
-        flush=True,
-    )
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", help="a folder of 64x64 RGB images, one subfolder per class")
+    args = ap.parse_args()
+    torch.manual_seed(0)
+    s = load_splits(DataConfig(data=args.folder))
+    tr, va = s["train"].x.reshape(-1, 3, 64, 64), s["val"].x.reshape(-1, 3, 64, 64)
+    enc, dec = nets()
+    log_sigma = nn.Parameter(torch.tensor(math.log(0.1)))
+    opt = torch.optim.Adam([*enc.parameters(), *dec.parameters(), log_sigma], lr=1e-3)
+    for epoch in range(20):
+        t0 = time.time()
+        perm = torch.randperm(len(tr))
+        for i in range(0, len(tr), 128):
+            loss, _ = loss_fn(enc, dec, log_sigma, tr[perm[i : i + 128]])
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+        with torch.no_grad():
+            vl, _ = loss_fn(enc, dec, log_sigma, va)
+            mu, _ = enc(va[:200]).chunk(2, -1)
+            r = dec(mu)
+        print(
+            f"epoch {epoch + 1} val -ELBO {vl.item():.1f} colour spread recon "
+            f"{r.std(1).mean():.4f} data {va[:200].std(1).mean():.4f} {time.time() - t0:.1f}s",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

@@ -5,7 +5,7 @@ One process, one model (784-400-20 ReLU VAE, Bernoulli decoder on logits, Adam 1
 element-wise work as MNIST), epochs interleaved round by round so that a drift of the machine
 hits every contender alike.  Contenders:
 
-- **floor**: the epoch's matrix products alone, each timed at its shape (see bench/floor.py);
+- **floor**: the epoch's matrix products alone, each timed at its shape (see tools/bench/floor.py);
 - **vaelab**: ``vaelab.train.train_epoch``, the loop ``vaelab train`` runs (its batches, its
   fused Adam), without the validation pass and checkpoint that ``fit`` adds per epoch;
 - **bare loop**: a plain PyTorch loop over index batches of an in-memory tensor, with
@@ -13,7 +13,7 @@ hits every contender alike.  Contenders:
 - **DataLoader**: the pipeline of the pytorch/examples VAE: a map-style dataset turning one
   uint8 image at a time into floats, ``DataLoader(batch_size=128, shuffle=True)``;
 - **pythae**: ``pythae``'s ``BaseTrainer`` on the same nets, when pythae is importable
-  (never a dependency of vaelab: ``bash bench/setup_pythae.sh`` makes ``.venv-bench``);
+  (never a dependency of vaelab: ``bash tools/bench/setup_pythae.sh`` makes ``.venv-bench``);
 - **vaelab, compiled** (``--compile``): ``train_step`` with the model's loss through
   ``torch.compile``; its compile time is reported apart;
 - **vaelab, bf16 products** (``--bf16``): ``vaelab train --precision bf16``'s epoch, beside
@@ -23,15 +23,14 @@ Prints each contender's best epoch time over the rounds (on a shared machine, ot
 ever adds time, so the best is the steadiest estimate), its multiple of the floor and its ratio
 to the bare loop.
 
-    python bench/train_speed.py [--rounds 3] [--threads N] [--compile] [--bf16]
-    .venv-bench/bin/python bench/train_speed.py      # with pythae
+    python -m tools.bench.train_speed [--rounds 3] [--threads N] [--compile] [--bf16]
+    .venv-bench/bin/python -m tools.bench.train_speed      # with pythae
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
 from pathlib import Path
@@ -40,15 +39,13 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from floor import BareVAE, floor_seconds, step_products  # noqa: E402  (bench/floor.py)
-
-from vaelab.batches import Split  # noqa: E402
-from vaelab.config import TrainConfig  # noqa: E402
-from vaelab.models import build_model  # noqa: E402
-from vaelab.runs import Run  # noqa: E402
-from vaelab.settings import preset_config  # noqa: E402
-from vaelab.train import make_optimizer, train_epoch, train_step  # noqa: E402
+from tools.bench.floor import BareVAE, floor_seconds, step_products
+from vaelab.batches import Split
+from vaelab.config import TrainConfig
+from vaelab.models import build_model
+from vaelab.runs import Run
+from vaelab.settings import preset_config
+from vaelab.train import make_optimizer, train_epoch, train_step
 
 BATCH = 128
 
@@ -171,7 +168,7 @@ def main() -> None:
     try:
         contenders["pythae BaseTrainer"] = pythae_trainer(x, str(Path(tmp) / "pythae"))
     except ImportError:
-        print("pythae not importable: skipped (bash bench/setup_pythae.sh, then run with "
+        print("pythae not importable: skipped (bash tools/bench/setup_pythae.sh, then run with "
               ".venv-bench/bin/python)")  # fmt: skip
     if args.compile:
         cmodel = build_model("vae", **preset_config("pytorch-examples")).train()

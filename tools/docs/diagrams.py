@@ -1,8 +1,8 @@
 """Diagrams of the auto-encoder and the VAE for the tutorial, drawn with matplotlib.
 
-    python scripts/diagrams.py [--out docs/figures]
+    python -m tools.docs.diagrams [--out docs/figures]
 
-writes ``diagram-ae.png`` and ``diagram-vae.png``; ``scripts/make_docs.py`` calls ``draw_all``.
+writes ``diagram-ae.png`` and ``diagram-vae.png``; ``tools.docs.make_docs`` calls ``draw_all``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools import ROOT
 
 NET = "#dbe9f6"  # networks
 DATA = "#f2f2f2"  # images

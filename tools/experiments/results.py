@@ -13,8 +13,8 @@ table with the hardware it ran on:
 The likelihood table is made by `vaelab compare` (vaelab.compare), the same table a user gets
 for their own runs.
 
-    python scripts/results.py [--epochs-paper 100] [--k 5000] [--reuse]
-    python scripts/results.py --quick      # minutes: small runs, to check the script (for CI)
+    python -m tools.experiments.results [--epochs-paper 100] [--k 5000] [--reuse]
+    python -m tools.experiments.results --quick  # minutes: small runs, to check it (for CI)
 """
 
 from __future__ import annotations
@@ -26,9 +26,10 @@ import time
 from pathlib import Path
 
 import torch
-from machine import cpu_name  # scripts/machine.py
 
 import vaelab
+from tools import ROOT
+from tools.machine import cpu_name
 from vaelab.analysis import pca_check
 from vaelab.batches import DataConfig, load_splits
 from vaelab.compare import compare, markdown
@@ -38,8 +39,6 @@ from vaelab.quality import reference_floor
 from vaelab.runs import Run
 from vaelab.settings import preset_config
 from vaelab.train import TrainConfig, train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Test NLLs on dynamically binarized MNIST, K = 5000 (nats per image).
 PUBLISHED = [
@@ -204,9 +203,9 @@ def likelihood_sentence(label: str, ev: dict) -> str:
 
 def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) -> None:
     command = (
-        "`python scripts/results.py --quick`"
+        "`python -m tools.experiments.results --quick`"
         if args.quick
-        else f"`python scripts/results.py --epochs-paper {args.epochs_paper} "
+        else f"`python -m tools.experiments.results --epochs-paper {args.epochs_paper} "
         f"--batch-paper {args.batch_paper} --k {args.k}`"
     )
     lines = [
@@ -295,7 +294,7 @@ def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) 
         "",
         "vaelab's runs of these published models (1- and 2-layer VAE and IWAE, VampPrior, conv), "
         "each with its command, epochs, training time and hardware, and the longest runs: "
-        "[likelihoods.md](likelihoods.md) (`scripts/likelihood_table.py`).",
+        "[likelihoods.md](likelihoods.md) (`python -m tools.experiments.likelihood_table`).",
         "",
         "Not comparable with the table above: " + " ".join(NOT_COMPARABLE),
         "",

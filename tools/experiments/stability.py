@@ -1,7 +1,7 @@
 """Seed-to-seed stability of the paper-protocol VAE: train it with several seeds and report the
 mean and spread of the test NLL and of the active units.
 
-    python scripts/stability.py --lr 3e-3 --seeds 0 1 2 3 4 --epochs 30 --images 2000
+    python -m tools.experiments.stability --lr 3e-3 --seeds 0 1 2 3 4 --epochs 30 --images 2000
 
 Each run: the 784-200-200-50 tanh VAE (preset ``burda``), dynamic binarization, the standard
 50,000 training images, batch 100, Adam with a cosine schedule; then the importance-sampled
