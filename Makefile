@@ -12,33 +12,34 @@ test: setup
 # Regenerates docs/tutorial.md and docs/figures/ (trains the models the tutorial discusses),
 # then builds the documentation site into site/ (open site/index.html; works offline).
 docs: setup
-	$(PYTHON) scripts/make_docs.py
-	$(PYTHON) scripts/build_site.py
+	$(PYTHON) -m tools.docs.make_docs
+	$(PYTHON) -m tools.docs.build_site
 
 # docs/tutorial.md refilled from an edited template and the saved values (runs nothing).
 tutorial-text: setup
-	$(PYTHON) scripts/make_docs.py --render-only
+	$(PYTHON) -m tools.docs.make_docs --render-only
 
 # The site alone, from docs/ as it stands.
 site: setup
-	$(PYTHON) scripts/build_site.py
+	$(PYTHON) -m tools.docs.build_site
 
 # Regenerates docs/results.md (long: trains the paper-protocol VAE, K = 5000 evaluation).
 # `make results-quick` runs the same script on small runs in minutes (into runs/results-quick).
 results: setup
-	$(PYTHON) scripts/results.py
+	$(PYTHON) -m tools.experiments.results
 
 results-quick: setup
-	$(PYTHON) scripts/results.py --quick
-	$(PYTHON) scripts/likelihood_table.py --quick
+	$(PYTHON) -m tools.experiments.results --quick
+	$(PYTHON) -m tools.experiments.likelihood_table --quick
 
-# docs/likelihoods.md and its figure, from the runs that `scripts/likelihood_table.py launch`
+# docs/likelihoods.md and its figure, from the runs that
+# `python -m tools.experiments.likelihood_table launch`
 # trained and evaluated (hours on a CPU; see docs/likelihoods.md for each row's command).
 TABLE_RUNS ?= runs/table runs/table-gpu runs/table-gpu2
 table: setup
-	$(PYTHON) scripts/likelihood_table.py write $(TABLE_RUNS)
+	$(PYTHON) -m tools.experiments.likelihood_table write $(TABLE_RUNS)
 
 # docs/performance.md from the benchmarks (about 9 minutes); with pythae in the training table:
-# `bash bench/setup_pythae.sh && make bench PYTHON=.venv-bench/bin/python`
+# `bash tools/bench/setup_pythae.sh && make bench PYTHON=.venv-bench/bin/python`
 bench: setup
-	$(PYTHON) bench/report.py --python $(PYTHON)
+	$(PYTHON) -m tools.bench.report --python $(PYTHON)

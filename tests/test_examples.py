@@ -60,8 +60,8 @@ def test_tutorial_is_the_current_template_filled_with_the_saved_values(tmp_path)
     if not values.exists():
         pytest.skip("docs/tutorial.values.json not generated yet (make docs)")
     (tmp_path / "tutorial.values.json").write_text(values.read_text())
-    cmd = [sys.executable, str(ROOT / "scripts" / "make_docs.py"), "--render-only"]
-    p = subprocess.run([*cmd, "--out", str(tmp_path)], capture_output=True, text=True)
+    cmd = [sys.executable, "-m", "tools.docs.make_docs", "--render-only"]
+    p = subprocess.run([*cmd, "--out", str(tmp_path)], capture_output=True, text=True, cwd=ROOT)
     assert p.returncode == 0, p.stderr[-2000:]
     rendered = (tmp_path / "tutorial.md").read_text()
     assert rendered == (ROOT / "docs" / "tutorial.md").read_text()
@@ -70,11 +70,11 @@ def test_tutorial_is_the_current_template_filled_with_the_saved_values(tmp_path)
 
 @pytest.mark.mnist
 def test_results_script_quick_mode(tmp_path):
-    """`scripts/results.py --quick` runs the whole pipeline in minutes and writes its table
-    next to its runs, with the estimator's diagnostics computed, not assumed."""
+    """`python -m tools.experiments.results --quick` runs the whole pipeline in minutes and
+    writes its table next to its runs, with the estimator's diagnostics computed, not assumed."""
     p = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "results.py"), "--quick", "--out-dir", tmp_path],
-        capture_output=True, text=True, timeout=900,
+        [sys.executable, "-m", "tools.experiments.results", "--quick", "--out-dir", tmp_path],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
     text = (tmp_path / "results.md").read_text()
@@ -91,9 +91,9 @@ def test_likelihood_table_quick_mode(tmp_path):
     """Every row of the likelihood table trains and is evaluated through the same commands as
     the full table, and the table states each row's command, hardware and diagnostics."""
     p = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "likelihood_table.py"), "--quick",
+        [sys.executable, "-m", "tools.experiments.likelihood_table", "--quick",
          "--quick-dir", tmp_path],
-        capture_output=True, text=True, timeout=900,
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
     )  # fmt: skip
     assert p.returncode == 0, p.stderr[-2000:]
     manifest = json.loads((tmp_path / "manifest.json").read_text())

@@ -3,7 +3,7 @@ import math
 import torch
 import torch.nn.functional as F
 
-from vaelab.distributions import Bernoulli, Normal
+from vaelab.distributions import Bernoulli, Normal, scale_parameterisation
 from vaelab.models import build_model
 from vaelab.objectives import iwae_bound, kl_normal_std_normal
 
@@ -92,3 +92,17 @@ def test_iwae_bound_of_equal_weights_is_that_weight():
     assert math.isclose(
         iwae_bound(torch.tensor([[0.0], [math.log(3.0)]])).item(), math.log(2.0), rel_tol=1e-6
     )
+
+
+def test_scale_parameterisation_is_log_var_outside_its_block():
+    """from_log_var reads log sigma^2 by default; softplus(s) + 1e-6 = sigma only inside
+    scale_parameterisation("softplus"), and a model's encoder follows it."""
+    mean, s = torch.zeros(3, 4), torch.linspace(-3, 3, 12).reshape(3, 4)
+    assert torch.equal(Normal.from_log_var(mean, s).log_scale, 0.5 * s)
+    with scale_parameterisation("softplus"):
+        assert torch.allclose(Normal.from_log_var(mean, s).log_scale.exp(), F.softplus(s) + 1e-6)
+        model = build_model("vae", hidden=[8], latent_dim=2)
+        x = torch.rand(5, 784)
+        raw = model.encoder(x).chunk(2, -1)[1]
+        assert torch.allclose(model.encode(x).log_scale.exp(), F.softplus(raw) + 1e-6)
+    assert torch.equal(Normal.from_log_var(mean, s).log_scale, 0.5 * s)

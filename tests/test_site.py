@@ -1,4 +1,4 @@
-"""The documentation site: built from docs/ by scripts/build_site.py, opened from its folder in
+"""The documentation site: built from docs/ by tools/docs/build_site.py, opened from its folder in
 headless Chromium.  Every page loads without console errors, every formula is typeset (no raw
 LaTeX left), every image loads, and every internal link resolves.
 
@@ -39,9 +39,9 @@ def site(tmp_path_factory, tiny_splits_module):
     run = tiny_run(tmp / "run", tiny_splits_module)
     page = write_explorer(run, tmp / "explorer.html")  # in this process: the data are in memory
     p = subprocess.run(
-        [sys.executable, str(ROOT / "scripts" / "build_site.py"), "--site", str(tmp / "site"),
+        [sys.executable, "-m", "tools.docs.build_site", "--site", str(tmp / "site"),
          "--explorer-html", str(page)],
-        capture_output=True, text=True, timeout=600,
+        capture_output=True, text=True, timeout=600, cwd=ROOT,
     )  # fmt: skip
     assert p.returncode == 0, p.stdout[-3000:] + p.stderr[-3000:]
     return tmp / "site"

@@ -12,6 +12,8 @@ bfloat16 would be off by nats.
 from __future__ import annotations
 
 import math
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 
 import torch
 import torch.nn.functional as F
@@ -19,6 +21,32 @@ import torch.nn.functional as F
 from .precision import at_least_fp32
 
 LOG_2PI = math.log(2 * math.pi)
+
+# How ``Normal.from_log_var`` reads a network's raw scale output s as log sigma.  "log_var"
+# (s = log sigma^2) is what every model and saved run uses; "softplus" (sigma = softplus(s) +
+# 1e-6, a scale that grows linearly, not exponentially, with s) is there to compare against it,
+# for the code inside ``scale_parameterisation("softplus")`` only: it is not saved with a run.
+SCALE_PARAMETERISATIONS: dict[str, Callable[[torch.Tensor], torch.Tensor]] = {
+    "log_var": lambda s: 0.5 * s,
+    "softplus": lambda s: (F.softplus(s) + 1e-6).log(),
+}
+_scale_parameterisation = "log_var"
+
+
+@contextmanager
+def scale_parameterisation(name: str) -> Iterator[None]:
+    """Inside the block, ``Normal.from_log_var`` reads its second argument the ``name`` way
+    (a key of ``SCALE_PARAMETERISATIONS``); the default comes back after it."""
+    global _scale_parameterisation
+    if name not in SCALE_PARAMETERISATIONS:
+        raise ValueError(
+            f"unknown scale parameterisation {name!r}: {sorted(SCALE_PARAMETERISATIONS)}"
+        )
+    before, _scale_parameterisation = _scale_parameterisation, name
+    try:
+        yield
+    finally:
+        _scale_parameterisation = before
 
 
 class Bernoulli:
@@ -42,7 +70,7 @@ class Bernoulli:
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         # -BCE(x, sigmoid(l)) = sum x*l - sum softplus(l).  x . l as one dot product per row
         # (no K x B x 784 temporaries for x*l and the difference): about a quarter faster on
-        # the importance-sampled estimate's logits (bench/floor.py --nll), equal up to fp32
+        # the importance-sampled estimate's logits (tools/bench/floor.py --nll), equal up to fp32
         # summation order.
         return torch.linalg.vecdot(self.logits, x.to(self.logits.dtype)) - F.softplus(
             self.logits
@@ -113,7 +141,9 @@ class Normal:
 
     @classmethod
     def from_log_var(cls, mean: torch.Tensor, log_var: torch.Tensor) -> Normal:
-        return cls(mean, 0.5 * log_var)
+        """``N(mean, exp(log_var))``; inside ``scale_parameterisation(name)``, ``log_var`` is read
+        that way instead (``SCALE_PARAMETERISATIONS``)."""
+        return cls(mean, SCALE_PARAMETERISATIONS[_scale_parameterisation](log_var))
 
     @property
     def mean(self) -> torch.Tensor:

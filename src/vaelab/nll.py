@@ -63,7 +63,7 @@ def plan_chunks(model, k: int, n_images: int, memory_bytes: int | None = None) -
     several images per batch.  Default budget: half of the free memory on a GPU, at most
     2 GiB (larger chunks run no faster, and several processes may share the GPU); 64 MB on a
     CPU, where chunks of a few thousand rows that stay in cache run faster than larger ones
-    (measured with bench/nll_speed.py)."""
+    (measured with tools/bench/nll_speed.py)."""
     if memory_bytes is None:
         device = next(model.parameters()).device
         if device.type == "cuda":
@@ -104,7 +104,7 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def weights_function(model, compile: bool | None, rows: int):
     """``model.log_importance_weights``, or its ``torch.compile``d version: one pass over the
     logits for the Bernoulli log-likelihood and the layers' bias and activation fused into the
-    products' output (bench/nll_speed.py: the Burda MLP's K=5000 estimate 1.8 times faster on
+    products' output (tools/bench/nll_speed.py: the Burda MLP's K=5000 estimate 1.8 times faster on
     a CPU).  The draws come from the same RNG calls as without compiling (inductor's
     ``fallback_random``), so the estimate is the same up to floating-point order.
 

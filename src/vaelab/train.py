@@ -399,7 +399,8 @@ def _claim_folder(run: Run, writer: RunWriter, held: contextlib.ExitStack) -> No
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
     """Adam, as one fused kernel per step on the devices where PyTorch has one (CPU, CUDA):
     the same update as the per-parameter loop up to floating-point rounding, and on the CPU
-    4 to 5 times faster (0.24 against 1.1 ms a step for the 784-400-20 VAE; bench/floor.py)."""
+    4 to 5 times faster (0.24 against 1.1 ms a step for the 784-400-20 VAE;
+    tools/bench/floor.py)."""
     params = list(model.parameters())
     fused = device.type in ("cpu", "cuda") and all(p.dtype.is_floating_point for p in params)
     return torch.optim.Adam(

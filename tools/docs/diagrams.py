@@ -1,8 +1,8 @@
 """Diagrams of the auto-encoder and the VAE for the tutorial, drawn with matplotlib.
 
-    python scripts/diagrams.py [--out docs/figures]
+    python -m tools.docs.diagrams [--out docs/figures]
 
-writes ``diagram-ae.png`` and ``diagram-vae.png``; ``scripts/make_docs.py`` calls ``draw_all``.
+writes ``diagram-ae.png`` and ``diagram-vae.png``; ``tools.docs.make_docs`` calls ``draw_all``.
 """
 
 from __future__ import annotations
@@ -13,7 +13,7 @@ from pathlib import Path
 from matplotlib.figure import Figure
 from matplotlib.patches import FancyArrowPatch, FancyBboxPatch
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools import ROOT
 
 NET = "#dbe9f6"  # networks
 DATA = "#f2f2f2"  # images
@@ -32,9 +32,11 @@ class Canvas:
         self.ax.set_ylim(0, height)
         self.ax.axis("off")
 
-    def box(self, x, y, w, h, text, colour, *, trapezoid=None, size=10, bold=False):
-        """A rounded box centred on (x, y); ``trapezoid`` 'narrow' / 'widen' draws a network
-        that shrinks or grows its input."""
+    def box(self, xy, wh, text, colour, *, trapezoid=None, size=10, bold=False):
+        """A rounded box centred on ``xy`` = (x, y), ``wh`` = (width, height) in size;
+        ``trapezoid`` 'narrow' / 'widen' draws a network that shrinks or grows its input;
+        ``size`` is the text's, in points."""
+        (x, y), (w, h) = xy, wh
         if trapezoid:
             d = 0.25 * h
             left, right = (0, d) if trapezoid == "narrow" else (d, 0)
@@ -72,14 +74,14 @@ class Canvas:
 def draw_ae(path: Path) -> Path:
     c = Canvas(15, 5)
     y = 3.2
-    c.box(1.2, y, 1.7, 1.4, "x\n784 pixels", DATA)
-    c.box(4.0, y, 2.2, 2.2, "encoder f", NET, trapezoid="narrow")
-    c.box(7.0, y, 1.8, 1.0, "z = f(x)\n20 numbers", LATENT, bold=True)
-    c.box(10.0, y, 2.2, 2.2, "decoder g", NET, trapezoid="widen")
-    c.box(13.2, y, 1.9, 1.4, "x̂ = g(z)\n784 pixels", DATA)
+    c.box((1.2, y), (1.7, 1.4), "x\n784 pixels", DATA)
+    c.box((4.0, y), (2.2, 2.2), "encoder f", NET, trapezoid="narrow")
+    c.box((7.0, y), (1.8, 1.0), "z = f(x)\n20 numbers", LATENT, bold=True)
+    c.box((10.0, y), (2.2, 2.2), "decoder g", NET, trapezoid="widen")
+    c.box((13.2, y), (1.9, 1.4), "x̂ = g(z)\n784 pixels", DATA)
     for a, b in [(2.05, 2.9), (5.1, 6.1), (7.9, 8.9), (11.1, 12.25)]:
         c.arrow((a, y), (b, y))
-    c.box(7.2, 0.8, 5.6, 0.8, "loss: reconstruction error of x̂ against x", LOSS)
+    c.box((7.2, 0.8), (5.6, 0.8), "loss: reconstruction error of x̂ against x", LOSS)
     c.arrow((13.2, y - 0.75), (10.0, 0.95), dashed=True, colour="#a33", rad=-0.2)
     c.arrow((1.2, y - 0.75), (4.4, 0.95), dashed=True, colour="#a33", rad=0.2)
     c.note(7.0, 4.6, "the bottleneck: a lower-dimensional latent space", size=9, style="italic")
@@ -89,15 +91,15 @@ def draw_ae(path: Path) -> Path:
 def draw_vae(path: Path) -> Path:
     c = Canvas(17, 7.2)
     y = 4.6
-    c.box(1.2, y, 1.7, 1.4, "x\n784 pixels", DATA)
-    c.box(3.9, y, 2.0, 2.2, "encoder", NET, trapezoid="narrow")
-    c.box(6.6, y + 0.65, 1.3, 0.75, "μ(x)", LATENT)
-    c.box(6.6, y - 0.65, 1.3, 0.75, "log σ²(x)", LATENT)
+    c.box((1.2, y), (1.7, 1.4), "x\n784 pixels", DATA)
+    c.box((3.9, y), (2.0, 2.2), "encoder", NET, trapezoid="narrow")
+    c.box((6.6, y + 0.65), (1.3, 0.75), "μ(x)", LATENT)
+    c.box((6.6, y - 0.65), (1.3, 0.75), "log σ²(x)", LATENT)
     c.note(6.6, y + 1.55, "q(z | x) = N(μ, σ²)", size=9, style="italic")
-    c.box(9.4, y - 2.3, 1.7, 0.8, "ε ~ N(0, I)", NOISE)
-    c.box(9.4, y, 2.1, 1.0, "z = μ + σ ⊙ ε", LATENT, bold=True)
-    c.box(12.3, y, 2.0, 2.2, "decoder", NET, trapezoid="widen")
-    c.box(15.4, y, 2.2, 1.4, "p(x | z)\nBernoulli logits", DATA)
+    c.box((9.4, y - 2.3), (1.7, 0.8), "ε ~ N(0, I)", NOISE)
+    c.box((9.4, y), (2.1, 1.0), "z = μ + σ ⊙ ε", LATENT, bold=True)
+    c.box((12.3, y), (2.0, 2.2), "decoder", NET, trapezoid="widen")
+    c.box((15.4, y), (2.2, 1.4), "p(x | z)\nBernoulli logits", DATA)
     c.arrow((2.05, y), (2.9, y))
     c.arrow((4.9, y + 0.3), (5.95, y + 0.65))
     c.arrow((4.9, y - 0.3), (5.95, y - 0.65))
@@ -109,8 +111,8 @@ def draw_vae(path: Path) -> Path:
     c.arrow((10.45, y), (11.3, y))
     c.arrow((13.3, y), (14.3, y))
     # the two loss terms
-    c.box(14.2, 0.8, 5.0, 0.9, "reconstruction: −log p(x | z)", LOSS)
-    c.box(5.2, 0.8, 4.6, 0.9, "KL( q(z | x) ‖ N(0, I) )", LOSS)
+    c.box((14.2, 0.8), (5.0, 0.9), "reconstruction: −log p(x | z)", LOSS)
+    c.box((5.2, 0.8), (4.6, 0.9), "KL( q(z | x) ‖ N(0, I) )", LOSS)
     c.arrow((15.4, y - 0.75), (15.0, 1.3), dashed=True, colour="#a33")
     c.arrow((1.2, y - 0.75), (12.6, 1.3), dashed=True, colour="#a33", rad=0.12)
     c.arrow((6.6, y - 1.05), (5.6, 1.3), dashed=True, colour="#a33")

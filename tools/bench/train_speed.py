@@ -5,7 +5,7 @@ One process, one model (784-400-20 ReLU VAE, Bernoulli decoder on logits, Adam 1
 element-wise work as MNIST), epochs interleaved round by round so that a drift of the machine
 hits every contender alike.  Contenders:
 
-- **floor**: the epoch's matrix products alone, each timed at its shape (see bench/floor.py);
+- **floor**: the epoch's matrix products alone, each timed at its shape (see tools/bench/floor.py);
 - **vaelab**: ``vaelab.train.train_epoch``, the loop ``vaelab train`` runs (its batches, its
   fused Adam), without the validation pass and checkpoint that ``fit`` adds per epoch;
 - **bare loop**: a plain PyTorch loop over index batches of an in-memory tensor, with
@@ -13,7 +13,7 @@ hits every contender alike.  Contenders:
 - **DataLoader**: the pipeline of the pytorch/examples VAE: a map-style dataset turning one
   uint8 image at a time into floats, ``DataLoader(batch_size=128, shuffle=True)``;
 - **pythae**: ``pythae``'s ``BaseTrainer`` on the same nets, when pythae is importable
-  (never a dependency of vaelab: ``bash bench/setup_pythae.sh`` makes ``.venv-bench``);
+  (never a dependency of vaelab: ``bash tools/bench/setup_pythae.sh`` makes ``.venv-bench``);
 - **vaelab, compiled** (``--compile``): ``train_step`` with the model's loss through
   ``torch.compile``; its compile time is reported apart;
 - **vaelab, bf16 products** (``--bf16``): ``vaelab train --precision bf16``'s epoch, beside
@@ -23,32 +23,30 @@ Prints each contender's best epoch time over the rounds (on a shared machine, ot
 ever adds time, so the best is the steadiest estimate), its multiple of the floor and its ratio
 to the bare loop.
 
-    python bench/train_speed.py [--rounds 3] [--threads N] [--compile] [--bf16]
-    .venv-bench/bin/python bench/train_speed.py      # with pythae
+    python -m tools.bench.train_speed [--rounds 3] [--threads N] [--compile] [--bf16]
+    .venv-bench/bin/python -m tools.bench.train_speed      # with pythae
 """
 
 from __future__ import annotations
 
 import argparse
 import logging
-import sys
 import tempfile
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import nn
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from floor import BareVAE, floor_seconds, step_products  # noqa: E402  (bench/floor.py)
-
-from vaelab.batches import Split  # noqa: E402
-from vaelab.config import TrainConfig  # noqa: E402
-from vaelab.models import build_model  # noqa: E402
-from vaelab.runs import Run  # noqa: E402
-from vaelab.settings import preset_config  # noqa: E402
-from vaelab.train import make_optimizer, train_epoch, train_step  # noqa: E402
+from tools.bench.floor import BareVAE, floor_seconds, step_products
+from vaelab.batches import Split
+from vaelab.config import TrainConfig
+from vaelab.models import build_model
+from vaelab.runs import Run
+from vaelab.settings import preset_config
+from vaelab.train import make_optimizer, train_epoch, train_step
 
 BATCH = 128
 
@@ -84,7 +82,8 @@ def loader_epoch(model, opt, loader) -> None:
 
 def pythae_trainer(x: torch.Tensor, out: str):
     """pythae's VAE on the same 784-400-20 nets, and a function that trains one epoch with
-    pythae's ``BaseTrainer`` (which also writes its final model and logs into ``out``)."""
+    pythae's ``BaseTrainer`` (which also writes its final model and logs into ``out``).  pythae
+    is no dependency of vaelab: imported here, so that without it the other contenders run."""
     from pythae.data.datasets import BaseDataset
     from pythae.models import VAE, VAEConfig
     from pythae.models.base.base_utils import ModelOutput
@@ -128,7 +127,7 @@ def pythae_trainer(x: torch.Tensor, out: str):
     return epoch
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--images", type=int, default=50_000)
     ap.add_argument("--rounds", type=int, default=5, help="epochs of each contender")
@@ -137,96 +136,126 @@ def main() -> None:
     ap.add_argument(
         "--bf16", action="store_true", help="also vaelab with bf16 products, and their floor"
     )
-    args = ap.parse_args()
-    if args.threads:
-        torch.set_num_threads(args.threads)
-    logging.getLogger("vaelab").setLevel(logging.ERROR)
-    torch.manual_seed(0)
-    x = torch.rand(args.images, 784)
-    x_u8 = (x * 255).round().to(torch.uint8)
-    steps = -(-args.images // BATCH)
-    cfg = TrainConfig(lr=1e-3, batch_size=BATCH, epochs=1)
-    tmp = tempfile.mkdtemp(prefix="vaelab-bench-")
+    return ap.parse_args()
 
-    model = build_model("vae", **preset_config("pytorch-examples")).train()
-    opt = make_optimizer(model, cfg, torch.device("cpu"))
-    run = Run.create(Path(tmp) / "run", "vae", model.config, cfg)  # writes nothing
-    split = Split(x, torch.zeros(args.images, dtype=torch.long))
-    gen = torch.Generator().manual_seed(0)
 
-    def vaelab_epoch() -> None:
-        train_epoch(model, opt, split, cfg, gen, 0, run=run, dynamic=False, progress=False)
+@dataclass
+class Bench:
+    """What every contender trains on: the images, vaelab's split of them and its settings, a
+    run (which writes nothing) and a folder for pythae's files."""
 
+    x: torch.Tensor  # (N, 784) in [0, 1]
+    split: Split
+    cfg: TrainConfig
+    tmp: Path
+    run: Run | None = None
+
+
+class VaelabEpoch:
+    """A fresh 784-400-20 VAE; each call trains it one epoch with ``train_epoch``, as ``vaelab
+    train`` runs it (in ``cfg``'s precision; with ``compile``, the loss through
+    torch.compile)."""
+
+    def __init__(self, b: Bench, cfg: TrainConfig, compile: bool = False):
+        self.b, self.cfg = b, cfg
+        self.model = build_model("vae", **preset_config("pytorch-examples")).train()
+        self.opt = make_optimizer(self.model, cfg, torch.device("cpu"))
+        model = self.model
+        self.loss_fn = (
+            torch.compile(lambda xb, yb, w: model.loss(xb, yb, kl_weight=w)) if compile else None
+        )
+        self.gen = torch.Generator().manual_seed(0)
+
+    def __call__(self) -> None:
+        extra = {"loss_fn": self.loss_fn} if self.loss_fn else {}
+        train_epoch(self.model, self.opt, self.b.split, self.cfg, self.gen, 0, run=self.b.run,
+                    dynamic=False, progress=False, **extra)  # fmt: skip
+
+
+def plain_contenders(b: Bench) -> dict:
+    """The bare loop, the DataLoader pipeline and, when importable, pythae's trainer."""
     bare = BareVAE().train()
     opt_bare = torch.optim.Adam(bare.parameters(), lr=1e-3)
     loader_model = BareVAE().train()
     opt_loader = torch.optim.Adam(loader_model.parameters(), lr=1e-3)
+    x_u8 = (b.x * 255).round().to(torch.uint8)
     loader = torch.utils.data.DataLoader(Images(x_u8), batch_size=BATCH, shuffle=True)
-
     contenders = {
-        "vaelab": vaelab_epoch,
-        "bare loop": lambda: bare_epoch(bare, opt_bare, x),
+        "bare loop": lambda: bare_epoch(bare, opt_bare, b.x),
         "DataLoader (pytorch/examples)": lambda: loader_epoch(loader_model, opt_loader, loader),
     }
     try:
-        contenders["pythae BaseTrainer"] = pythae_trainer(x, str(Path(tmp) / "pythae"))
+        contenders["pythae BaseTrainer"] = pythae_trainer(b.x, str(b.tmp / "pythae"))
     except ImportError:
-        print("pythae not importable: skipped (bash bench/setup_pythae.sh, then run with "
+        print("pythae not importable: skipped (bash tools/bench/setup_pythae.sh, then run with "
               ".venv-bench/bin/python)")  # fmt: skip
-    if args.compile:
-        cmodel = build_model("vae", **preset_config("pytorch-examples")).train()
-        copt = make_optimizer(cmodel, cfg, torch.device("cpu"))
-        loss_fn = torch.compile(lambda xb, yb, w: cmodel.loss(xb, yb, kl_weight=w))
-        t0 = time.perf_counter()
-        train_step(cmodel, copt, x[:BATCH], None, loss_fn=loss_fn)  # compiles
-        train_step(cmodel, copt, x[BATCH : 2 * BATCH], None, loss_fn=loss_fn)
-        tail = args.images % BATCH  # the epoch's last, smaller batch compiles too
-        if tail:
-            train_step(cmodel, copt, x[:tail], None, loss_fn=loss_fn)
-        compile_s = time.perf_counter() - t0  # with a few steps' work: negligible
-        cgen = torch.Generator().manual_seed(0)
+    return contenders
 
-        def compiled_epoch() -> None:
-            train_epoch(cmodel, copt, split, cfg, cgen, 0, run=run, dynamic=False,
-                        progress=False, loss_fn=loss_fn)  # fmt: skip
 
-        contenders["vaelab, torch.compile"] = compiled_epoch
+def compiled_contender(b: Bench) -> tuple[VaelabEpoch, float]:
+    """vaelab's epoch with the model's loss through torch.compile, compiled first (both batch
+    sizes of an epoch), and the seconds the compiling took."""
+    epoch = VaelabEpoch(b, b.cfg, compile=True)
+    t0 = time.perf_counter()
+    train_step(epoch.model, epoch.opt, b.x[:BATCH], None, loss_fn=epoch.loss_fn)  # compiles
+    train_step(epoch.model, epoch.opt, b.x[BATCH : 2 * BATCH], None, loss_fn=epoch.loss_fn)
+    tail = len(b.x) % BATCH  # the epoch's last, smaller batch compiles too
+    if tail:
+        train_step(epoch.model, epoch.opt, b.x[:tail], None, loss_fn=epoch.loss_fn)
+    return epoch, time.perf_counter() - t0  # with a few steps' work: negligible
 
-    if args.bf16:
-        bmodel = build_model("vae", **preset_config("pytorch-examples")).train()
-        bcfg = TrainConfig(lr=1e-3, batch_size=BATCH, epochs=1, precision="bf16")
-        bopt = make_optimizer(bmodel, bcfg, torch.device("cpu"))
-        bgen = torch.Generator().manual_seed(0)
 
-        def bf16_epoch() -> None:
-            train_epoch(bmodel, bopt, split, bcfg, bgen, 0, run=run, dynamic=False,
-                        progress=False)  # fmt: skip
-
-        contenders["vaelab, bf16 products"] = bf16_epoch
-
-    floors = ["floor"] + (["floor, bf16 products"] if args.bf16 else [])
+def timed_rounds(contenders: dict, products, steps: int, rounds: int, bf16: bool) -> dict:
+    """Each contender's epoch times, round by round, beside the floor's (and the bf16 floor's)."""
+    floors = ["floor"] + (["floor, bf16 products"] if bf16 else [])
     times: dict[str, list[float]] = {name: [] for name in [*floors, *contenders]}
-    products = step_products(model, BATCH)
-    for _ in range(args.rounds):
+    for _ in range(rounds):
         times["floor"].append(floor_seconds(products)[0] * steps)
-        if args.bf16:
+        if bf16:
             bf16_floor = floor_seconds(products, torch.bfloat16)[0] * steps
             times["floor, bf16 products"].append(bf16_floor)
         for name, epoch in contenders.items():
             t0 = time.perf_counter()
             epoch()
             times[name].append(time.perf_counter() - t0)
+    return times
 
+
+def print_table(times: dict, model, steps: int, rounds: int) -> None:
     med = {name: min(t) for name, t in times.items()}
     floor, bare_t = med["floor"], med["bare loop"]
     print(f"model: {model.describe()}")
     print(f"{torch.get_num_threads()} threads, torch {torch.__version__}; one epoch = {steps} "
-          f"steps of batch {BATCH}; best of {args.rounds} interleaved epochs")  # fmt: skip
+          f"steps of batch {BATCH}; best of {rounds} interleaved epochs")  # fmt: skip
     print()
     print("| contender | s per epoch | x the floor | x the bare loop |")
     print("|---|---|---|---|")
     for name, t in med.items():
         print(f"| {name} | {t:.2f} | {t / floor:.2f} | {t / bare_t:.2f} |")
+
+
+def main() -> None:
+    args = parse_args()
+    if args.threads:
+        torch.set_num_threads(args.threads)
+    logging.getLogger("vaelab").setLevel(logging.ERROR)
+    torch.manual_seed(0)
+    x = torch.rand(args.images, 784)
+    steps = -(-args.images // BATCH)
+    cfg = TrainConfig(lr=1e-3, batch_size=BATCH, epochs=1)
+    tmp = Path(tempfile.mkdtemp(prefix="vaelab-bench-"))
+    b = Bench(x, Split(x, torch.zeros(args.images, dtype=torch.long)), cfg, tmp)
+    vaelab_epoch = VaelabEpoch(b, cfg)
+    b.run = Run.create(tmp / "run", "vae", vaelab_epoch.model.config, cfg)  # writes nothing
+    contenders = {"vaelab": vaelab_epoch, **plain_contenders(b)}
+    if args.compile:
+        contenders["vaelab, torch.compile"], compile_s = compiled_contender(b)
+    if args.bf16:
+        bcfg = TrainConfig(lr=1e-3, batch_size=BATCH, epochs=1, precision="bf16")
+        contenders["vaelab, bf16 products"] = VaelabEpoch(b, bcfg)
+    model = vaelab_epoch.model
+    times = timed_rounds(contenders, step_products(model, BATCH), steps, args.rounds, args.bf16)
+    print_table(times, model, steps, args.rounds)
     if args.compile:
         print(f"\ntorch.compile: {compile_s:.1f} s to compile (the first steps, both batch "
               "sizes), apart")  # fmt: skip

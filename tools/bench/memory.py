@@ -10,7 +10,7 @@ The estimate's memory is bounded by its chunk budget, not by K: with the default
 (64 MB of chunk rows) K = 500, 5,000 and 50,000 must peak alike, and a larger budget must
 peak higher.  Training's memory grows with the batch, not with the number of images.
 
-    python bench/memory.py [--preset burda]
+    python -m tools.bench.memory [--preset burda]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Build the documentation site: docs/ through MkDocs (Material theme) into site/.
 
-    python scripts/build_site.py [--site site] [--explorer-run runs/docs/vae-2d]
+    python -m tools.docs.build_site [--site site] [--explorer-run runs/docs/vae-2d]
 
 MkDocs reads a staged copy of docs/ to which this script adds what git does not hold (the
 checkout itself is never written):
@@ -29,7 +29,11 @@ import tarfile
 import tempfile
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import yaml
+
+from tools import ROOT
+from vaelab.cli import build_parser
+
 DOCS = ROOT / "docs"
 KATEX_VERSION = "0.16.22"
 KATEX_SHA512 = (
@@ -40,15 +44,12 @@ KATEX_FILES = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
 
 def write_cli_reference(path: Path) -> Path:
     """Every command's --help text, as the parser prints it."""
-    sys.path.insert(0, str(ROOT / "src"))
-    from vaelab.cli import build_parser
-
     parser = build_parser()
     lines = [
         "# Command-line reference",
         "",
-        "Generated from vaelab's argument parser by `scripts/build_site.py`; `vaelab COMMAND "
-        "--help` prints the same.",
+        "Generated from vaelab's argument parser by `python -m tools.docs.build_site`; "
+        "`vaelab COMMAND --help` prints the same.",
         "",
         "```text",
         parser.format_help().rstrip(),
@@ -111,8 +112,6 @@ def katex_cache() -> Path:
 
 def build(site: Path, explorer_run: Path | None = None, explorer_html: Path | None = None) -> Path:
     """The site in ``site``, from a staged copy of docs/ (the checkout is never written)."""
-    import yaml
-
     with tempfile.TemporaryDirectory() as tmp:
         stage = Path(tmp) / "docs"
         shutil.copytree(DOCS, stage)

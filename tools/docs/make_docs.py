@@ -6,7 +6,7 @@ the ``{{name}}`` placeholders of the template.  ``make docs`` runs it.  The meas
 are kept in docs/tutorial.values.json, so that ``--render-only`` (``make tutorial-text``)
 refills an edited template in a second without rerunning anything.
 
-    python scripts/make_docs.py [--epochs 10] [--work runs/docs] [--out DIR] [--render-only]
+    python -m tools.docs.make_docs [--epochs 10] [--work runs/docs] [--out DIR] [--render-only]
 """
 
 from __future__ import annotations
@@ -26,6 +26,9 @@ from pathlib import Path
 import torch
 
 import vaelab
+from tools import ROOT
+from tools.docs.diagrams import draw_all
+from tools.machine import cpu_name
 from vaelab.analysis import mse_per_pixel, pca_check, pca_probes, probes
 from vaelab.batches import DataConfig, load_splits
 from vaelab.evaluate import evaluate_run
@@ -43,12 +46,8 @@ from vaelab.plots import (
 )
 from vaelab.train import TrainConfig, train
 
-ROOT = Path(__file__).resolve().parent.parent
 DOCS = ROOT / "docs"
 FIGURES = DOCS / "figures"  # --out moves it (and tutorial.md beside it)
-sys.path.insert(0, str(ROOT / "scripts"))
-from diagrams import draw_all  # noqa: E402  (scripts/diagrams.py)
-from machine import cpu_name  # noqa: E402  (scripts/machine.py)
 
 
 def run_example(name: str, out: Path, epochs: int) -> str:

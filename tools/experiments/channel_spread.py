@@ -2,7 +2,7 @@
 pixel, averaged over pixels and the first ``--images`` test images, for the images and for
 their reconstructions (0 for gray; docs/own-images.md uses it for the gray stage at 64x64).
 
-    python scripts/channel_spread.py RUN [RUN ...] [--images 300]
+    python -m tools.experiments.channel_spread RUN [RUN ...] [--images 300]
 """
 
 from __future__ import annotations

@@ -1,6 +1,6 @@
 """Write a small folder of coloured shapes, one subfolder per class, as PNG files.
 
-    python scripts/make_shapes.py data/shapes --n 3000 --size 64
+    python -m tools.experiments.make_shapes data/shapes --n 3000 --size 64
 
 Each image is a filled circle, square or triangle of random size, position and colour on a
 dark background of random colour: a stand-in for "a folder of 64x64 RGB images" that anyone

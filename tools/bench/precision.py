@@ -18,8 +18,8 @@ images, batch 128, Adam 1e-3) for ``--train-epochs`` epochs in each training for
 interleaved: seconds per epoch (best epoch) and the validation loss at the end, from two seeds
 each (the spread between seeds is the yardstick for a format's effect).
 
-    python bench/precision.py [--run RUN ...] [--images 100] [--k 5000] [--train-epochs 5]
-    python bench/precision.py --device cuda --compile   # on a GPU: tf32 for real, and speeds
+    python -m tools.bench.precision [--run RUN ...] [--images 100] [--k 5000] [--train-epochs 5]
+    python -m tools.bench.precision --device cuda --compile   # on a GPU: tf32 for real, and speeds
 """
 
 from __future__ import annotations

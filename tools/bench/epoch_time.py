@@ -5,7 +5,7 @@ on the same in-memory MNIST training split (50,000 images) and score the 10,000 
 images after every epoch.  vaelab's epoch also writes its checkpoint and metrics; the bare
 loop writes nothing.  Prints the median epoch times and their ratio (vaelab / bare).
 
-    python bench/epoch_time.py [--epochs 3] [--threads N] [--synthetic]
+    python -m tools.bench.epoch_time [--epochs 3] [--threads N] [--synthetic]
 """
 
 from __future__ import annotations

@@ -1,9 +1,9 @@
 #!/usr/bin/env bash
 # A separate environment for the training benchmark's pythae contender: .venv-bench sees
 # .venv's packages (torch, vaelab) and adds pythae, which is never a dependency of vaelab.
-#   bash bench/setup_pythae.sh && .venv-bench/bin/python bench/train_speed.py
+#   bash tools/bench/setup_pythae.sh && .venv-bench/bin/python -m tools.bench.train_speed
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 [ -x .venv/bin/python ] || bash scripts/setup.sh
 python3 -m venv .venv-bench
 site=$(.venv/bin/python -c "import site; print(site.getsitepackages()[0])")

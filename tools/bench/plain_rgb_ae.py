@@ -1,9 +1,9 @@
 """A plain PyTorch conv auto-encoder on RGB images, beside vaelab's on the same split.
 
-    python scripts/make_shapes.py /tmp/shapes --n 6000
+    python -m tools.experiments.make_shapes /tmp/shapes --n 6000
     vaelab train --model ae --preset conv --likelihood gaussian --data /tmp/shapes \
         --image-size 32 --epochs 25 --out /tmp/runs/ae32
-    python bench/plain_rgb_ae.py /tmp/shapes      # prints the same validation error per epoch
+    python -m tools.bench.plain_rgb_ae /tmp/shapes  # prints the same validation error per epoch
 
 The same nets as vaelab's ``--preset conv`` at 32x32 (two stride-2 convolutions, 256 hidden
 units, a 32-D code), Adam at 1e-3, batches of 128, squared error summed over the 3,072 values,
@@ -11,7 +11,9 @@ on the split vaelab makes of the folder: a check that vaelab trains no worse tha
 dozen lines a user would write.
 """
 
-import sys
+from __future__ import annotations
+
+import argparse
 import time
 
 import torch
@@ -21,8 +23,11 @@ from vaelab.batches import DataConfig, load_splits
 
 
 def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("folder", help="a folder of RGB images, one subfolder per class")
+    args = ap.parse_args()
     torch.manual_seed(0)
-    s = load_splits(DataConfig(data=sys.argv[1], image_size=32))
+    s = load_splits(DataConfig(data=args.folder, image_size=32))
     tr, va = s["train"].x.reshape(-1, 3, 32, 32), s["val"].x.reshape(-1, 3, 32, 32)
     enc = nn.Sequential(
         nn.Conv2d(3, 32, 4, 2, 1), nn.ReLU(), nn.Conv2d(32, 64, 4, 2, 1), nn.ReLU(),

@@ -15,8 +15,8 @@ in-memory data (dynamic shapes aside, identical work): through vaelab's ``train_
 through a bare PyTorch loop.  Prints the FLOPs, the floor and both epoch times as multiples
 of it.
 
-    python bench/floor.py [--batch-size 128] [--repeats 2] [--threads N]
-    python bench/floor.py --nll [--preset burda] [--k 5000] [--nll-images 20]
+    python -m tools.bench.floor [--batch-size 128] [--repeats 2] [--threads N]
+    python -m tools.bench.floor --nll [--preset burda] [--k 5000] [--nll-images 20]
 """
 
 from __future__ import annotations
@@ -32,6 +32,7 @@ from torch import nn
 from vaelab.batches import Split, batches
 from vaelab.config import TrainConfig
 from vaelab.models import build_model
+from vaelab.nll import log_likelihood_estimates, plan_chunks
 from vaelab.settings import preset_config
 from vaelab.train import make_optimizer, train_step
 
@@ -128,8 +129,6 @@ def nll_floor(model: nn.Module, k: int, images: int, rows: int) -> float:
 
 
 def nll_main(args) -> None:
-    from vaelab.nll import log_likelihood_estimates, plan_chunks
-
     torch.manual_seed(0)
     model = build_model("vae", **preset_config(args.preset)).eval()
     x = torch.bernoulli(torch.rand(args.nll_images, 784))

@@ -13,8 +13,8 @@ table with the hardware it ran on:
 The likelihood table is made by `vaelab compare` (vaelab.compare), the same table a user gets
 for their own runs.
 
-    python scripts/results.py [--epochs-paper 100] [--k 5000] [--reuse]
-    python scripts/results.py --quick      # minutes: small runs, to check the script (for CI)
+    python -m tools.experiments.results [--epochs-paper 100] [--k 5000] [--reuse]
+    python -m tools.experiments.results --quick  # minutes: small runs, to check it (for CI)
 """
 
 from __future__ import annotations
@@ -23,12 +23,14 @@ import argparse
 import logging
 import sys
 import time
+from dataclasses import dataclass
 from pathlib import Path
 
 import torch
-from machine import cpu_name  # scripts/machine.py
 
 import vaelab
+from tools import ROOT
+from tools.machine import cpu_name
 from vaelab.analysis import pca_check
 from vaelab.batches import DataConfig, load_splits
 from vaelab.compare import compare, markdown
@@ -38,8 +40,6 @@ from vaelab.quality import reference_floor
 from vaelab.runs import Run
 from vaelab.settings import preset_config
 from vaelab.train import TrainConfig, train
-
-ROOT = Path(__file__).resolve().parent.parent
 
 # Test NLLs on dynamically binarized MNIST, K = 5000 (nats per image).
 PUBLISHED = [
@@ -78,9 +78,32 @@ def log_to_stdout() -> None:
         logger.propagate = False
 
 
-def run(name, out_dir, reuse, model, model_cfg, train_cfg, data_cfg):
-    out = out_dir / name
-    if reuse and (out / "best.safetensors").exists():
+@dataclass
+class Row:
+    """One run of the page: what it is, where it is, how long it trained, its evaluation."""
+
+    label: str
+    protocol: str  # the pixels it was trained and scored on
+    path: Path
+    epochs: int
+    seconds: float
+    ev: dict  # the test split's evaluation
+    extra: dict | None = None  # the PCA check, for the linear AE
+
+
+@dataclass
+class Plan:
+    """Where the runs go, whether existing ones are kept, and how much they are evaluated."""
+
+    out_dir: Path
+    reuse: bool
+    quality: bool  # sample quality (not in a quick pass)
+
+
+def run(plan: Plan, name: str, model: str, model_cfg: dict, train_cfg, data_cfg):
+    """Train ``name`` (or reuse it): its folder, its epochs and their seconds."""
+    out = plan.out_dir / name
+    if plan.reuse and (out / "best.safetensors").exists():
         print(f"reusing {out}")
     else:
         if out.exists():
@@ -101,7 +124,7 @@ def evaluate(path: Path, reuse: bool, k: int | None = None, quality: bool = True
     return Run.load(path).evaluation()["test"]  # merged with what was saved before
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs-paper", type=int, default=100)
     ap.add_argument("--batch-paper", type=int, default=100)
@@ -124,51 +147,63 @@ def main() -> None:
     if args.quick:
         args.epochs_paper, args.k, args.nll_images = 1, 50, 300
     default_dir = ROOT / "runs" / ("results-quick" if args.quick else "results")
-    out_dir = Path(args.out_dir or default_dir)
-    args.doc = args.doc or str(out_dir / "results.md" if args.quick else ROOT / "docs/results.md")
+    args.out_dir = Path(args.out_dir or default_dir)
+    args.doc = args.doc or str(
+        args.out_dir / "results.md" if args.quick else ROOT / "docs/results.md"
+    )
+    return args
+
+
+def grayscale_rows(plan: Plan, quick: bool, gray_data: DataConfig, gray: dict) -> list[Row]:
+    """The VAE and the AE of the pytorch/examples, and the linear AE against PCA."""
+    rows = []
+    cfg10 = TrainConfig(epochs=1 if quick else 10)
+    for name, model, label, protocol in [
+        ("vae-gray", "vae", "VAE 784-400-20 ReLU", "grayscale (loss, not NLL)"),
+        ("ae-gray", "ae", "AE 784-400-20 ReLU, BCE", "grayscale"),
+    ]:
+        path, ep, sec = run(plan, name, model, {}, cfg10, gray_data)
+        ev = evaluate(path, plan.reuse, quality=plan.quality)
+        rows.append(Row(label, protocol, path, ep, sec, ev))
+    lin = {"encoder": "linear", "decoder": "linear", "likelihood": "gaussian", "latent_dim": 16}
+    # a linear AE converges slowly along small-eigenvalue directions: a large lr, cosine decay
+    lin_epochs = 1 if quick else 50
+    lin_train = TrainConfig(epochs=lin_epochs, batch_size=128, lr=1e-2, lr_schedule="cosine")
+    path, ep, sec = run(plan, "linear-ae", "ae", lin, lin_train, gray_data)
+    ev = evaluate(path, plan.reuse, quality=plan.quality)
+    pca = pca_check(vaelab.load_run(path), gray)
+    rows.append(Row("linear AE, squared error, D=16", "grayscale", path, ep, sec, ev, pca))
+    return rows
+
+
+def paper_row(plan: Plan, args: argparse.Namespace, limit: int | None) -> Row:
+    """Burda et al.'s MLP under the paper protocol, with the K-sample NLL."""
+    paper = TrainConfig(epochs=args.epochs_paper, batch_size=args.batch_paper)
+    burda = preset_config("burda")  # 784-200-200-50 tanh, the preset `vaelab train` uses
+    data = DataConfig(binarize="dynamic", val_size=400, train_limit=limit)  # --protocol paper
+    path, ep, sec = run(plan, "vae-paper", "vae", burda, paper, data)
+    if args.nll_images:  # the first N test images only, saved as the run's test evaluation
+        evaluate(path, plan.reuse, quality=plan.quality)
+        evaluate_run(path, nll_samples=args.k, limit=args.nll_images, progress=False)
+        saved = Run.load(path).evaluation()  # the whole test set's, and the first N images'
+        ev = saved["test"] | saved[f"test[:{args.nll_images}]"]
+    else:
+        ev = evaluate(path, plan.reuse, k=args.k, quality=plan.quality)
+    label = "VAE 784-200-200-50 tanh (Burda et al.)"
+    return Row(label, "dynamic binarization", path, ep, sec, ev)
+
+
+def main() -> None:
+    args = parse_args()
     log_to_stdout()
     t_start = time.perf_counter()
     limit = 3000 if args.quick else None
     gray_data = DataConfig(train_limit=limit)
     gray = load_splits(gray_data)
-    quality = not args.quick
-    rows = []
-
-    def add(label, protocol, path, epochs, seconds, ev, extra=""):
-        rows.append((label, protocol, epochs, seconds, ev, extra, path))
-
-    cfg10 = TrainConfig(epochs=1 if args.quick else 10)
-    path, ep, sec = run("vae-gray", out_dir, args.reuse, "vae", {}, cfg10, gray_data)
-    ev = evaluate(path, args.reuse, quality=quality)
-    add("VAE 784-400-20 ReLU", "grayscale (loss, not NLL)", path, ep, sec, ev)
-
-    path, ep, sec = run("ae-gray", out_dir, args.reuse, "ae", {}, cfg10, gray_data)
-    ev = evaluate(path, args.reuse, quality=quality)
-    add("AE 784-400-20 ReLU, BCE", "grayscale", path, ep, sec, ev)
-
-    lin = {"encoder": "linear", "decoder": "linear", "likelihood": "gaussian", "latent_dim": 16}
-    # a linear AE converges slowly along small-eigenvalue directions: a large lr, cosine decay
-    lin_epochs = 1 if args.quick else 50
-    lin_train = TrainConfig(epochs=lin_epochs, batch_size=128, lr=1e-2, lr_schedule="cosine")
-    path, ep, sec = run("linear-ae", out_dir, args.reuse, "ae", lin, lin_train, gray_data)
-    ev = evaluate(path, args.reuse, quality=quality)
-    pca = pca_check(vaelab.load_run(path), gray)
-    add("linear AE, squared error, D=16", "grayscale", path, ep, sec, ev, pca)
-
-    paper = TrainConfig(epochs=args.epochs_paper, batch_size=args.batch_paper)
-    burda = preset_config("burda")  # 784-200-200-50 tanh, the preset `vaelab train` uses
-    data = DataConfig(binarize="dynamic", val_size=400, train_limit=limit)  # --protocol paper
-    path, ep, sec = run("vae-paper", out_dir, args.reuse, "vae", burda, paper, data)
-    if args.nll_images:  # the first N test images only, saved as the run's test evaluation
-        evaluate(path, args.reuse, quality=quality)
-        evaluate_run(path, nll_samples=args.k, limit=args.nll_images, progress=False)
-        saved = Run.load(path).evaluation()  # the whole test set's, and the first N images'
-        ev = saved["test"] | saved[f"test[:{args.nll_images}]"]
-    else:
-        ev = evaluate(path, args.reuse, k=args.k, quality=quality)
-    add("VAE 784-200-200-50 tanh (Burda et al.)", "dynamic binarization", path, ep, sec, ev)
-
-    floor = reference_floor(gray["train"].x, gray["test"].x) if quality else None
+    plan = Plan(args.out_dir, args.reuse, quality=not args.quick)
+    rows = grayscale_rows(plan, args.quick, gray_data, gray)
+    rows.append(paper_row(plan, args, limit))
+    floor = reference_floor(gray["train"].x, gray["test"].x) if plan.quality else None
     write_doc(Path(args.doc), rows, args, time.perf_counter() - t_start, floor)
     print(f"wrote {args.doc}")
 
@@ -202,14 +237,15 @@ def likelihood_sentence(label: str, ev: dict) -> str:
     )
 
 
-def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) -> None:
+def header_lines(args: argparse.Namespace, total_seconds: float) -> list[str]:
+    """The title, and the command, machine and time that made the page."""
     command = (
-        "`python scripts/results.py --quick`"
+        "`python -m tools.experiments.results --quick`"
         if args.quick
-        else f"`python scripts/results.py --epochs-paper {args.epochs_paper} "
+        else f"`python -m tools.experiments.results --epochs-paper {args.epochs_paper} "
         f"--batch-paper {args.batch_paper} --k {args.k}`"
     )
-    lines = [
+    return [
         "# Results",
         "",
         f"Measured by {command} on {hardware()}; "
@@ -220,35 +256,51 @@ def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) 
             else f"the whole script took {total_seconds / 60:.1f} minutes."
         ),
         "",
+    ]
+
+
+def likelihood_lines(rows: list[Row], figures: Path, quick: bool) -> list[str]:
+    """`vaelab compare`'s table, what each estimate says, and the NLL against training time."""
+    lines = [
         "## Likelihoods and losses",
         "",
         "Made by `vaelab compare` on the run folders:",
         "",
-        markdown(compare([r[6] for r in rows])).rstrip(),
+        markdown(compare([r.path for r in rows])).rstrip(),
         "",
     ]
-    for label, _, _, _, ev, _, _ in rows:
-        if "nll" in ev and "nll_k_gap" in ev:
-            lines += [likelihood_sentence(label, ev), ""]
-    figure = path.parent / "figures" / "nll-vs-time.png"
+    for r in rows:
+        if "nll" in r.ev and "nll_k_gap" in r.ev:
+            lines += [likelihood_sentence(r.label, r.ev), ""]
+    figure = figures / "nll-vs-time.png"
     published = [("VAE (Burda)", 86.76), ("IWAE k=50 (Burda)", 84.78), ("2-layer IWAE", 82.90)]
-    nll_against_time(compare([r[6] for r in rows]), figure, published)
+    nll_against_time(compare([r.path for r in rows]), figure, published)
     lines += [f"![test NLL against training time](figures/{figure.name})", ""]
-    quick = " (this quick pass: the first 3,000 training images only)" if args.quick else ""
-    lines += [
+    subset = " (this quick pass: the first 3,000 training images only)" if quick else ""
+    return lines + [
         "The paper-protocol row trains on 59,600 images and validates on 400, as Burda et al.'s "
         "code does; training images are binarized afresh each time they are used, validation "
-        f"and test images once (seed 0). The other rows use 50,000 / 10,000{quick}.",
+        f"and test images once (seed 0). The other rows use 50,000 / 10,000{subset}.",
         "",
+    ]
+
+
+def features_lines(rows: list[Row], floor: dict | None) -> list[str]:
+    """Linear and 5-NN probes of each run's codes, and its samples' quality."""
+    lines = [
         "## Features and samples",
         "",
         "| model | pixels | linear probe | 5-NN | PCA probe / 5-NN | samples: FD / P / R |",
         "|---|---|---|---|---|---|",
     ]
-    for label, protocol, _, _, ev, _, _ in rows:
-        p, pp, q = ev.get("probes", {}), ev.get("probes_pca", {}), ev.get("sample_quality", {})
+    for r in rows:
+        p, pp, q = (
+            r.ev.get("probes", {}),
+            r.ev.get("probes_pca", {}),
+            r.ev.get("sample_quality", {}),
+        )
         lines.append(
-            f"| {label} | {protocol} "
+            f"| {r.label} | {r.protocol} "
             f"| {fmt(p.get('linear_probe_acc'), 4)} | {fmt(p.get('knn_acc'), 4)} "
             f"| {fmt(pp.get('linear_probe_acc'), 4)} / {fmt(pp.get('knn_acc'), 4)} "
             f"| {fmt(q.get('fd'), 1)} / {fmt(q.get('precision'), 2)} / {fmt(q.get('recall'), 2)} |"
@@ -259,7 +311,7 @@ def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) 
         if floor
         else " (Not measured in this pass.)"
     )
-    lines += [
+    return lines + [
         "",
         "Probes are test accuracies of a logistic regression and of 5-nearest neighbours fitted "
         "on the latent means of the training images (binarized once for the binarized model, "
@@ -270,19 +322,30 @@ def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) 
         "the grayscale rows), in the features of vaelab's small MNIST classifier: not FID."
         + floor_text,
     ]
-    for label, _, _, _, _, extra, _ in rows:
-        if isinstance(extra, dict):
+
+
+def pca_lines(rows: list[Row]) -> list[str]:
+    """The linear AE against PCA: its error, PCA's, and the angle between their subspaces."""
+    lines = []
+    for r in rows:
+        if isinstance(r.extra, dict):
+            extra = r.extra
             angles = extra.get("max_angle_deg")
             conclusion = extra["verdict"].rsplit(": ", 1)[-1]
             lines += [
                 "",
-                f"**{label} against PCA** (k = {extra['k']}, MSE per pixel on the training set): "
-                f"AE {extra['ae_train_mse']:.6f}, PCA {extra['pca_train_mse']:.6f} "
+                f"**{r.label} against PCA** (k = {extra['k']}, MSE per pixel on the training "
+                f"set): AE {extra['ae_train_mse']:.6f}, PCA {extra['pca_train_mse']:.6f} "
                 f"(ratio {extra['train_mse_ratio']:.4f}); largest principal angle between the "
                 f"decoder's columns and the top-{extra['k']} principal directions "
                 f"{fmt(angles, 1)} degrees: it {conclusion}.",
             ]
-    lines += [
+    return lines
+
+
+def published_lines(args: argparse.Namespace) -> list[str]:
+    """The published numbers, and those that look alike but are not comparable."""
+    return [
         "",
         "## Published test NLLs (dynamically binarized MNIST, K = 5000)",
         "",
@@ -295,13 +358,23 @@ def write_doc(path: Path, rows, args, total_seconds: float, floor: dict | None) 
         "",
         "vaelab's runs of these published models (1- and 2-layer VAE and IWAE, VampPrior, conv), "
         "each with its command, epochs, training time and hardware, and the longest runs: "
-        "[likelihoods.md](likelihoods.md) (`scripts/likelihood_table.py`).",
+        "[likelihoods.md](likelihoods.md) (`python -m tools.experiments.likelihood_table`).",
         "",
         "Not comparable with the table above: " + " ".join(NOT_COMPARABLE),
         "",
         "Raw results: `evaluation.json` and `metrics.jsonl` in each run folder after running "
         "the script.",
         "",
+    ]
+
+
+def write_doc(path: Path, rows: list[Row], args, total_seconds: float, floor: dict | None) -> None:
+    lines = [
+        *header_lines(args, total_seconds),
+        *likelihood_lines(rows, path.parent / "figures", args.quick),
+        *features_lines(rows, floor),
+        *pca_lines(rows),
+        *published_lines(args),
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))

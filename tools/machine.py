@@ -1,4 +1,4 @@
-"""What the scripts say about the machine they measured on."""
+"""What the tools say about the machine they measured on."""
 
 from __future__ import annotations
 

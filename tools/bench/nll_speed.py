@@ -4,7 +4,7 @@ two straightforward estimators, in images per second, measured in one process.
 Contenders, all computing the same K-sample estimate of log p(x) for the same model and images:
 
 - **floor**: the decoder's products on K rows per image, the encoder's once per image, and one
-  softplus-and-sum pass over the K x 784 logits, each timed at its shape (bench/floor.py);
+  softplus-and-sum pass over the K x 784 logits, each timed at its shape (tools/bench/floor.py);
 - **per-image loop**: one image at a time, its K samples in one batch (as in most VAE code);
 - **straightforward batched**: a few images at a time, all K samples at once, the Bernoulli
   log-likelihood as ``binary_cross_entropy_with_logits`` over K x B x 784 then a sum;
@@ -17,26 +17,24 @@ Rounds alternate between the contenders, the floor's timing included; each figur
 round (other work on the machine only ever slows a round down).  The estimates
 must agree within Monte Carlo error (vaelab's two paths: within floating-point error).
 
-    python bench/nll_speed.py [--preset burda | pytorch-examples] [--run RUN] [--images 40]
+    python -m tools.bench.nll_speed [--preset burda | pytorch-examples] [--run RUN] [--images 40]
 """
 
 from __future__ import annotations
 
 import argparse
 import math
-import sys
 import time
-from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 
-sys.path.insert(0, str(Path(__file__).resolve().parent))
-from floor import nll_floor  # noqa: E402  (bench/floor.py)
-
-from vaelab.models import build_model  # noqa: E402
-from vaelab.nll import importance_sampled, plan_chunks  # noqa: E402
-from vaelab.settings import preset_config  # noqa: E402
+import vaelab
+from tools.bench.floor import nll_floor
+from vaelab.models import build_model
+from vaelab.nll import importance_sampled, plan_chunks
+from vaelab.runs import Run
+from vaelab.settings import preset_config
 
 
 @torch.no_grad()
@@ -65,29 +63,30 @@ def straightforward(model, x: torch.Tensor, k: int, batch: int = 4) -> torch.Ten
     return torch.cat(out)
 
 
-def main() -> None:
+def parse_args() -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--preset", default="burda", help="burda or pytorch-examples")
     ap.add_argument("--run", help="a trained run folder instead of fresh weights")
     ap.add_argument("--k", type=int, default=5000)
     ap.add_argument("--images", type=int, default=40)
     ap.add_argument("--rounds", type=int, default=3, help="alternating timed rounds (best)")
-    args = ap.parse_args()
-    torch.manual_seed(0)
-    if args.run:
-        import vaelab
+    return ap.parse_args()
 
+
+def model_and_images(args: argparse.Namespace):
+    """The trained run's model and test images, or fresh weights and random binary images."""
+    if args.run:
         model = vaelab.load_run(args.run)
-        x = vaelab.runs.Run.load(args.run).splits()["test"].x[: args.images]
+        x = Run.load(args.run).splits()["test"].x[: args.images]
     else:
         model = build_model("vae", **preset_config(args.preset)).eval()
         g = torch.Generator().manual_seed(0)
         x = torch.bernoulli(torch.rand(args.images, 784, generator=g))
-    k = args.k
-    plan = plan_chunks(model, k, len(x))
-    print(f"model: {model.describe()}")
-    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={k}, {len(x)} "
-          f"images; vaelab's chunks: {plan.batch} image(s) x {plan.k_chunk} samples")  # fmt: skip
+    return model, x
+
+
+def contenders_of(model, x: torch.Tensor, k: int) -> dict:
+    """The four estimators, each a function of nothing that returns log p(x) per image."""
 
     def eager():
         return importance_sampled(model, x, k, progress=False, seed=0, compile=False).log_px
@@ -95,28 +94,34 @@ def main() -> None:
     def compiled():
         return importance_sampled(model, x, k, progress=False, seed=0, compile=True).log_px
 
-    t0 = time.perf_counter()
-    importance_sampled(model, x[:2], k, progress=False, seed=0, compile=True)  # compiles
-    compile_s = time.perf_counter() - t0
-    contenders = {
+    return {
         "per-image loop": lambda: per_image_loop(model, x, k),
         "straightforward batched": lambda: straightforward(model, x, k),
         "vaelab": eager,
         "vaelab, compiled": compiled,
     }
+
+
+def timed_rounds(contenders: dict, rounds: int, floor_of) -> tuple[dict, dict, list[float]]:
+    """Each contender's seconds per round and its last mean log p(x), and the floor's seconds
+    per image, timed each round like the contenders."""
     for f in contenders.values():  # warm-up
         f()
     times: dict[str, list[float]] = {name: [] for name in contenders}
     means: dict[str, float] = {}
-    floor_s = []  # seconds per image, timed each round like the contenders (then the best)
-    for _ in range(args.rounds):
-        floor_s.append(nll_floor(model, k, plan.batch, plan.batch * plan.k_chunk))
+    floor_s = []
+    for _ in range(rounds):
+        floor_s.append(floor_of())
         for name, f in contenders.items():
             t0 = time.perf_counter()
             est = f()
             times[name].append(time.perf_counter() - t0)
             means[name] = est.mean().item()
-    rate = {name: len(x) / min(t) for name, t in times.items()}
+    return times, means, floor_s
+
+
+def print_table(times: dict, means: dict, floor_s: list[float], n_images: int) -> None:
+    rate = {name: n_images / min(t) for name, t in times.items()}
     floor = 1 / min(floor_s)
     base = rate["straightforward batched"]
     print()
@@ -126,6 +131,26 @@ def main() -> None:
     print(f"| floor | {floor:.1f} | 1.00 | {floor / base:.2f} | |")
     for name, r in rate.items():
         print(f"| {name} | {r:.1f} | {floor / r:.2f} | {r / base:.2f} | {means[name]:.3f} |")
+
+
+def main() -> None:
+    args = parse_args()
+    torch.manual_seed(0)
+    model, x = model_and_images(args)
+    k = args.k
+    plan = plan_chunks(model, k, len(x))
+    print(f"model: {model.describe()}")
+    print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={k}, {len(x)} "
+          f"images; vaelab's chunks: {plan.batch} image(s) x {plan.k_chunk} samples")  # fmt: skip
+    t0 = time.perf_counter()
+    importance_sampled(model, x[:2], k, progress=False, seed=0, compile=True)  # compiles
+    compile_s = time.perf_counter() - t0
+    times, means, floor_s = timed_rounds(
+        contenders_of(model, x, k),
+        args.rounds,
+        lambda: nll_floor(model, k, plan.batch, plan.batch * plan.k_chunk),
+    )
+    print_table(times, means, floor_s, len(x))
     gap = means["vaelab, compiled"] - means["vaelab"]
     print(f"\ntorch.compile: {compile_s:.1f} s to compile (the first call), apart; "
           f"vaelab compiled - eager: {gap:+.2e} nats")  # fmt: skip

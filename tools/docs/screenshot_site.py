@@ -1,6 +1,6 @@
 """Screenshots of the built documentation site in headless Chromium (for the README).
 
-    python scripts/build_site.py && python scripts/screenshot_site.py [--page tutorial]
+    python -m tools.docs.build_site && python -m tools.docs.screenshot_site [--page tutorial]
         [--anchor 6-the-conditional-vae] [--out docs/screenshots/tutorial.png]
 
 Needs Debian's chromium and chromium-driver and the selenium package
@@ -16,7 +16,8 @@ import tempfile
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+from tools import ROOT
+
 CHROMIUM, CHROMEDRIVER = "/usr/bin/chromium", "/usr/bin/chromedriver"
 
 
@@ -30,7 +31,9 @@ def main() -> None:
     args = ap.parse_args()
     page = Path(args.site) / f"{args.page}.html"
     if not page.exists():
-        sys.exit(f"error: {page} does not exist: build the site (python scripts/build_site.py)")
+        sys.exit(f"error: {page} does not exist: build the site (python -m tools.docs.build_site)")
+    # selenium is no dependency of vaelab (scripts/install_browser.sh installs it): imported
+    # here, so that --help and the missing-site message need no browser
     from selenium import webdriver
     from selenium.webdriver.chrome.service import Service
 

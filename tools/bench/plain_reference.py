@@ -1,7 +1,7 @@
 """vaelab's models against plain PyTorch versions of themselves, trained side by side.
 
-    python bench/plain_reference.py --model hvae --epochs 5
-    python bench/plain_reference.py --model vamp --epochs 5 --kl-warmup 2
+    python -m tools.bench.plain_reference --model hvae --epochs 5
+    python -m tools.bench.plain_reference --model vamp --epochs 5 --kl-warmup 2
 
 Each plain version is a few dozen lines written straight from the paper (no vaelab code but the
 data loading), trained with the same data, batch size, optimiser, seed and epochs as

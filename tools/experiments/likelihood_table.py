@@ -6,15 +6,17 @@ Every row is one `vaelab train --protocol paper ...` command (dynamically binari
 
     # train and evaluate rows (in parallel, --jobs at once), each run into OUT/<row>-s<seed>;
     # the commands, the hardware and the times go to OUT/manifest.json
-    python scripts/likelihood_table.py launch --out-dir runs/table --rows vae1 --epochs 1000
-    python scripts/likelihood_table.py launch --out-dir runs/table-gpu --budget 420 --jobs 12
+    python -m tools.experiments.likelihood_table launch --out-dir runs/table --rows vae1 \
+        --epochs 1000
+    python -m tools.experiments.likelihood_table launch --out-dir runs/table-gpu --budget 420 \
+        --jobs 12
 
     # the table (docs/likelihoods.md) and the figure of NLL against training time, from the
     # manifests of one or more launches
-    python scripts/likelihood_table.py write runs/table runs/table-gpu
+    python -m tools.experiments.likelihood_table write runs/table runs/table-gpu
 
-    python scripts/likelihood_table.py --quick   # minutes: every row for 1 epoch on 3,000
-                                                 # images, K=50 on 300 test images (for CI)
+    # minutes: every row for 1 epoch on 3,000 images, K=50 on 300 test images (for CI)
+    python -m tools.experiments.likelihood_table --quick
 
 `--budget SECONDS` first trains every job for 2 epochs, all at once (so at the same sharing of
 the machine), and gives each row as many epochs as fit in the budget at that speed.
@@ -33,10 +35,16 @@ import sys
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parent.parent
+import torch
+
+from tools import ROOT
+from tools.machine import cpu_name
+from vaelab.compare import row_of
+from vaelab.plots import nll_against_time
+
 ENV = dict(os.environ)  # the environment of the vaelab commands
 COMMON = ["--protocol", "paper", "--batch-size", "100", "--lr-schedule", "cosine"]
 
@@ -88,9 +96,6 @@ ROWS = {
 
 
 def hardware() -> dict:
-    import torch
-    from machine import cpu_name  # scripts/machine.py
-
     out = {"cpu": cpu_name(), "cpu_threads": os.cpu_count(), "torch": torch.__version__}
     if torch.cuda.is_available():
         out["gpu"] = torch.cuda.get_device_name(0)
@@ -157,29 +162,32 @@ def calibrate(jobs, out_dir: Path, extra: list[str], parallel: int) -> dict[str,
     return per_row
 
 
-def launch(args) -> None:
-    out_dir = Path(args.out_dir)
-    out_dir.mkdir(parents=True, exist_ok=True)
-    (out_dir / "logs").mkdir(exist_ok=True)
-    jobs = []  # (row, seed); "row@0,1,2" gives a row its own seeds
-    for spec in args.rows or list(ROWS):
-        name, _, seeds = spec.partition("@")
+def parse_jobs(specs: list[str] | None, seeds: list[int]) -> list[tuple[str, int]]:
+    """(row, seed) of every run: ``specs`` name rows (default: all), each with ``seeds``;
+    "row@0,1,2" gives a row its own seeds."""
+    jobs = []
+    for spec in specs or list(ROWS):
+        name, _, own = spec.partition("@")
         if name not in ROWS:
             raise SystemExit(f"unknown row {name!r}; rows: {', '.join(ROWS)}")
-        jobs += (
-            [(name, int(s)) for s in seeds.split(",")] if seeds else [(name, s) for s in args.seeds]
-        )
-    names = list(dict.fromkeys(n for n, _ in jobs))
-    parallel = args.jobs or len(jobs)
-    # CPU threads shared out among the runs at once (unless OMP_NUM_THREADS says otherwise)
-    ENV.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
+        jobs += [(name, int(s)) for s in own.split(",")] if own else [(name, s) for s in seeds]
+    return jobs
+
+
+def child_args(args) -> list[str]:
+    """The settings every `vaelab train` of the launch shares."""
     extra = ["--device", args.device]
     if args.data_dir:
         extra += ["--data-dir", args.data_dir]
     if args.train_limit:
         extra += ["--train-limit", str(args.train_limit)]
+    return extra
+
+
+def epochs_of(args, jobs, out_dir: Path, extra: list[str], parallel: int) -> dict[str, int]:
+    """Each row's epochs: --epochs, or with --budget as many as fit at the calibrated speed."""
+    names = list(dict.fromkeys(n for n, _ in jobs))
     epochs = {n: args.epochs for n in names}
-    t0 = time.time()
     if args.budget:
         per_epoch = calibrate(jobs, out_dir, extra, parallel)
         for n in names:
@@ -187,11 +195,85 @@ def launch(args) -> None:
             epochs[n] = max(1, min(e, args.max_epochs or e))
         print("seconds per epoch (all jobs at once):", json.dumps(per_epoch), flush=True)
         print("epochs:", json.dumps(epochs), flush=True)
+    return epochs
+
+
+@dataclass
+class Launch:
+    """The runs of one launch, and its manifest (OUT/manifest.json), written after each
+    change so that an interrupted launch leaves what it did."""
+
+    out_dir: Path
+    epochs: dict[str, int]
+    extra: list[str]  # child_args
+    where: str  # describe_hardware of this launch
+    args: argparse.Namespace  # k, nll_images, device
+    deadline: float | None
+    manifest: dict
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+    def record(self, key: str, entry: dict) -> None:
+        with self.lock:
+            self.manifest["runs"][key] = entry
+            path = self.out_dir / "manifest.json"
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(self.manifest, indent=1) + "\n")
+            tmp.replace(path)
+
+    def evaluate_command(self, out: Path) -> list[str]:
+        ev = vaelab("evaluate", out, "--nll-samples", self.args.k, "--json", "--no-progress",
+                    "--device", self.args.device)  # fmt: skip
+        if self.args.nll_images:
+            ev += ["--limit", str(self.args.nll_images)]
+        return ev
+
+    def one(self, job: tuple[str, int]) -> None:
+        """Train one (row, seed), then evaluate it, each step recorded in the manifest."""
+        name, seed = job
+        out = self.out_dir / f"{name}-s{seed}"
+        log = self.out_dir / "logs" / f"{name}-s{seed}.log"
+        cmd = train_command(name, seed, self.epochs[name], out, self.extra)
+        started = time.time()
+        self.record(out.name, {"row": name, "seed": seed,
+                               "command": shlex.join(["vaelab", *cmd[3:]]),
+                               "hardware": self.where, "evaluate": "(not yet)"})  # fmt: skip
+        code = run_logged(cmd, log, self.deadline)
+        trained = time.time()
+        ev = self.evaluate_command(out)
+        code_ev = run_logged(ev, log) if (out / "best.safetensors").exists() else None
+        print(f"{out.name}: train exit {code}, evaluate exit {code_ev}, "
+              f"{(trained - started) / 60:.1f} + {(time.time() - trained) / 60:.1f} min",
+              flush=True)  # fmt: skip
+        self.record(out.name, {
+            "row": name,
+            "seed": seed,
+            "epochs_asked": self.epochs[name],
+            "command": shlex.join(["vaelab", *cmd[3:]]),
+            "evaluate": shlex.join(["vaelab", *ev[3:]]),
+            "train_exit": code,
+            "evaluate_exit": code_ev,
+            "wall_train_s": round(trained - started, 1),
+            "wall_evaluate_s": round(time.time() - trained, 1),
+            "hardware": self.where,
+        })  # fmt: skip
+
+
+def launch(args) -> None:
+    out_dir = Path(args.out_dir)
+    out_dir.mkdir(parents=True, exist_ok=True)
+    (out_dir / "logs").mkdir(exist_ok=True)
+    jobs = parse_jobs(args.rows, args.seeds)
+    parallel = args.jobs or len(jobs)
+    # CPU threads shared out among the runs at once (unless OMP_NUM_THREADS says otherwise)
+    ENV.setdefault("OMP_NUM_THREADS", str(max(1, (os.cpu_count() or 1) // parallel)))
+    extra = child_args(args)
+    t0 = time.time()
+    epochs = epochs_of(args, jobs, out_dir, extra, parallel)
     deadline = time.time() + args.deadline if args.deadline else None
     manifest_path = out_dir / "manifest.json"
     hw = hardware()
     manifest = {
-        "launch": shlex.join(["python", "scripts/likelihood_table.py", *sys.argv[1:]]),
+        "launch": shlex.join(["python", "-m", "tools.experiments.likelihood_table", *sys.argv[1:]]),
         "hardware": hw,
         "jobs_at_once": min(parallel, len(jobs)),
         "epochs": epochs,
@@ -201,49 +283,10 @@ def launch(args) -> None:
     if manifest_path.exists():  # a second launch into the same folder adds to it
         old = json.loads(manifest_path.read_text())
         manifest["runs"] = old.get("runs", {})
-
-    def one(job, record):
-        name, seed = job
-        out = out_dir / f"{name}-s{seed}"
-        log = out_dir / "logs" / f"{name}-s{seed}.log"
-        cmd = train_command(name, seed, epochs[name], out, extra)
-        started = time.time()
-        record(out.name, {"row": name, "seed": seed, "command": shlex.join(["vaelab", *cmd[3:]]),
-                          "hardware": describe_hardware(hw, min(parallel, len(jobs))),
-                          "evaluate": "(not yet)"})  # fmt: skip
-        code = run_logged(cmd, log, deadline)
-        trained = time.time()
-        ev = vaelab("evaluate", out, "--nll-samples", args.k, "--json", "--no-progress",
-                    "--device", args.device)  # fmt: skip
-        if args.nll_images:
-            ev += ["--limit", str(args.nll_images)]
-        code_ev = run_logged(ev, log) if (out / "best.safetensors").exists() else None
-        print(f"{out.name}: train exit {code}, evaluate exit {code_ev}, "
-              f"{(trained - started) / 60:.1f} + {(time.time() - trained) / 60:.1f} min",
-              flush=True)  # fmt: skip
-        return out.name, {
-            "row": name,
-            "seed": seed,
-            "epochs_asked": epochs[name],
-            "command": shlex.join(["vaelab", *cmd[3:]]),
-            "evaluate": shlex.join(["vaelab", *ev[3:]]),
-            "train_exit": code,
-            "evaluate_exit": code_ev,
-            "wall_train_s": round(trained - started, 1),
-            "wall_evaluate_s": round(time.time() - trained, 1),
-            "hardware": describe_hardware(hw, min(parallel, len(jobs))),
-        }
-
-    def record(key, entry):
-        with lock:
-            manifest["runs"][key] = entry
-            tmp = manifest_path.with_suffix(".tmp")
-            tmp.write_text(json.dumps(manifest, indent=1) + "\n")
-            tmp.replace(manifest_path)
-
-    lock = threading.Lock()
+    where = describe_hardware(hw, min(parallel, len(jobs)))
+    runs = Launch(out_dir, epochs, extra, where, args, deadline, manifest)
     with ThreadPoolExecutor(parallel) as pool:
-        list(pool.map(lambda job: record(*one(job, record)), jobs))
+        list(pool.map(runs.one, jobs))
     print(f"done in {(time.time() - t0) / 60:.1f} min; {manifest_path}", flush=True)
 
 
@@ -260,9 +303,9 @@ def updates(epochs: int, published: int | None) -> str:
 HEADER = [
     "# The MNIST likelihood table",
     "",
-    "Regenerated by `python scripts/likelihood_table.py write DIR...` from the run folders "
-    "that `likelihood_table.py launch` trained and evaluated (see that script); each row "
-    "gives the command that made it and where it ran.",
+    "Regenerated by `python -m tools.experiments.likelihood_table write DIR...` from the run "
+    "folders that its `launch` trained and evaluated (see tools/experiments/likelihood_table.py); "
+    "each row gives the command that made it and where it ran.",
     "",
     "Dynamically binarized MNIST: every training image is re-binarized each time it is "
     "used; the 400 validation and 10,000 test images are binarized once (seed 0). Trained "
@@ -396,9 +439,6 @@ def source_lines(entries: list, launches: list[str]) -> list[str]:
 
 
 def write(args) -> None:
-    from vaelab.compare import row_of
-    from vaelab.plots import nll_against_time
-
     entries, launches = collect(args.dirs)
     doc = Path(args.doc)
     fig_dir = Path(args.figures or doc.parent / "figures")

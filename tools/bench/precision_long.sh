@@ -2,12 +2,12 @@
 # fp32 against bf16 products over a whole training: Burda et al.'s 784-200-200-50 VAE under the
 # paper protocol (batch 100, lr 3e-3, cosine schedule), 100 epochs from seeds 0 and 1 in each
 # format, then the K = 5000 estimate of each (fp32 products) on the first 1,000 test images.
-# About 20 minutes on 2 CPU cores; writes bench/results/precision_long.md.
+# About 20 minutes on 2 CPU cores; writes tools/bench/results/precision_long.md.
 #
-#   bash bench/precision_long.sh [--epochs 100] [--device cpu] [--table-only]
+#   bash tools/bench/precision_long.sh [--epochs 100] [--device cpu] [--table-only]
 # --table-only: only the table, from the runs already in runs/precision-long/.
 set -euo pipefail
-cd "$(dirname "$0")/.."
+cd "$(dirname "$0")/../.."
 epochs=100
 device=auto
 train=1
@@ -38,7 +38,7 @@ from pathlib import Path
 
 out, epochs = Path(sys.argv[1]), sys.argv[2]
 lines = [
-    f"Burda et al.'s 784-200-200-50 VAE, paper protocol, {epochs} epochs (`bash bench/precision_long.sh`):",
+    f"Burda et al.'s 784-200-200-50 VAE, paper protocol, {epochs} epochs (`bash tools/bench/precision_long.sh`):",
     "",
     "| products | seed | s per epoch, median | best validation -ELBO | -log p(x), K=5000, 1,000 test images (fp32 estimate) |",
     "|---|---|---|---|---|",
@@ -52,7 +52,7 @@ for run in sorted(out.glob("*-s[0-9]"), key=lambda p: (p.name[-1], not p.name.st
     lines.append(
         f"| {precision} | {seed} | {seconds:.2f} | {best:.2f} | {ev['nll']:.2f} +- {ev['nll_sem']:.2f} |"
     )
-Path("bench/results").mkdir(exist_ok=True)
-Path("bench/results/precision_long.md").write_text("\n".join(lines) + "\n")
+Path("tools/bench/results").mkdir(exist_ok=True)
+Path("tools/bench/results/precision_long.md").write_text("\n".join(lines) + "\n")
 print("\n".join(lines))
 EOF
