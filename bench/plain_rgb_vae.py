@@ -15,7 +15,8 @@ import time
 import torch
 from torch import nn
 
-from vaelab.batches import DataConfig, load_splits
+from vaelab.config import DataConfig
+from vaelab.data import load_splits
 
 torch.manual_seed(0)
 s = load_splits(DataConfig(data=sys.argv[1]))

@@ -43,8 +43,8 @@ from torch import nn
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floor import BareVAE, floor_seconds, step_products  # noqa: E402  (bench/floor.py)
 
-from vaelab.batches import Split  # noqa: E402
 from vaelab.config import TrainConfig  # noqa: E402
+from vaelab.data import Split  # noqa: E402
 from vaelab.models import build_model  # noqa: E402
 from vaelab.runs import Run  # noqa: E402
 from vaelab.settings import preset_config  # noqa: E402

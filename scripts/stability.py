@@ -22,7 +22,7 @@ import statistics
 import time
 from pathlib import Path
 
-from vaelab.batches import DataConfig
+from vaelab.config import DataConfig
 from vaelab.evaluate import evaluate_run
 from vaelab.runs import Run
 from vaelab.settings import preset_config
