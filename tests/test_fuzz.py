@@ -57,6 +57,7 @@ def test_idx_parser_raises_only_data_errors(data):
 @FUZZ
 @given(st.integers(1, 3), st.lists(st.integers(0, 2**32 - 1), min_size=3, max_size=3),
        st.binary(max_size=64))  # fmt: skip
+@example(3, [0, 3_036_988_439, 3_037_012_561], b"")  # empty, yet too large for numpy
 def test_idx_headers_claiming_any_size_are_checked_against_the_bytes(ndim, dims, payload):
     data = idx_header(ndim, dims[:ndim]) + payload
     try:

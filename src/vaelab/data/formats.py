@@ -101,7 +101,10 @@ def parse_idx(data: bytes, source: object) -> np.ndarray:
             f"{source}: {problem}: {len(data)} bytes, but header dims {dims} "
             f"need exactly {expected}"
         )
-    return np.frombuffer(data, np.uint8, offset=header).reshape(dims).copy()
+    try:
+        return np.frombuffer(data, np.uint8, offset=header).reshape(dims).copy()
+    except ValueError:  # an empty array whose other dims overflow numpy's sizes
+        raise DataError(f"{source}: header dims {dims} are not an array shape") from None
 
 
 def read_idx(path: Path) -> np.ndarray:
