@@ -23,8 +23,9 @@ changed file reads afresh.  Pixels stay bytes in memory (a 100,000-image 64x64 R
 1.2 GB) and are scaled to [0, 1] per batch.
 
 Without a given split, a fixed random permutation (seed 0, the same on every machine) puts a
-tenth of the images (at least one) aside for test; ``batches`` then keeps the last tenth of the
-rest for validation, unless ``val_size`` says otherwise.
+tenth of the images (at least one) aside for test; ``splits.split_images`` then keeps the last
+ninth of the rest (``catalogue.default_val_size``: 80 / 10 / 10 in all) for validation, unless
+``val_size`` says otherwise.
 """
 
 from __future__ import annotations
@@ -69,6 +70,7 @@ class Images:
         return int(c), int(h), int(w)
 
     def describe(self) -> str:
+        """One line: how many images, grayscale or RGB, their size, classes, where from."""
         c, h, w = self.shape
         kind = "RGB" if c == 3 else "grayscale"
         labels = f", {len(self.classes)} classes" if self.classes else ", unlabelled"
