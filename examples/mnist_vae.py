@@ -8,7 +8,8 @@ import argparse
 import torch
 
 import vaelab
-from vaelab.batches import DataConfig, load_splits
+from vaelab.config import DataConfig
+from vaelab.data import load_splits
 from vaelab.evaluate import evaluate_run
 from vaelab.plots import all_figures
 from vaelab.train import TrainConfig, train

@@ -11,7 +11,7 @@ import numpy as np
 import pytest
 import torch
 
-from vaelab.batches import Split, clear_cache
+from vaelab.data import Split, clear_cache
 
 
 def make_digits(n: int, seed: int = 0) -> tuple[np.ndarray, np.ndarray]:

@@ -4,8 +4,9 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from vaelab.batches import DataConfig, Split, put_splits
 from vaelab.cli import main
+from vaelab.config import DataConfig
+from vaelab.data import Split, put_splits
 from vaelab.train import TrainConfig, train
 
 SYNTHETIC = "synthetic-test-data"  # a data_dir that no test reads from disk

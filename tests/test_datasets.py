@@ -12,9 +12,9 @@ import json
 import pytest
 from conftest import make_digits, write_idx
 
-import vaelab.datasets
+import vaelab.data.catalogue as catalogue
 from vaelab.cli import main
-from vaelab.data import MNIST_FILES, DataError, default_cache_dir, fetch_dataset, load_dataset
+from vaelab.data import IDX_FILES, DataError, default_cache_dir, fetch_dataset, load_dataset
 
 
 @pytest.fixture
@@ -29,16 +29,16 @@ def published(tmp_path, monkeypatch):
     import hashlib
 
     sums = {
-        f: hashlib.md5((folder / f"{f}.gz").read_bytes()).hexdigest() for f in MNIST_FILES.values()
+        f: hashlib.md5((folder / f"{f}.gz").read_bytes()).hexdigest() for f in IDX_FILES.values()
     }
-    spec = dataclasses.replace(vaelab.datasets.FASHION_MNIST, gz_md5=sums)
-    monkeypatch.setattr(vaelab.datasets, "FASHION_MNIST", spec)
+    spec = dataclasses.replace(catalogue.FASHION_MNIST, gz_md5=sums)
+    monkeypatch.setattr(catalogue, "FASHION_MNIST", spec)
     return folder
 
 
 def test_the_published_checksums_are_kept_for_each_file():
-    for spec in (vaelab.datasets.FASHION_MNIST, vaelab.datasets.KMNIST):
-        assert set(spec.gz_md5) == set(MNIST_FILES.values())
+    for spec in (catalogue.FASHION_MNIST, catalogue.KMNIST):
+        assert set(spec.gz_md5) == set(IDX_FILES.values())
         assert all(len(v) == 32 and int(v, 16) >= 0 for v in spec.gz_md5.values())
         assert len(spec.classes) == 10
 
@@ -49,8 +49,8 @@ def test_fetch_verifies_caches_and_every_read_checks_the_cache(published, tmp_pa
     data = load_dataset("fashion-mnist")
     assert data.verified and data.train_images.shape == (600, 28, 28)
     sums = json.loads((folder / "checksums.json").read_text())
-    assert set(sums) == set(MNIST_FILES.values())
-    path = folder / MNIST_FILES["test_labels"]
+    assert set(sums) == set(IDX_FILES.values())
+    path = folder / IDX_FILES["test_labels"]
     raw = bytearray(path.read_bytes())
     raw[-1] = (raw[-1] + 1) % 10  # one label changed on disk, same size
     path.write_bytes(bytes(raw))
@@ -61,9 +61,9 @@ def test_fetch_verifies_caches_and_every_read_checks_the_cache(published, tmp_pa
 def test_files_that_are_not_the_published_ones_are_refused(published, tmp_path):
     other = tmp_path / "other"
     other.mkdir()
-    for f in MNIST_FILES.values():
+    for f in IDX_FILES.values():
         (other / f"{f}.gz").write_bytes((published / f"{f}.gz").read_bytes())
-    name = MNIST_FILES["train_images"]
+    name = IDX_FILES["train_images"]
     x, _ = make_digits(600, 9)
     write_idx(other / f"{name}.gz", x, compress=True)
     with pytest.raises(DataError, match=f"MD5 mismatch for {name}.gz .* not the published Fashion"):
@@ -71,7 +71,7 @@ def test_files_that_are_not_the_published_ones_are_refused(published, tmp_path):
     assert not (default_cache_dir() / "fashion-mnist").exists()  # nothing cached from them
     raw = tmp_path / "raw"
     raw.mkdir()
-    for f in MNIST_FILES.values():
+    for f in IDX_FILES.values():
         (raw / f).write_bytes(gzip.decompress((published / f"{f}.gz").read_bytes()))
     with pytest.raises(DataError, match="uncompressed copy cannot be checked"):
         fetch_dataset("fashion-mnist", raw)

@@ -213,7 +213,7 @@ def test_cvae_samples_are_the_digit_asked_for(tmp_path):
     """A CVAE (2-D code, the default) trained briefly on 10,000 MNIST images draws each
     requested digit; vaelab's digit classifier (test accuracy ~0.99) recognises them far above
     the 10% of chance (measured: 0.91 overall)."""
-    from vaelab.batches import DataConfig
+    from vaelab.config import DataConfig
     from vaelab.quality import load_feature_net
     from vaelab.runs import load_run
     from vaelab.train import train

@@ -15,7 +15,8 @@ import pytest
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
-from vaelab.data import DataError, _gunzip, _load_npz, _parse_idx, _restricted_loads
+from vaelab.data import DataError
+from vaelab.data.formats import _gunzip, _load_npz, _restricted_loads, parse_idx
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
 
@@ -46,7 +47,7 @@ def idx_header(ndim: int, dims: list[int]) -> bytes:
 @example(b"\x1f\x8b" + bytes(20))  # a gzip magic, then garbage
 def test_idx_parser_raises_only_data_errors(data):
     try:
-        out = _parse_idx(data, "fuzz.idx")
+        out = parse_idx(data, "fuzz.idx")
     except DataError as e:
         assert "fuzz.idx" in str(e) and "\n" not in str(e)
         return
@@ -56,10 +57,11 @@ def test_idx_parser_raises_only_data_errors(data):
 @FUZZ
 @given(st.integers(1, 3), st.lists(st.integers(0, 2**32 - 1), min_size=3, max_size=3),
        st.binary(max_size=64))  # fmt: skip
+@example(3, [0, 3_036_988_439, 3_037_012_561], b"")  # empty, yet too large for numpy
 def test_idx_headers_claiming_any_size_are_checked_against_the_bytes(ndim, dims, payload):
     data = idx_header(ndim, dims[:ndim]) + payload
     try:
-        out = _parse_idx(data, "claim.idx")
+        out = parse_idx(data, "claim.idx")
     except DataError as e:
         assert "claim.idx" in str(e)
         return
@@ -136,7 +138,7 @@ def test_a_pickled_array_claiming_a_huge_shape_does_not_allocate_it():
 
 def test_idx_and_npz_claims_of_gigabytes_allocate_nothing_like_them(tmp_path):
     claim = idx_header(3, [3_000_000, 28, 28]) + bytes(1000)  # 2.4 GB claimed
-    assert peak_bytes(lambda: _parse_idx(claim, "claim.idx")) < 2**20
-    assert peak_bytes(lambda: _parse_idx(gzip.compress(claim), "claim.idx.gz")) < 2**20
+    assert peak_bytes(lambda: parse_idx(claim, "claim.idx")) < 2**20
+    assert peak_bytes(lambda: parse_idx(gzip.compress(claim), "claim.idx.gz")) < 2**20
     test_npz_header_claiming_billions_of_images_is_refused_before_reading(tmp_path)
     assert peak_bytes(lambda: _load_npz(tmp_path / "claim.npz")) < 2**20

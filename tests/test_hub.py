@@ -7,9 +7,9 @@ import pytest
 import torch
 
 import vaelab
-from vaelab.batches import use_splits
 from vaelab.cli import main
 from vaelab.config import DataConfig, TrainConfig
+from vaelab.data import use_splits
 from vaelab.errors import VaelabError
 from vaelab.train import fit, resolve_run
 

@@ -19,10 +19,10 @@ from conftest import write_idx
 from helpers import run
 from PIL import Image
 
-import vaelab.images
-from vaelab.batches import DataConfig, _read_splits, split_images
-from vaelab.data import DataError, default_cache_dir
-from vaelab.images import load_images
+import vaelab.data.images as images_module
+from vaelab.config import DataConfig
+from vaelab.data import DataError, default_cache_dir, load_images, split_images
+from vaelab.data.splits import _read_splits
 
 TINY = ["--hidden", 32, "--latent-dim", 2, "--epochs", 1, "--batch-size", 16]
 
@@ -92,7 +92,7 @@ def test_grayscale_class_folders_give_bytes_labels_and_classes(gray_classes):
     expected = [a for c in data.classes for a in written[c]]
     assert data.labels.tolist() == [0] * 3 + [1] * 5 + [2] * 4
     np.testing.assert_array_equal(data.images[:, 0], np.stack(expected))  # PNG is lossless
-    assert "12 grayscale images 8x8, 3 classes" in vaelab.images.describe(data)
+    assert "12 grayscale images 8x8, 3 classes" in data.describe()
 
 
 def test_loose_images_are_unlabelled_and_hidden_files_ignored(tmp_path):
@@ -131,7 +131,7 @@ def test_rgb_rgba_and_palette_images_read_as_three_channels(tmp_path):
     np.testing.assert_array_equal(data.images[0].transpose(1, 2, 0), rgb)
     np.testing.assert_array_equal(data.images[1].transpose(1, 2, 0), rgba[..., :3])
     np.testing.assert_array_equal(data.images[2].transpose(1, 2, 0), palette[index])
-    assert "3 RGB images 8x8, unlabelled" in vaelab.images.describe(data)
+    assert "3 RGB images 8x8, unlabelled" in data.describe()
 
 
 def test_a_palette_of_grays_reads_as_one_channel(tmp_path):
@@ -201,8 +201,8 @@ def test_resized_folder_is_cached_and_a_changed_file_is_read_afresh(tmp_path, mo
     assert len(cache_files()) == 1  # under $VAELAB_DATA/images, never ~/.cache
 
     reads = []
-    real = vaelab.images._read_folder
-    monkeypatch.setattr(vaelab.images, "_read_folder", lambda *a: reads.append(a[0]) or real(*a))
+    real = images_module._read_folder
+    monkeypatch.setattr(images_module, "_read_folder", lambda *a: reads.append(a[0]) or real(*a))
     second = load_images(root, image_size=8)
     assert reads == []  # from the cache
     np.testing.assert_array_equal(second.images, first.images)

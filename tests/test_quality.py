@@ -163,7 +163,8 @@ def test_sample_quality_and_floor_on_tiny_models(tiny_splits):
 
 @pytest.mark.mnist
 def test_real_classifier_is_accurate_and_separates_real_from_noise():
-    from vaelab.batches import DataConfig, load_splits
+    from vaelab.config import DataConfig
+    from vaelab.data import load_splits
 
     net = load_feature_net()  # trained once into the user's cache, then reused
     assert float(net.metadata["test_accuracy"]) > 0.98

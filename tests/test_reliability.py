@@ -145,7 +145,7 @@ def test_sigterm_saves_and_exits_like_ctrl_c(tmp_path, idx_dir):
 
 
 def test_a_second_writer_is_refused_and_a_dead_ones_lock_does_not_block(tmp_path, tiny_splits):
-    from vaelab.batches import use_splits
+    from vaelab.data import use_splits
 
     data = DataConfig(train_limit=256)
     with use_splits(data, tiny_splits):
@@ -229,7 +229,8 @@ def test_a_hostile_checkpoint_is_refused_and_never_executed(tmp_path, idx_dir, c
 
 
 def test_a_hostile_mnist_pickle_is_refused_and_never_executed(tmp_path):
-    from vaelab.data import DataError, _mnist_from_pickle
+    from vaelab.data import DataError
+    from vaelab.data.formats import _mnist_from_pickle
 
     marker = tmp_path / "executed"
     with pytest.raises(DataError, match="refusing to unpickle"):
@@ -270,7 +271,7 @@ def test_nan_loss_is_reported_with_its_term_and_step(tmp_path, tiny_splits, monk
     """--on-nan stop (the default) names the term and the step and keeps the last good
     checkpoint; --on-nan skip drops the bad batches, counts them and trains on."""
     import vaelab.train
-    from vaelab.batches import use_splits
+    from vaelab.data import use_splits
 
     real = vaelab.train._model_loss
     calls = {"n": 0}
@@ -312,19 +313,21 @@ def test_a_cache_file_changed_after_caching_is_detected_before_use(tmp_path, mon
     """Every read of the cache checks each file's size and MD5, so a file changed on disk
     after caching (one byte, same size) is refused, never used."""
     import vaelab.data as data
+    from vaelab.data.cache import md5
 
     folder = tmp_path / "cache" / "mnist"
     folder.mkdir(parents=True)
     for part, n, seed in [("train", 60, 1), ("test", 10, 2)]:
         g = np.random.default_rng(seed)
         x, y = g.integers(0, 256, (n, 28, 28)), g.integers(0, 10, n)
-        data.write_idx(folder / data.MNIST_FILES[f"{part}_images"], x)
-        data.write_idx(folder / data.MNIST_FILES[f"{part}_labels"], y)
-    names = data.MNIST_FILES.values()  # the synthetic files stand in for the canonical ones
-    monkeypatch.setattr(data, "MNIST_MD5", {n: data._md5((folder / n).read_bytes()) for n in names})
-    monkeypatch.setattr(data, "MNIST_SIZES", {n: (folder / n).stat().st_size for n in names})
+        data.write_idx(folder / data.IDX_FILES[f"{part}_images"], x)
+        data.write_idx(folder / data.IDX_FILES[f"{part}_labels"], y)
+    names = data.IDX_FILES.values()  # the synthetic files stand in for the canonical ones
+    for n in names:
+        monkeypatch.setitem(data.MNIST_MD5, n, md5((folder / n).read_bytes()))
+        monkeypatch.setitem(data.MNIST_SIZES, n, (folder / n).stat().st_size)
     assert len(data.load_mnist(cache_dir=tmp_path / "cache", fetch=False).train_images) == 60
-    name = data.MNIST_FILES["train_images"]
+    name = data.IDX_FILES["train_images"]
     raw = bytearray((folder / name).read_bytes())
     raw[-1] ^= 0xFF  # one pixel changed on disk, same size
     (folder / name).write_bytes(bytes(raw))

@@ -3,8 +3,8 @@ event reader; off by default."""
 
 import pytest
 
-from vaelab.batches import use_splits
 from vaelab.config import DataConfig, TrainConfig
+from vaelab.data import use_splits
 from vaelab.runs import Run
 from vaelab.train import fit, resolve_run
 

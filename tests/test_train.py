@@ -7,7 +7,7 @@ from helpers import synthetic
 from safetensors.torch import load_file
 
 import vaelab
-from vaelab.batches import Split, batches
+from vaelab.data import Split, batches
 from vaelab.errors import VaelabError
 from vaelab.models.vae import VAE
 from vaelab.plots import all_figures

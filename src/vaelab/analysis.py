@@ -27,7 +27,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
-from .batches import Split
+from .data import Split
 from .errors import VaelabError
 from .models.helpers import eval_mode, latent_means, model_device
 

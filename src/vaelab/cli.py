@@ -135,17 +135,12 @@ def _data_name(data: DataConfig) -> str:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import fetch_dataset, fetch_mnist
+    from .data import fetch_dataset
 
     if args.dataset not in DATASETS:
         known = ", ".join(sorted(DATASETS))
         raise VaelabError(f"unknown data set {args.dataset!r}; vaelab knows: {known}")
-    if args.dataset == "mnist":
-        path = fetch_mnist(args.data_dir, source=args.source, cache_dir=args.cache_dir)
-    else:
-        if args.source not in ("auto", "dir", "cache"):
-            raise VaelabError(f"{args.dataset} is read from your files: --data-dir DIR")
-        path = fetch_dataset(args.dataset, args.data_dir, cache_dir=args.cache_dir)
+    path = fetch_dataset(args.dataset, args.data_dir, source=args.source, cache_dir=args.cache_dir)
     print(path)
     return 0
 

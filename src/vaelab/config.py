@@ -15,6 +15,7 @@ import typing
 from dataclasses import MISSING, dataclass, field
 from typing import Any
 
+from .data import DEFAULT_DATASET, MNIST_DATASET
 from .errors import VaelabError
 
 BINARIZE = ("none", "dynamic")
@@ -60,16 +61,16 @@ class DataConfig:
     ``data_dir`` reads the data set from a folder or .npz instead of the cache; ``verify=False``
     accepts files that are not the named data set (any 28x28 data).
     ``data``: your own images instead (a folder of image files, optionally one subfolder per
-    class; a .npy / .npz array; IDX files: see ``images.py``), resized to ``image_size`` x
+    class; a .npy / .npz array; IDX files: see ``data/images.py``), resized to ``image_size`` x
     ``image_size`` when given; kept as an absolute path.
     ``train_limit`` keeps the first N training images (quick runs, tests).  ``val_size``: the
     last N of the 60,000 training images validate (default 10,000: 50,000 / 10,000; Burda et
     al.'s code: 400, so 59,600 train).
-    Frozen: loaded splits are cached per configuration (``batches.load_splits``).
+    Frozen: loaded splits are cached per configuration (``vaelab.data.load_splits``).
     """
 
     dataset: str = setting(
-        "mnist",
+        DEFAULT_DATASET,
         "a data set vaelab knows by name; others than MNIST are fetched first with "
         "`vaelab data fetch NAME --data-dir DIR` from their published .gz files",
         choices="dataset",
@@ -93,8 +94,8 @@ class DataConfig:
     train_limit: int | None = setting(None, "use only the first N training images", metavar="N")
     val_size: int | None = setting(
         None,
-        "the last N training images validate (unset: 10,000 for MNIST's 60,000; the paper "
-        "protocol: 400)",
+        f"the last N training images validate (unset: {MNIST_DATASET.val_size:,} for MNIST's "
+        f"{MNIST_DATASET.train_size:,}; the paper protocol: 400)",
         metavar="N",
     )
     data: str | None = setting(
@@ -117,7 +118,7 @@ class DataConfig:
         if problem:
             raise VaelabError(problem)
         if self.data is not None:
-            if self.dataset != "mnist" or self.data_dir is not None:
+            if self.dataset != DEFAULT_DATASET or self.data_dir is not None:
                 raise VaelabError("give --data PATH (your images) or a --dataset, not both")
             object.__setattr__(self, "data", os.path.abspath(os.path.expanduser(self.data)))
         elif self.image_size is not None:
@@ -144,7 +145,7 @@ class DataConfig:
             if self.val_size is None
             else f", the last {self.val_size:,} training images validate"
         )
-        data = "" if self.dataset == "mnist" else f"{self.dataset}, "
+        data = "" if self.dataset == DEFAULT_DATASET else f"{self.dataset}, "
         if self.data is not None:
             size = "" if self.image_size is None else f" at {self.image_size}x{self.image_size}"
             data = f"images from {self.data}{size}, "

@@ -16,8 +16,8 @@ from typing import Any
 import torch
 
 from . import distributed
-from .batches import Split, binarize_once
 from .config import DataConfig
+from .data import Split, binarize_once, dataset_entry
 from .errors import VaelabError
 from .nll import diagnose, importance_sampled
 from .precision import check_precision
@@ -45,7 +45,7 @@ def check_paper_protocol(model, data: DataConfig, run_dir) -> None:
         problems.append(f"a {model.label} has no likelihood")
     elif model.conditional:
         problems.append(f"a {model.label} models p(x|y), not p(x)")
-    if data.dataset != "mnist":
+    if not dataset_entry(data.dataset).digits:
         problems.append(f"its data set is {data.dataset}, not MNIST")
     if data.binarize != "dynamic":
         problems.append("pixels are grayscale, not dynamically binarized")
@@ -181,7 +181,7 @@ def _quality(model, splits: dict[str, Split], data: DataConfig, seed: int) -> di
     why = None
     if data.data is not None:
         why = f"scored by a classifier of MNIST digits; this run's images are {data.data}"
-    elif data.dataset != "mnist":
+    elif not dataset_entry(data.dataset).digits:
         why = f"scored by a classifier of MNIST digits; this run's data set is {data.dataset}"
     if why:
         logger.warning(f"sample quality skipped: {why}")

@@ -37,7 +37,7 @@ import torch
 from torch import nn
 
 from .analysis import fit_pca, latent_codes, pca_encode
-from .batches import DIGITS, Split
+from .data import DIGITS, Split
 from .errors import VaelabError
 from .nets import ConvDecoder
 from .runs import Run, atomic_write

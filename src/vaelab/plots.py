@@ -19,7 +19,7 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .batches import DIGITS
+from .data import DIGITS
 from .errors import VaelabError
 from .models.helpers import eval_mode, latent_means, model_device
 from .runs import atomic_write

@@ -47,7 +47,7 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .batches import Split
+from .data import Split
 from .errors import VaelabError
 from .models.helpers import eval_mode
 from .runs import load_state, save_weights
@@ -186,7 +186,8 @@ def load_feature_net(
         if not train_if_missing:
             raise VaelabError(f"no feature classifier at {path}; call load_feature_net() to train")
         if splits is None:
-            from .batches import DataConfig, load_splits
+            from .config import DataConfig
+            from .data import load_splits
 
             splits = load_splits(DataConfig())
         net, acc = train_digit_net(splits, epochs=epochs, seed=seed)

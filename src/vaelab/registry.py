@@ -45,12 +45,11 @@ ARCHS: dict[str, str] = {
     "resnet": "vaelab.nets:ResNet",
 }
 
-# Data sets by name besides MNIST (which data.py fetches itself): read from your files and
-# checked against their published checksums (datasets.py).
+# Data sets by name: their catalogue entries (data/catalogue.py: files, checksums, classes).
 DATASETS: dict[str, str] = {
-    "mnist": "vaelab.data:MNIST_DATASET",
-    "fashion-mnist": "vaelab.datasets:FASHION_MNIST",
-    "kmnist": "vaelab.datasets:KMNIST",
+    "mnist": "vaelab.data.catalogue:MNIST_DATASET",
+    "fashion-mnist": "vaelab.data.catalogue:FASHION_MNIST",
+    "kmnist": "vaelab.data.catalogue:KMNIST",
 }
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu")

@@ -104,7 +104,7 @@ def fit_to_data(model_name: str, model_config: dict[str, Any], data: DataConfig)
     """``model_config`` completed with what the data ``data`` decide: the images' shape and,
     for a model that takes it, the number of classes.  A conditional model on unlabelled data,
     or a given shape that is not the data's, is refused in one line."""
-    from .batches import data_facts
+    from .data import data_facts
     from .models import model_class
 
     cls = model_class(model_name)
@@ -426,7 +426,7 @@ class Run:
 
     def splits(self):
         """The run's data (cached per data configuration)."""
-        from .batches import load_splits
+        from .data import load_splits
 
         return load_splits(self.data)
 

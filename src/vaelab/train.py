@@ -23,8 +23,8 @@ import torch
 from tqdm.auto import tqdm
 
 from . import distributed
-from .batches import Split, batches, load_splits
 from .config import DataConfig, TrainConfig
+from .data import Split, batches, load_splits
 from .distributed import SINGLE, Dist
 from .errors import VaelabError
 from .models.helpers import eval_mode, model_device

@@ -20,7 +20,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaelab.batches import DataConfig, Split, load_splits, put_splits
+from vaelab.config import DataConfig
+from vaelab.data import Split, load_splits, put_splits
 from vaelab.runs import Run
 from vaelab.train import TrainConfig, train
 

@@ -29,8 +29,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from vaelab.batches import Split, batches
 from vaelab.config import TrainConfig
+from vaelab.data import Split, batches
 from vaelab.models import build_model
 from vaelab.nll import log_likelihood_estimates, plan_chunks
 from vaelab.settings import preset_config

@@ -23,7 +23,8 @@ import torch.nn.functional as F
 from torch import nn
 
 import vaelab
-from vaelab.batches import DataConfig, load_splits
+from vaelab.config import DataConfig
+from vaelab.data import load_splits
 from vaelab.settings import preset_config
 from vaelab.train import TrainConfig, train
 

@@ -19,7 +19,8 @@ import time
 import torch
 from torch import nn
 
-from vaelab.batches import DataConfig, load_splits
+from vaelab.config import DataConfig
+from vaelab.data import load_splits
 
 
 def main() -> None:

@@ -35,8 +35,8 @@ import torch
 import torch.nn.functional as F
 from torch.overrides import TorchFunctionMode
 
-from vaelab.batches import load_splits
 from vaelab.config import PRECISIONS, TRAIN_PRECISIONS, DataConfig, TrainConfig
+from vaelab.data import load_splits
 from vaelab.models import build_model
 from vaelab.nll import importance_sampled
 from vaelab.runs import Run

@@ -41,8 +41,8 @@ import torch.nn.functional as F
 from torch import nn
 
 from tools.bench.floor import BareVAE, floor_seconds, step_products
-from vaelab.batches import Split
 from vaelab.config import TrainConfig
+from vaelab.data import Split
 from vaelab.models import build_model
 from vaelab.runs import Run
 from vaelab.settings import preset_config

@@ -30,7 +30,8 @@ from tools import ROOT
 from tools.docs.diagrams import draw_all
 from tools.machine import cpu_name
 from vaelab.analysis import mse_per_pixel, pca_check, pca_probes, probes
-from vaelab.batches import DataConfig, load_splits
+from vaelab.config import DataConfig
+from vaelab.data import load_splits
 from vaelab.evaluate import evaluate_run
 from vaelab.models.helpers import latent_means
 from vaelab.nll import log_likelihood_estimates

@@ -32,8 +32,9 @@ import vaelab
 from tools import ROOT
 from tools.machine import cpu_name
 from vaelab.analysis import pca_check
-from vaelab.batches import DataConfig, load_splits
 from vaelab.compare import compare, markdown
+from vaelab.config import DataConfig
+from vaelab.data import load_splits
 from vaelab.evaluate import evaluate_run
 from vaelab.plots import all_figures, nll_against_time
 from vaelab.quality import reference_floor

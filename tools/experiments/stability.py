@@ -23,7 +23,7 @@ import statistics
 import time
 from pathlib import Path
 
-from vaelab.batches import DataConfig
+from vaelab.config import DataConfig
 from vaelab.distributions import SCALE_PARAMETERISATIONS, scale_parameterisation
 from vaelab.evaluate import evaluate_run
 from vaelab.runs import Run

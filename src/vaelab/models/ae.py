@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import torch
 
-from ..batches import Split
+from ..data import Split
 from ..nets import build_decoder, build_encoder
 from .base import Model, ModelConfig
 from .helpers import latent_means

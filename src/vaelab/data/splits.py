@@ -1,4 +1,5 @@
-"""In-memory splits and batches: pixels as tensors, binarization, shuffled batches.
+"""Splits and batches: the hold-out of validation images, pixels as tensors, binarization,
+shuffled batches.
 
 The whole split lives in one tensor of pixel bytes (MNIST's 50,000 training images are 39 MB;
 100,000 64x64 RGB images 1.2 GB), scaled to [0, 1] batch by batch; a batch is an index into a
@@ -18,12 +19,15 @@ from dataclasses import dataclass, replace
 import numpy as np
 import torch
 
-from .config import BINARIZE, DataConfig  # noqa: F401  (DataConfig is re-exported here)
-from .errors import VaelabError
+from ..config import DataConfig
+from ..errors import VaelabError
+from .catalogue import DIGITS, MNIST_DATASET, KnownDataset, dataset_entry, default_val_size
+from .fetch import load_dataset
+from .formats import MNIST, DataError
+from .images import Images, load_images
 
 logger = logging.getLogger(__name__)
 SPLITS = ("train", "val", "test")
-DIGITS = tuple("0123456789")  # MNIST's classes
 
 
 def to_unit(pixels: torch.Tensor) -> torch.Tensor:
@@ -44,7 +48,7 @@ class Split:
 
     pixels: torch.Tensor
     y: torch.Tensor
-    shape: tuple[int, int, int] = (1, 28, 28)
+    shape: tuple[int, int, int] = MNIST_DATASET.image_shape
     classes: tuple[str, ...] | None = DIGITS
 
     def __len__(self) -> int:
@@ -98,17 +102,14 @@ def load_splits(cfg: DataConfig | None = None) -> dict[str, Split]:
 
 
 def _read_splits(cfg: DataConfig) -> dict[str, Split]:
-    shape: tuple[int, int, int] = (1, 28, 28)
     if cfg.data is not None:
-        from .images import load_images
-
         images = load_images(cfg.data, cfg.image_size)
         parts, shape, classes = split_images(images, cfg.val_size), images.shape, images.classes
     else:
-        from .data import load_dataset, split
-
-        mnist = load_dataset(cfg.dataset, cfg.data_dir, verify=cfg.verify)
-        parts, classes = split(mnist, cfg.val_size), _dataset_classes(cfg.dataset)
+        entry = dataset_entry(cfg.dataset)
+        data_set = load_dataset(cfg.dataset, cfg.data_dir, verify=cfg.verify)
+        parts = split(data_set, cfg.val_size, entry)
+        shape, classes = entry.image_shape, entry.classes
     out: dict[str, Split] = {}
     for name, (images, labels) in parts.items():
         x = torch.from_numpy(np.ascontiguousarray(images, dtype=np.uint8))
@@ -124,29 +125,52 @@ def _read_splits(cfg: DataConfig) -> dict[str, Split]:
     return out
 
 
-def _dataset_classes(name: str) -> tuple[str, ...]:
-    if name == "mnist":
-        return DIGITS
-    from .registry import resolve
+def split(
+    data_set: MNIST, n_val: int | None = None, entry: KnownDataset = MNIST_DATASET
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Split into "train", "val", "test": (images uint8 [N, 784], labels int64 [N]), fresh copies.
 
-    return tuple(resolve("dataset", name).classes)
+    Validation is the LAST ``n_val`` training images (default: ``default_val_size``, the
+    share of ``entry``: 10,000 of MNIST's 60,000, at least one), so MNIST gives
+    50,000 / 10,000 / 10,000.
+    """
+    n = len(data_set.train_images)
+    if n_val is None:
+        n_val = default_val_size(n, entry)
+    labels = data_set.train_labels.astype(np.int64), data_set.test_labels.astype(np.int64)
+    train = (data_set.train_images.reshape(n, 784).astype(np.uint8), labels[0])
+    test = (data_set.test_images.reshape(-1, 784).astype(np.uint8), labels[1])
+    return hold_out(train, test, n_val)
 
 
-def split_images(images, n_val: int | None = None) -> dict[str, tuple[np.ndarray, np.ndarray]]:
-    """``images.Images`` as "train", "val", "test": flat bytes and labels.  Validation is the
-    last ``n_val`` of the training part (default a ninth: a tenth of the whole without a
-    given split)."""
-    from .data import hold_out
+def hold_out(
+    train: tuple[np.ndarray, np.ndarray], test: tuple[np.ndarray, np.ndarray], n_val: int
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """ "train", "val", "test", where "val" is the last ``n_val`` rows of ``train``."""
+    x, y = train
+    if not 1 <= n_val < len(x):
+        raise DataError(
+            f"val_size={n_val} must be between 1 and {len(x) - 1} (training part of {len(x)})"
+        )
+    return {"train": (x[:-n_val], y[:-n_val]), "val": (x[-n_val:], y[-n_val:]), "test": test}
 
+
+def split_images(
+    images: Images, n_val: int | None = None
+) -> dict[str, tuple[np.ndarray, np.ndarray]]:
+    """Your ``Images`` as "train", "val", "test": flat bytes and labels.  Validation is the
+    last ``n_val`` of the training part (default: ``default_val_size`` of your own images, a
+    ninth: a tenth of the whole without a given split)."""
     train, test = images.parts()
-    return hold_out(train, test, max(1, len(train[0]) // 9) if n_val is None else n_val)
+    return hold_out(train, test, default_val_size(len(train[0])) if n_val is None else n_val)
 
 
 def data_facts(cfg: DataConfig) -> dict:
     """What a model must know of the data ``cfg`` before it is built: ``image_shape`` (C, H, W)
     and ``num_classes`` (None when unlabelled).  The named data sets need no reading."""
     if cfg.data is None:
-        return {"image_shape": [1, 28, 28], "num_classes": len(_dataset_classes(cfg.dataset))}
+        entry = dataset_entry(cfg.dataset)
+        return {"image_shape": list(entry.image_shape), "num_classes": len(entry.classes)}
     train = load_splits(cfg)["train"]
     return {
         "image_shape": list(train.shape),

@@ -23,8 +23,9 @@ changed file reads afresh.  Pixels stay bytes in memory (a 100,000-image 64x64 R
 1.2 GB) and are scaled to [0, 1] per batch.
 
 Without a given split, a fixed random permutation (seed 0, the same on every machine) puts a
-tenth of the images (at least one) aside for test; ``batches`` then keeps the last tenth of the
-rest for validation, unless ``val_size`` says otherwise.
+tenth of the images (at least one) aside for test; ``splits.split_images`` then keeps the last
+ninth of the rest (``catalogue.default_val_size``: 80 / 10 / 10 in all) for validation, unless
+``val_size`` says otherwise.
 """
 
 from __future__ import annotations
@@ -36,8 +37,12 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
+from PIL import Image, UnidentifiedImageError
+from tqdm import tqdm
 
-from .data import DataError, default_cache_dir, read_npz
+from .cache import default_cache_dir
+from .catalogue import IDX_FILES
+from .formats import DataError, find_idx, read_idx, read_npy, read_npz
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
 MAX_ARRAY_BYTES = 16 * 2**30  # 16 GiB of pixel bytes: more is a mistake, not a data set
@@ -63,6 +68,13 @@ class Images:
     def shape(self) -> tuple[int, int, int]:
         c, h, w = self.images.shape[1:]
         return int(c), int(h), int(w)
+
+    def describe(self) -> str:
+        """One line: how many images, grayscale or RGB, their size, classes, where from."""
+        c, h, w = self.shape
+        kind = "RGB" if c == 3 else "grayscale"
+        labels = f", {len(self.classes)} classes" if self.classes else ", unlabelled"
+        return f"{len(self.images):,} {kind} images {h}x{w}{labels} from {self.source}"
 
     def parts(self) -> tuple[tuple[np.ndarray, np.ndarray], tuple[np.ndarray, np.ndarray]]:
         """(training images, labels), (test images, labels): images flat (N, C*H*W) uint8,
@@ -120,8 +132,6 @@ def load_images(
 
 
 def _read_npy_file(path: Path) -> np.ndarray:
-    from .data import read_npy
-
     try:
         with open(path, "rb") as f:
             return read_npy(f, path.name, path, limit=MAX_ARRAY_BYTES)
@@ -209,15 +219,11 @@ def _names(labels: np.ndarray | None) -> tuple[str, ...] | None:
 
 
 def _idx_files(folder: Path) -> dict[str, Path] | None:
-    from .data import MNIST_FILES, _find_idx
-
-    found = {k: _find_idx(folder, name) for k, name in MNIST_FILES.items()}
+    found = {k: find_idx(folder, name) for k, name in IDX_FILES.items()}
     return found if all(found.values()) else None  # type: ignore[return-value]
 
 
 def _from_idx(folder: Path) -> Images:
-    from .data import read_idx
-
     files = _idx_files(folder)
     assert files is not None
     arrays = {k: read_idx(p) for k, p in files.items()}
@@ -269,8 +275,6 @@ def _image_files(folder: Path) -> tuple[list[Path], list[int] | None, tuple[str,
 def _with_image(path: Path, use):
     """``use(image)`` of the image file ``path`` opened by Pillow; a file Pillow cannot read
     (or refuses as a decompression bomb) is a one-line DataError naming it."""
-    from PIL import Image, UnidentifiedImageError
-
     try:
         with Image.open(path) as im:
             return use(im)
@@ -280,7 +284,6 @@ def _with_image(path: Path, use):
 
 def _read_image(path: Path, colour: bool, size: int | None) -> np.ndarray:
     """The image file ``path`` as bytes (C, H, W), grayscale or RGB, resized to ``size``."""
-    from PIL import Image
 
     def read(im) -> np.ndarray:
         if im.mode in _WIDE_MODES:  # 16-bit grayscale: scale to bytes (convert would clip)
@@ -325,17 +328,12 @@ def _read_folder(folder: Path, image_size: int | None, files: list[Path]) -> np.
         ((w, h),) = sizes
         if max(w, h) > MAX_SIDE:
             raise DataError(f"{folder}: images are {w}x{h}; pass --image-size N (N <= {MAX_SIDE})")
-    try:
-        from tqdm import tqdm
-
-        it = tqdm(
-            files,
-            desc=f"reading {folder.name}",
-            unit="img",
-            disable=True if len(files) < 2000 else None,
-        )  # None: not on a non-TTY
-    except ImportError:  # pragma: no cover
-        it = files
+    it = tqdm(
+        files,
+        desc=f"reading {folder.name}",
+        unit="img",
+        disable=True if len(files) < 2000 else None,
+    )  # None: not on a non-TTY
     return np.stack([_read_image(p, colour, image_size) for p in it])
 
 
@@ -415,8 +413,6 @@ def _checked_size(data: Images) -> Images:
 
 def _resized(data: Images, size: int, cached) -> Images:
     """Arrays resized to size x size by area averaging (PIL's BOX filter), through ``cached``."""
-    from PIL import Image
-
     c, h, w = data.shape
     if (h, w) == (size, size):
         return data
@@ -430,13 +426,3 @@ def _resized(data: Images, size: int, cached) -> Images:
         return out
 
     return Images(cached(build), data.labels, data.classes, data.test, data.source)
-
-
-def describe(data: Images) -> str:
-    c, h, w = data.shape
-    kind = "RGB" if c == 3 else "grayscale"
-    labels = f", {len(data.classes)} classes" if data.classes else ", unlabelled"
-    return f"{len(data.images):,} {kind} images {h}x{w}{labels} from {data.source}"
-
-
-__all__ = ["Images", "load_images", "describe", "EXTENSIONS"]
