@@ -45,6 +45,7 @@ from vaelab.plots import (
     style_grid,
     traversal_grid,
 )
+from vaelab.settings import resolve_settings
 from vaelab.train import TrainConfig, train
 
 DOCS = ROOT / "docs"
@@ -275,9 +276,8 @@ def section_encoder_and_blur(w: Work) -> dict:
 def section_collapse(w: Work) -> dict:
     """Posterior collapse on the paper's net: KL per unit, and what warm-up and free bits
     change."""
-    burda = {"encoder": "mlp", "decoder": "mlp", "hidden": [200, 200], "latent_dim": 50,
-             "activation": "tanh"}  # fmt: skip
-    paper_data = DataConfig(binarize="dynamic", val_size=400)
+    paper = resolve_settings({"protocol": "paper"})  # as `vaelab train --protocol paper`
+    burda, paper_data = paper.model_config, paper.data
     collapse = {}
     warm = max(1, w.epochs // 2)
     variants = {

@@ -39,7 +39,7 @@ from vaelab.evaluate import evaluate_run
 from vaelab.plots import all_figures, nll_against_time
 from vaelab.quality import reference_floor
 from vaelab.runs import Run
-from vaelab.settings import preset_config
+from vaelab.settings import resolve_settings
 from vaelab.train import TrainConfig, train
 
 # Test NLLs on dynamically binarized MNIST, K = 5000 (nats per image).
@@ -179,10 +179,11 @@ def grayscale_rows(plan: Plan, quick: bool, gray_data: DataConfig, gray: dict) -
 
 def paper_row(plan: Plan, args: argparse.Namespace, limit: int | None) -> Row:
     """Burda et al.'s MLP under the paper protocol, with the K-sample NLL."""
-    paper = TrainConfig(epochs=args.epochs_paper, batch_size=args.batch_paper)
-    burda = preset_config("burda")  # 784-200-200-50 tanh, the preset `vaelab train` uses
-    data = DataConfig(binarize="dynamic", val_size=400, train_limit=limit)  # --protocol paper
-    path, ep, sec = run(plan, "vae-paper", "vae", burda, paper, data)
+    paper = resolve_settings(  # as `vaelab train --protocol paper` resolves it
+        {"protocol": "paper", "epochs": args.epochs_paper, "batch_size": args.batch_paper,
+         "train_limit": limit}
+    )  # fmt: skip
+    path, ep, sec = run(plan, "vae-paper", *paper)
     if args.nll_images:  # the first N test images only, saved as the run's test evaluation
         evaluate(path, plan.reuse, quality=plan.quality)
         evaluate_run(path, nll_samples=args.k, limit=args.nll_images, progress=False)
