@@ -37,11 +37,13 @@ from torch.overrides import TorchFunctionMode
 
 from vaelab.batches import load_splits
 from vaelab.config import PRECISIONS, TRAIN_PRECISIONS, DataConfig, TrainConfig
+from vaelab.devices import pick_device
 from vaelab.models import build_model
 from vaelab.nll import importance_sampled
 from vaelab.runs import Run
+from vaelab.scores import evaluate_loss
 from vaelab.settings import preset_config
-from vaelab.train import evaluate_loss, make_optimizer, pick_device, train_epoch
+from vaelab.train import make_optimizer, train_epoch
 
 TOLERANCE = 0.01  # nats per image
 

@@ -281,8 +281,8 @@ def cmd_evaluate(args: argparse.Namespace) -> int:
 
 def _model_and_split(args: argparse.Namespace):
     """The run's model and the split named by ``--split`` (its first ``-n`` images, if given)."""
+    from .devices import pick_device
     from .runs import Run
-    from .train import pick_device
 
     run = Run.load(args.run)
     model = run.model(args.which, pick_device(getattr(args, "device", "cpu")))
@@ -350,8 +350,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from .devices import pick_device
     from .plots import all_figures
-    from .train import pick_device
 
     for path in all_figures(Path(args.run), device=pick_device(args.device), seed=args.seed):
         print(path)

@@ -18,11 +18,12 @@ import torch
 from . import distributed
 from .batches import Split, binarize_once
 from .config import DataConfig
+from .devices import pick_device
 from .errors import VaelabError
 from .nll import diagnose, importance_sampled
 from .precision import check_precision
 from .runs import Run
-from .train import evaluate_loss, pick_device
+from .scores import evaluate_loss
 
 logger = logging.getLogger(__name__)
 

@@ -25,36 +25,20 @@ from tqdm.auto import tqdm
 from . import distributed
 from .batches import Split, batches, load_splits
 from .config import DataConfig, TrainConfig
+from .devices import pick_device
 from .distributed import SINGLE, Dist
 from .errors import VaelabError
-from .models.helpers import eval_mode, model_device
 from .precision import check_precision, products_in
 from .runs import Run, RunLock, RunWriter, load_state, remove_stale_temporaries
+from .scores import evaluate_loss
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "fit", "resolve_run", "train", "train_step", "evaluate_loss"]
+__all__ = ["TrainConfig", "fit", "resolve_run", "train", "train_step"]
 
 
 class TrainingDiverged(VaelabError):
     pass
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: cuda, then mps, then cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise VaelabError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VaelabError("device cuda requested but CUDA is not available")
-    return device
 
 
 # --- resolving the configuration -----------------------------------------------------------
@@ -169,31 +153,6 @@ class LossModule(torch.nn.Module):
         return self.model.loss(x, y, kl_weight=kl_weight)
 
 
-def _sum_dict(sums: dict[str, torch.Tensor], dist: Dist) -> dict[str, torch.Tensor]:
-    """``sums`` added up over the processes of a group, in one reduction."""
-    if not dist.active or not sums:
-        return sums
-    keys = sorted(sums)
-    total = dist.sum_(torch.stack([torch.as_tensor(sums[k]).double() for k in keys]))
-    return dict(zip(keys, total, strict=True))
-
-
-def evaluate_loss(
-    model, split: Split, batch_size: int = 1000, *, dist: Dist = SINGLE
-) -> dict[str, float]:
-    """Mean over the images of ``split`` of each per-image term of ``model.terms``; in a
-    group each process scores its share of the images and the sums are added up."""
-    sums: dict[str, torch.Tensor] = {}
-    device = model_device(model)
-    share = split if not dist.active else split.take(dist.share(len(split)))
-    with eval_mode(model):
-        for xb, yb in batches(share.to(device), batch_size, shuffle=False):
-            for k, v in model.terms(xb, yb).items():
-                sums[k] = sums.get(k, 0) + v.sum()
-    sums = _sum_dict(sums, dist)
-    return {k: v.item() / max(len(split), 1) for k, v in sums.items()}
-
-
 # --- the loop ------------------------------------------------------------------------------
 
 
@@ -305,7 +264,7 @@ def train_epoch(
             bar.set_postfix(loss=f"{now:.2f}")
         bar.update()
     bar.close()
-    sums = _sum_dict(sums, dist)
+    sums = dist.sum_values(sums)
     out = {k: v.item() / max(used, 1) for k, v in sums.items()}  # means over the images used
     return out | ({"skipped_steps": skipped} if skip else {})
 
@@ -516,7 +475,7 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
             )
             sched.step()
             model.on_epoch_end(train)
-            val_m = evaluate_loss(model, val, dist=dist)
+            val_m = evaluate_loss(model, val)
             _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
             row = {
                 "epoch": epoch + 1,

@@ -1,0 +1,25 @@
+"""A model's loss terms over a whole split: the validation loss of training and the test
+loss terms of evaluation come from this one function, so they cannot drift apart."""
+
+from __future__ import annotations
+
+import torch
+
+from . import distributed
+from .batches import Split, batches
+from .models.helpers import eval_mode, model_device
+
+
+def evaluate_loss(model, split: Split, batch_size: int = 1000) -> dict[str, float]:
+    """Mean over the images of ``split`` of each per-image term of ``model.terms``; in a
+    group each process scores its share of the images and the sums are added up."""
+    dist = distributed.current()
+    sums: dict[str, torch.Tensor] = {}
+    device = model_device(model)
+    share = split if not dist.active else split.take(dist.share(len(split)))
+    with eval_mode(model):
+        for xb, yb in batches(share.to(device), batch_size, shuffle=False):
+            for k, v in model.terms(xb, yb).items():
+                sums[k] = sums.get(k, 0) + v.sum()
+    sums = dist.sum_values(sums)
+    return {k: v.item() / max(len(split), 1) for k, v in sums.items()}
