@@ -155,7 +155,7 @@ def main() -> None:
     gen = torch.Generator().manual_seed(0)
 
     def vaelab_epoch() -> None:
-        train_epoch(model, opt, split, cfg, gen, 0, run=run, dynamic=False, progress=False)
+        train_epoch(model, opt, split, run, gen, 0, progress=False)
 
     bare = BareVAE().train()
     opt_bare = torch.optim.Adam(bare.parameters(), lr=1e-3)
@@ -187,8 +187,7 @@ def main() -> None:
         cgen = torch.Generator().manual_seed(0)
 
         def compiled_epoch() -> None:
-            train_epoch(cmodel, copt, split, cfg, cgen, 0, run=run, dynamic=False,
-                        progress=False, loss_fn=loss_fn)  # fmt: skip
+            train_epoch(cmodel, copt, split, run, cgen, 0, progress=False, loss_fn=loss_fn)
 
         contenders["vaelab, torch.compile"] = compiled_epoch
 
@@ -197,10 +196,10 @@ def main() -> None:
         bcfg = TrainConfig(lr=1e-3, batch_size=BATCH, epochs=1, precision="bf16")
         bopt = make_optimizer(bmodel, bcfg, torch.device("cpu"))
         bgen = torch.Generator().manual_seed(0)
+        brun = Run.create(Path(tmp) / "run-bf16", "vae", bmodel.config, bcfg)  # writes nothing
 
         def bf16_epoch() -> None:
-            train_epoch(bmodel, bopt, split, bcfg, bgen, 0, run=run, dynamic=False,
-                        progress=False)  # fmt: skip
+            train_epoch(bmodel, bopt, split, brun, bgen, 0, progress=False)
 
         contenders["vaelab, bf16 products"] = bf16_epoch
 
