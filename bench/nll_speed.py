@@ -35,7 +35,7 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from floor import nll_floor  # noqa: E402  (bench/floor.py)
 
 from vaelab.models import build_model  # noqa: E402
-from vaelab.nll import importance_sampled, plan_chunks  # noqa: E402
+from vaelab.nll import EstimateSettings, importance_sampled, plan_chunks  # noqa: E402
 from vaelab.settings import preset_config  # noqa: E402
 
 
@@ -90,13 +90,19 @@ def main() -> None:
           f"images; vaelab's chunks: {plan.batch} image(s) x {plan.k_chunk} samples")  # fmt: skip
 
     def eager():
-        return importance_sampled(model, x, k, progress=False, seed=0, compile=False).log_px
+        return importance_sampled(
+            model, x, k, progress=False, seed=0, settings=EstimateSettings(compile=False)
+        ).log_px
 
     def compiled():
-        return importance_sampled(model, x, k, progress=False, seed=0, compile=True).log_px
+        return importance_sampled(
+            model, x, k, progress=False, seed=0, settings=EstimateSettings(compile=True)
+        ).log_px
 
     t0 = time.perf_counter()
-    importance_sampled(model, x[:2], k, progress=False, seed=0, compile=True)  # compiles
+    importance_sampled(
+        model, x[:2], k, progress=False, seed=0, settings=EstimateSettings(compile=True)
+    )  # compiles
     compile_s = time.perf_counter() - t0
     contenders = {
         "per-image loop": lambda: per_image_loop(model, x, k),

@@ -14,10 +14,13 @@ import json
 import logging
 import os
 import sys
+import typing
+from dataclasses import fields
 from pathlib import Path
 
-from .config import BINARIZE, PRECISIONS, SCHEDULES, TRAIN_PRECISIONS, DataConfig, TrainConfig
+from .config import BINARIZE, SCHEDULES, TRAIN_PRECISIONS, DataConfig, TrainConfig
 from .errors import VaelabError
+from .eval_config import EvalConfig
 from .registry import (
     ACTIVATIONS,
     ARCHS,
@@ -25,6 +28,7 @@ from .registry import (
     LIKELIHOODS,
     MODELS,
     PRIORS,
+    names,
 )
 from .settings import PRESETS, read_settings_file, split_settings
 
@@ -253,30 +257,37 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import distributed
     from .evaluate import evaluate_run, format_result
 
-    if args.nll_samples is not None and args.nll_samples < 1:
-        raise VaelabError(f"--nll-samples must be >= 1, got {args.nll_samples}")
-    result = evaluate_run(
-        args.run,
-        args.split,
-        which=args.which,
-        device=args.device,
-        seed=args.seed,
-        nll_samples=args.nll_samples,
-        protocol=args.protocol,
-        probes=args.probes,
-        quality=args.quality,
-        limit=args.limit,
-        progress=not args.no_progress,
-        compile={"auto": None, "on": True, "off": False}[args.compile],
-        precision=args.precision,
-    )
-    from . import distributed
-
+    cfg = EvalConfig(**{f.name: getattr(args, f.name) for f in fields(EvalConfig)})
+    result = evaluate_run(args.run, cfg, progress=not args.no_progress)
     if distributed.current().is_main:
         print(json.dumps(result) if args.json else format_result(result))
     return 0
+
+
+def _add_setting_flags(p: argparse.ArgumentParser, cls: type) -> None:
+    """One flag per field of the dataclass ``cls`` that is on the command line (see
+    ``config.setting``): its type, default, choices and help from the field."""
+    hints = typing.get_type_hints(cls)
+    for f in fields(cls):
+        meta = f.metadata
+        if not meta.get("cli", True):
+            continue
+        flag = meta.get("flag") or "--" + f.name.replace("_", "-")
+        kind = next((t for t in typing.get_args(hints[f.name]) if t is not type(None)), None)
+        kind = kind or hints[f.name]
+        shown = "" if f.default is None or f.default is False else f" (default {f.default})"
+        opts: dict = {"dest": f.name, "default": f.default, "help": meta["help"] + shown}
+        if kind is bool:
+            opts["action"] = "store_false" if f.default else "store_true"
+        else:
+            choices = meta.get("choices")
+            if isinstance(choices, str):
+                choices = names(choices)
+            opts |= {"type": kind, "choices": choices, "metavar": meta.get("metavar")}
+        p.add_argument(flag, **opts)
 
 
 def _model_and_split(args: argparse.Namespace):
@@ -483,41 +494,11 @@ def build_parser() -> argparse.ArgumentParser:
         q.add_argument("--which", default="best", choices=["best", "last"], help="weights")
         return q
 
-    p = run_parser("evaluate", "loss terms of a run on a split, with units")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p = sub.add_parser("evaluate", help="loss terms of a run on a split, with units")
+    p.add_argument("run", help="run folder")
+    _add_setting_flags(p, EvalConfig)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0, help="seed of the z draws")
-    p.add_argument(
-        "--nll-samples",
-        type=int,
-        metavar="K",
-        help="add the importance-sampled log-likelihood with K samples per image",
-    )
-    p.add_argument(
-        "--protocol",
-        choices=["paper"],
-        help="paper: require a binarized-MNIST Bernoulli VAE and use K=5000",
-    )
-    p.add_argument(
-        "--compile",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="the likelihood estimate through torch.compile (auto: on a CPU, for estimates of "
-        "2 million (sample, image) rows or more, when a C++ compiler is found)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=list(PRECISIONS),
-        default="fp32",
-        help="the format of the estimate's network products (tf32: CUDA only); fp16 and tf32 "
-        "move the K=5000 estimate by under 0.005 nats, bf16 by 0.05 to 0.08 "
-        "(docs/performance.md)",
-    )
-    p.add_argument("--probes", action="store_true", help="linear-probe and k-NN accuracy")
-    p.add_argument("--quality", action="store_true", help="sample quality (digit features)")
-    p.add_argument("--limit", type=int, metavar="N", help="the first N images of the split only")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = run_parser("sample", "a grid of samples from the prior")
