@@ -104,8 +104,8 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def weights_function(model, compile: bool | None, rows: int):
     """``model.log_importance_weights``, or its ``torch.compile``d version: one pass over the
     logits for the Bernoulli log-likelihood and the layers' bias and activation fused into the
-    products' output (bench/nll_speed.py: the Burda MLP's K=5000 estimate 1.8 times faster on
-    a CPU).  The draws come from the same RNG calls as without compiling (inductor's
+    products' output (faster on a CPU: bench/nll_speed.py measures it, docs/performance.md
+    shows it).  The draws come from the same RNG calls as without compiling (inductor's
     ``fallback_random``), so the estimate is the same up to floating-point order.
 
     ``compile=None`` (auto) compiles on a CPU when the estimate has at least
