@@ -74,6 +74,8 @@ def evaluate_run(
     and active units, and on request the importance-sampled likelihood, the latent probes and
     sample quality.  ``progress``: a progress bar for the likelihood estimate; ``save``: keep
     the result in RUN/evaluation.json (rank 0 of a group)."""
+    if cfg is not None and not isinstance(cfg, EvalConfig):
+        raise TypeError(f"cfg must be an EvalConfig, got {cfg!r} (a split is split=...)")
     cfg = replace(cfg, **settings) if cfg is not None else EvalConfig(**settings)
     dev = distributed.current().device(pick_device(cfg.device))
     check_precision(cfg.precision, dev)
