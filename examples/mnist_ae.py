@@ -28,7 +28,7 @@ model_config = {"encoder": "mlp", "decoder": "mlp", "hidden": [400], "latent_dim
 train(args.out, "ae", model_config, TrainConfig(epochs=args.epochs), data)
 all_figures(args.out)  # reconstructions, samples, latents, ... in RUN/figures
 
-result = evaluate_run(args.out, "test")  # also saved in RUN/evaluation.json
+result = evaluate_run(args.out, split="test")  # also saved in RUN/evaluation.json
 print(f"test reconstruction loss: {result['recon']:.2f} ({result['unit']})")
 
 ae = vaelab.load_run(args.out)  # the trained encoder and decoder

@@ -9,6 +9,7 @@ from vaelab.errors import VaelabError
 from vaelab.models import build_model
 from vaelab.nll import (
     ChunkPlan,
+    EstimateSettings,
     diagnose,
     importance_sampled,
     log_likelihood_estimates,
@@ -94,14 +95,18 @@ def test_chunking_does_not_change_the_estimate():
     small = plan_chunks(model, 64, 5, memory_bytes=budget)
     assert small.batch == 1 and small.k_chunk < 64
     # with exact weights every chunking must reproduce log p(x) to float precision
-    chunked = log_likelihood_estimates(model, x, 64, memory_bytes=budget, progress=False)
+    chunked = log_likelihood_estimates(
+        model, x, 64, progress=False, settings=EstimateSettings(memory_bytes=budget)
+    )
     torch.testing.assert_close(chunked, exact.log_prob(x), rtol=0, atol=1e-6)
     # with noisy weights, chunked and whole estimates are equally close to the truth
     model, exact = linear_gaussian_vae(posterior_scale=1.3)
     truth = exact.log_prob(x)
     torch.manual_seed(3)
     whole = log_likelihood_estimates(model, x, 1000, progress=False)
-    chunked = log_likelihood_estimates(model, x, 1000, memory_bytes=budget, progress=False)
+    chunked = log_likelihood_estimates(
+        model, x, 1000, progress=False, settings=EstimateSettings(memory_bytes=budget)
+    )
     assert (whole - truth).abs().max().item() < 0.1
     assert (chunked - truth).abs().max().item() < 0.1
 
@@ -143,7 +148,9 @@ def test_diagnostics_equal_a_direct_computation_on_the_same_draws(budget):
     x = data_from(exact, n=4)
     k = 300
     torch.manual_seed(5)
-    est = importance_sampled(model, x, k, memory_bytes=budget, progress=False)
+    est = importance_sampled(
+        model, x, k, progress=False, settings=EstimateSettings(memory_bytes=budget)
+    )
     # the same draws, all at once: the chunks follow one another in the RNG stream
     torch.manual_seed(5)
     plan = plan_chunks(model, k, 4, memory_bytes=budget)
@@ -168,7 +175,9 @@ def test_per_batch_seeds_make_each_image_independent_of_its_neighbours():
     torch.manual_seed(0)
     model = build_model("vae", hidden=[32], latent_dim=4).eval()
     x = torch.bernoulli(torch.rand(6, 784, generator=torch.Generator().manual_seed(2)))
-    plan = dict(memory_bytes=1)  # one image per batch, so every index starts a batch
+    plan = dict(
+        settings=EstimateSettings(memory_bytes=1)
+    )  # one image per batch, so every index starts a batch
     whole = importance_sampled(model, x, 20, seed=3, progress=False, **plan)
     again = importance_sampled(model, x, 20, seed=3, progress=False, **plan)
     other = importance_sampled(model, x, 20, seed=4, progress=False, **plan)
@@ -188,8 +197,12 @@ def test_compiled_estimate_equals_the_plain_one():
     torch.manual_seed(0)
     model = build_model("vae", hidden=[32], latent_dim=4).eval()
     x = torch.bernoulli(torch.rand(5, 784, generator=torch.Generator().manual_seed(2)))
-    plain = importance_sampled(model, x, 30, seed=1, progress=False, compile=False)
-    fast = importance_sampled(model, x, 30, seed=1, progress=False, compile=True)
+    plain = importance_sampled(
+        model, x, 30, seed=1, progress=False, settings=EstimateSettings(compile=False)
+    )
+    fast = importance_sampled(
+        model, x, 30, seed=1, progress=False, settings=EstimateSettings(compile=True)
+    )
     for a, b in [(plain.log_px, fast.log_px), (plain.log_px_sub, fast.log_px_sub),
                  (plain.ess, fast.ess)]:  # fmt: skip
         torch.testing.assert_close(a, b, rtol=1e-5, atol=1e-4)

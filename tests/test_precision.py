@@ -15,7 +15,7 @@ from vaelab.distributions import Bernoulli, Normal
 from vaelab.errors import VaelabError
 from vaelab.evaluate import evaluate_run, format_result
 from vaelab.models import build_model
-from vaelab.nll import importance_sampled
+from vaelab.nll import EstimateSettings, importance_sampled
 from vaelab.precision import check_precision, products_in
 from vaelab.train import train, train_step
 
@@ -43,9 +43,15 @@ def test_bf16_estimate_is_close_to_fp32_but_not_equal():
     torch.manual_seed(0)
     model = build_model("vae", hidden=[64], latent_dim=4).eval()
     x = binary(6, seed=1)
-    fp32 = importance_sampled(model, x, 200, seed=3, progress=False, compile=False)
-    again = importance_sampled(model, x, 200, seed=3, progress=False, precision="fp32")
-    bf16 = importance_sampled(model, x, 200, seed=3, progress=False, precision="bf16")
+    fp32 = importance_sampled(
+        model, x, 200, seed=3, progress=False, settings=EstimateSettings(compile=False)
+    )
+    again = importance_sampled(
+        model, x, 200, seed=3, progress=False, settings=EstimateSettings(precision="fp32")
+    )
+    bf16 = importance_sampled(
+        model, x, 200, seed=3, progress=False, settings=EstimateSettings(precision="bf16")
+    )
     assert torch.equal(fp32.log_px, again.log_px)  # fp32 is the plain path
     assert bf16.log_px.dtype == torch.float64
     shift = (bf16.log_px - fp32.log_px).abs()
@@ -71,9 +77,17 @@ def test_every_family_estimates_and_trains_with_bf16_products(name, config):
     model = build_model(name, **config).eval()
     x, y = binary(4, seed=5), torch.arange(4)
     labels = y if model.conditional else None
-    fp32 = importance_sampled(model, x, 50, y=labels, seed=2, progress=False, compile=False)
+    fp32 = importance_sampled(
+        model, x, 50, y=labels, seed=2, progress=False, settings=EstimateSettings(compile=False)
+    )
     bf16 = importance_sampled(
-        model, x, 50, y=labels, seed=2, progress=False, compile=False, precision="bf16"
+        model,
+        x,
+        50,
+        y=labels,
+        seed=2,
+        progress=False,
+        settings=EstimateSettings(compile=False, precision="bf16"),
     )
     assert bf16.log_px.dtype == torch.float64 and torch.isfinite(bf16.log_px).all()
     assert (bf16.log_px - fp32.log_px).abs().max() < 2.0

@@ -7,18 +7,24 @@ with its typed configuration.  ``vaelab.save_pretrained(run, dir)`` and
 the command line's ``--help``) does not load torch.
 """
 
+import importlib
+
 __version__ = "0.1.0"
 
 __all__ = ["Run", "from_pretrained", "load_run", "push_to_hub", "save_pretrained", "__version__"]
 
+_LAZY = {
+    "Run": ".runs",
+    "load_run": ".runs",
+    "save_pretrained": ".hub",
+    "from_pretrained": ".hub",
+    "push_to_hub": ".hub",
+}
+
 
 def __getattr__(name: str):
-    if name in ("Run", "load_run"):
-        from . import runs
-
-        return getattr(runs, name)
-    if name in ("save_pretrained", "from_pretrained", "push_to_hub"):
-        from . import hub
-
-        return getattr(hub, name)
+    """The public names, each from its module imported on first use (which loads torch)."""
+    module = _LAZY.get(name)
+    if module is not None:
+        return getattr(importlib.import_module(module, __name__), name)
     raise AttributeError(f"module 'vaelab' has no attribute {name!r}")

@@ -201,26 +201,16 @@ def pca_check(
     k = d if k is None else k
     train_x, test_x = splits["train"].x, splits["test"].x
     p = fit_pca(train_x, k)
-    device = model_device(model)
-    with eval_mode(model):
-        ae_train = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), train_x)
-        ae_test = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), test_x)
-    pca_train = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), train_x)
-    pca_test = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), test_x)
     discarded = p.discarded_variance()
+    mse = _mse_against_pca(model, p, train_x, test_x)
     out: dict[str, Any] = {
         "k": k,
         "latent_dim": d,
         "train_images": len(train_x),
         "test_images": len(test_x),
-        "ae_train_mse": ae_train,
-        "pca_train_mse": pca_train,
-        "ae_test_mse": ae_test,
-        "pca_test_mse": pca_test,
-        "train_mse_ratio": ae_train / pca_train,
-        "test_mse_ratio": ae_test / pca_test,
+        **mse,
         "discarded_variance": discarded,
-        "discarded_rel_diff": abs(pca_train - discarded) / max(discarded, 1e-300),
+        "discarded_rel_diff": abs(mse["pca_train_mse"] - discarded) / max(discarded, 1e-300),
         "explained_variance": p.eigenvalues[:k].sum().item() / p.eigenvalues.sum().item(),
         "angles_deg": None,
         "max_angle_deg": None,
@@ -232,6 +222,24 @@ def pca_check(
         out["max_angle_deg"] = theta.max().item()
     out["verdict"] = _pca_verdict(getattr(model, "name", "model").upper(), out)
     return out
+
+
+def _mse_against_pca(model: nn.Module, p: PCA, train_x: Tensor, test_x: Tensor) -> dict:
+    """The model's and PCA's per-pixel MSE on the training and test images, and their ratios."""
+    device = model_device(model)
+    with eval_mode(model):
+        ae_train = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), train_x)
+        ae_test = mse_per_pixel(lambda xb: model.reconstruct(xb.to(device)), test_x)
+    pca_train = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), train_x)
+    pca_test = mse_per_pixel(lambda xb: pca_reconstruct(p, xb), test_x)
+    return {
+        "ae_train_mse": ae_train,
+        "pca_train_mse": pca_train,
+        "ae_test_mse": ae_test,
+        "pca_test_mse": pca_test,
+        "train_mse_ratio": ae_train / pca_train,
+        "test_mse_ratio": ae_test / pca_test,
+    }
 
 
 def _pca_verdict(name: str, out: dict[str, Any]) -> str:

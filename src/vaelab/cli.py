@@ -17,8 +17,9 @@ import sys
 from dataclasses import fields
 from pathlib import Path
 
-from .config import PRECISIONS, DataConfig, TrainConfig
+from .config import DataConfig, TrainConfig
 from .errors import VaelabError
+from .eval_config import EvalConfig
 from .flags import add_settings, own_fields
 from .registry import DATASETS, MODELS, resolve
 from .settings import Choices, family_of, read_settings_file, resolve_settings
@@ -146,36 +147,26 @@ def cmd_data(args: argparse.Namespace) -> int:
 
 
 def cmd_evaluate(args: argparse.Namespace) -> int:
+    from . import distributed
     from .evaluate import evaluate_run, format_result
 
-    if args.nll_samples is not None and args.nll_samples < 1:
-        raise VaelabError(f"--nll-samples must be >= 1, got {args.nll_samples}")
-    result = evaluate_run(
-        args.run,
-        args.split,
-        which=args.which,
-        device=args.device,
-        seed=args.seed,
-        nll_samples=args.nll_samples,
-        protocol=args.protocol,
-        probes=args.probes,
-        quality=args.quality,
-        limit=args.limit,
-        progress=not args.no_progress,
-        compile={"auto": None, "on": True, "off": False}[args.compile],
-        precision=args.precision,
-    )
-    from . import distributed
-
+    result = evaluate_run(args.run, eval_config(args), progress=not args.no_progress)
     if distributed.current().is_main:
         print(json.dumps(result) if args.json else format_result(result))
     return 0
 
 
+def eval_config(args: argparse.Namespace) -> EvalConfig:
+    """The evaluation's settings: the flags given, the fields' defaults for the rest."""
+    return EvalConfig(
+        **{f.name: getattr(args, f.name) for f in fields(EvalConfig) if f.name in args}
+    )
+
+
 def _model_and_split(args: argparse.Namespace):
     """The run's model and the split named by ``--split`` (its first ``-n`` images, if given)."""
+    from .devices import pick_device
     from .runs import Run
-    from .train import pick_device
 
     run = Run.load(args.run)
     model = run.model(args.which, pick_device(getattr(args, "device", "cpu")))
@@ -243,8 +234,8 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
 
 def cmd_plot(args: argparse.Namespace) -> int:
+    from .devices import pick_device
     from .plots import all_figures
-    from .train import pick_device
 
     for path in all_figures(Path(args.run), device=pick_device(args.device), seed=args.seed):
         print(path)
@@ -380,41 +371,11 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
         q.add_argument("--which", default="best", choices=["best", "last"], help="weights")
         return q
 
-    p = run_parser("evaluate", "loss terms of a run on a split, with units")
-    p.add_argument("--split", default="test", choices=["train", "val", "test"])
+    p = sub.add_parser("evaluate", help="loss terms of a run on a split, with units")
+    p.add_argument("run", help="run folder")
+    add_settings(p, EvalConfig)
     p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.add_argument("--device", default="auto")
-    p.add_argument("--seed", type=int, default=0, help="seed of the z draws")
-    p.add_argument(
-        "--nll-samples",
-        type=int,
-        metavar="K",
-        help="add the importance-sampled log-likelihood with K samples per image",
-    )
-    p.add_argument(
-        "--protocol",
-        choices=["paper"],
-        help="paper: require a binarized-MNIST Bernoulli VAE and use K=5000",
-    )
-    p.add_argument(
-        "--compile",
-        choices=["auto", "on", "off"],
-        default="auto",
-        help="the likelihood estimate through torch.compile (auto: on a CPU, for estimates of "
-        "2 million (sample, image) rows or more, when a C++ compiler is found)",
-    )
-    p.add_argument(
-        "--precision",
-        choices=list(PRECISIONS),
-        default="fp32",
-        help="the format of the estimate's network products (tf32: CUDA only); fp16 and tf32 "
-        "move the K=5000 estimate by under 0.005 nats, bf16 by 0.05 to 0.08 "
-        "(docs/performance.md)",
-    )
-    p.add_argument("--probes", action="store_true", help="linear-probe and k-NN accuracy")
-    p.add_argument("--quality", action="store_true", help="sample quality (digit features)")
-    p.add_argument("--limit", type=int, metavar="N", help="the first N images of the split only")
-    p.add_argument("--no-progress", action="store_true")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
     p = run_parser("sample", "a grid of samples from the prior")

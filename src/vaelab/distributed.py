@@ -65,6 +65,15 @@ class Dist:
             torch_dist.all_reduce(t, op=torch_dist.ReduceOp.SUM)
         return t
 
+    def sum_values(self, sums: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
+        """The tensors of ``sums`` added up over the processes, in one reduction (float64);
+        ``sums`` itself when there is no group."""
+        if not self.active or not sums:
+            return sums
+        keys = sorted(sums)
+        total = self.sum_(torch.stack([torch.as_tensor(sums[k]).double() for k in keys]))
+        return dict(zip(keys, total, strict=True))
+
     def gather(self, t: torch.Tensor) -> torch.Tensor:
         """``t`` (the same shape in every process) from every process: (world, *t.shape), on
         the CPU."""

@@ -69,8 +69,8 @@ class Bernoulli:
 
     def log_prob(self, x: torch.Tensor) -> torch.Tensor:
         # -BCE(x, sigmoid(l)) = sum x*l - sum softplus(l).  x . l as one dot product per row
-        # (no K x B x 784 temporaries for x*l and the difference): about a quarter faster on
-        # the importance-sampled estimate's logits (tools/bench/floor.py --nll), equal up to fp32
+        # (no K x B x 784 temporaries for x*l and the difference): faster on the
+        # importance-sampled estimate's logits (docs/performance.md), equal up to fp32
         # summation order.
         return torch.linalg.vecdot(self.logits, x.to(self.logits.dtype)) - F.softplus(
             self.logits

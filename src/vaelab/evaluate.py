@@ -16,18 +16,21 @@ from typing import Any
 import torch
 
 from . import distributed
+from .analysis import active_units, mse_per_pixel, pca_probes
+from .analysis import probes as latent_probes
 from .config import DataConfig
 from .data import Split, binarize_once, dataset_entry
+from .devices import pick_device
 from .errors import VaelabError
-from .nll import diagnose, importance_sampled
+from .eval_config import PAPER_K, SPLITS, EvalConfig  # noqa: F401  (re-exported)
+from .nll import EstimateSettings, diagnose, importance_sampled
 from .precision import check_precision
+from .quality import sample_quality
 from .runs import Run
-from .train import evaluate_loss, pick_device
+from .scores import evaluate_loss
 
 logger = logging.getLogger(__name__)
 
-SPLITS = ("train", "val", "test")
-PAPER_K = 5000
 # Where the importance-sampled estimate is saved, by what kind of number it is.
 ESTIMATE_KEYS = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}
 
@@ -60,97 +63,78 @@ def check_paper_protocol(model, data: DataConfig, run_dir) -> None:
 
 def evaluate_run(
     run_dir: str | Path,
-    split: str = "test",
+    cfg: EvalConfig | None = None,
     *,
-    which: str = "best",
-    device: str = "auto",
-    seed: int = 0,
-    nll_samples: int | None = None,
-    protocol: str | None = None,
-    probes: bool = False,
-    quality: bool = False,
-    limit: int | None = None,
-    batch_size: int = 1000,
     progress: bool = True,
     save: bool = True,
-    compile: bool | None = None,
-    precision: str = "fp32",
+    **settings: Any,
 ) -> dict[str, Any]:
-    """Evaluate a run on ``split`` (its first ``limit`` images): loss terms (one z per image,
-    drawn with ``seed``), active units, and on request the importance-sampled likelihood with
-    ``nll_samples`` samples (``protocol="paper"``: 5000, and the run must follow the paper
-    protocol), linear-probe and k-NN accuracy of the latent means, and sample quality.
-    ``compile``: the estimate through ``torch.compile`` (None: where it pays; see
-    ``nll.weights_function``).  ``precision``: the format of the estimate's products
-    (``precision.PRECISIONS``; fp32 by default).  Saved into RUN/evaluation.json."""
-    if split not in SPLITS:
-        raise VaelabError(f"unknown split {split!r}; choose from {', '.join(SPLITS)}")
-    if protocol not in (None, "paper"):
-        raise VaelabError(f"unknown protocol {protocol!r}; the only one is 'paper'")
-    if limit is not None and limit < 1:
-        raise VaelabError(f"limit must be >= 1, got {limit}")
-    dev = distributed.current().device(pick_device(device))
-    check_precision(precision, dev)
+    """Evaluate a run as ``cfg`` says (an :class:`EvalConfig`; ``settings`` are its fields,
+    alone or over ``cfg``: ``evaluate_run(run, nll_samples=100, limit=500)``): the loss terms
+    and active units, and on request the importance-sampled likelihood, the latent probes and
+    sample quality.  ``progress``: a progress bar for the likelihood estimate; ``save``: keep
+    the result in RUN/evaluation.json (rank 0 of a group)."""
+    if cfg is not None and not isinstance(cfg, EvalConfig):
+        raise TypeError(f"cfg must be an EvalConfig, got {cfg!r} (a split is split=...)")
+    cfg = replace(cfg, **settings) if cfg is not None else EvalConfig(**settings)
+    dev = distributed.current().device(pick_device(cfg.device))
+    check_precision(cfg.precision, dev)
     run = Run.load(run_dir)
-    model = run.model(which, dev)
-    if protocol == "paper":
-        if precision == "bf16":
-            raise VaelabError(
-                "--protocol paper needs an estimate within 0.01 nats of fp32's: bf16 products "
-                "move it by 0.05 to 0.08 (use fp32, tf32 or fp16)"
-            )
+    model = run.model(cfg.which, dev)
+    if cfg.protocol == "paper":
         check_paper_protocol(model, run.data, run_dir)
-        nll_samples = PAPER_K if nll_samples is None else nll_samples
     splits = run.splits()
-    data = splits[split].head(limit)
-    torch.manual_seed(seed)
-    terms = evaluate_loss(model, data, batch_size=batch_size)
+    data = splits[cfg.split].head(cfg.limit)
+    torch.manual_seed(cfg.seed)
+    terms = evaluate_loss(model, data, batch_size=cfg.batch_size, share=False)
     meaning = data_protocol(model, run.data)
-    result: dict[str, Any] = {
-        "run": str(run_dir),
+    result = _header(str(run_dir), run, model, data, cfg) | meaning
+    result |= {"seed": cfg.seed, "has_elbo": model.has_elbo}
+    x, y = data.x.to(dev), data.y.to(dev)
+    result |= _loss_terms(model, terms, x, y, cfg.batch_size)
+    if cfg.samples is not None:
+        result |= _likelihood(model, x, y, cfg, meaning["kind"], progress)
+    if cfg.probes:
+        result |= _probes(model, splits, run.data)
+    if cfg.quality:
+        result |= _quality(model, splits, run.data, cfg.seed)
+    if save and distributed.current().is_main:
+        whole = len(data) == len(splits[cfg.split])
+        run.save_evaluation(result, evaluation_key(cfg, None if whole else len(data)))
+    return result
+
+
+def evaluation_key(cfg: EvalConfig, images: int | None = None) -> str:
+    """Where an evaluation is kept in RUN/evaluation.json: under its split, or, for the first
+    ``images`` of it only (``--limit``) or with 16-bit or tf32 products, beside the whole
+    split's fp32 one (``test[:500]``, ``test@bf16``), never over it."""
+    key = cfg.split if images is None else f"{cfg.split}[:{images}]"
+    return key if cfg.precision == "fp32" else f"{key}@{cfg.precision}"
+
+
+def _header(run_dir: str, run: Run, model, data: Split, cfg: EvalConfig) -> dict[str, Any]:
+    """What was evaluated: the run, its model and weights, the images."""
+    return {
+        "run": run_dir,
         "model": run.model_name,
         "label": model.label,
         "describe": model.describe(),
-        "weights": which,
-        "split": split,
+        "weights": cfg.which,
+        "split": cfg.split,
         "n_images": len(data),
         "latent_dim": model.latent_dim,
         "unit": model.loss_unit + ", mean over images",
-        **meaning,
-        "seed": seed,
-        "has_elbo": model.has_elbo,
     }
-    x, y = data.x.to(dev), data.y.to(dev)
-    result |= _loss_terms(model, terms, x, y, batch_size)
-    if nll_samples is not None:
-        result |= _likelihood(
-            model, x, y, nll_samples, meaning["kind"], seed, progress, compile, precision
-        )
-    if probes:
-        result |= _probes(model, splits, run.data)
-    if quality:
-        result |= _quality(model, splits, run.data, seed)
-    if save and distributed.current().is_main:
-        # a partial evaluation (--limit), or one with 16-bit or tf32 products, is kept beside
-        # the whole split's fp32 one, never over it
-        part = len(data) < len(splits[split])
-        key = f"{split}[:{len(data)}]" if part else split
-        run.save_evaluation(result, key if precision == "fp32" else f"{key}@{precision}")
-    return result
 
 
 def _loss_terms(model, terms: dict, x, y, batch_size: int) -> dict[str, Any]:
     """The loss terms to report, and active units (a model with an ELBO) or the mean squared
     error per pixel (one without)."""
     if not model.has_elbo:
-        from .analysis import mse_per_pixel
-
         return {
             "recon": terms["recon"],
             "mse_per_pixel": mse_per_pixel(model.reconstruct, x, batch_size),
         }
-    from .analysis import active_units
-
     out = {"neg_elbo": terms["neg_elbo"], "recon": terms["recon"], "kl": terms["kl"]}
     if abs(terms["loss"] - terms["neg_elbo"]) > 1e-9:
         out["training_loss"] = terms["loss"]
@@ -165,9 +149,6 @@ def _probes(model, splits: dict[str, Split], data: DataConfig) -> dict[str, Any]
         why = "the probes predict labels, and these images have none"
         logger.warning(f"probes skipped: {why}")
         return {"probes_skipped": why}
-    from .analysis import pca_probes
-    from .analysis import probes as latent_probes
-
     fit_on = probe_splits(splits, data)
     return {
         "probes": latent_probes(model, fit_on),
@@ -186,8 +167,6 @@ def _quality(model, splits: dict[str, Split], data: DataConfig, seed: int) -> di
     if why:
         logger.warning(f"sample quality skipped: {why}")
         return {"sample_quality_skipped": why}
-    from .quality import sample_quality
-
     return {"sample_quality": sample_quality(model, splits["test"].x, seed=seed)}
 
 
@@ -201,24 +180,13 @@ def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]
     return splits | {"train": replace(train, pixels=binarize_once(train.x, data.binarize_seed + 1))}
 
 
-def _likelihood(
-    model, x, y, k: int, kind: str, seed: int, progress: bool, compile: bool | None, precision: str
-) -> dict[str, Any]:
+def _likelihood(model, x, y, cfg: EvalConfig, kind: str, progress: bool) -> dict[str, Any]:
     """The K-sample estimate on ``x``; in a group of processes (torchrun) each scores its
     share of the images and the per-image estimates are gathered (the same numbers)."""
-    dist = distributed.current()
     t0 = time.perf_counter()
-    est = importance_sampled(
-        model,
-        x,
-        k,
-        y=y,
-        progress=progress,
-        seed=seed,
-        dist=dist,
-        compile=compile,
-        precision=precision,
-    )
+    how = EstimateSettings(compile=cfg.compile_choice, precision=cfg.precision)
+    k = cfg.samples
+    est = importance_sampled(model, x, k, y=y, seed=cfg.seed, progress=progress, settings=how)
     s = diagnose(est, dims=x.shape[1])
     seconds = time.perf_counter() - t0
     if kind == "loss":
@@ -228,8 +196,8 @@ def _likelihood(
         )
     key = ESTIMATE_KEYS[kind]
     out = {key: s["nll"], f"{key}_sem": s["nll_sem"], "nll_k": k, "nll_seconds": seconds}
-    out["nll_processes"] = dist.world
-    out["nll_precision"] = precision
+    out["nll_processes"] = distributed.current().world
+    out["nll_precision"] = cfg.precision
     out |= {n: s[n] for n in ("nll_k_sub", "nll_k_gap", "ess_median", "ess_p5")}
     if kind in ("likelihood", "density"):
         out["bits_per_dim"] = s["bits_per_dim"]

@@ -19,6 +19,11 @@ from typing import Any
 
 from torch import nn
 
+try:
+    from huggingface_hub import PyTorchModelHubMixin
+except ImportError:  # an optional dependency (vaelab[hub]): refused when used
+    PyTorchModelHubMixin = None
+
 from .errors import VaelabError
 from .models import build_model
 from .runs import Run
@@ -27,9 +32,7 @@ __all__ = ["from_pretrained", "push_to_hub", "save_pretrained"]
 
 
 def _mixin():
-    try:
-        from huggingface_hub import PyTorchModelHubMixin
-    except ImportError:
+    if PyTorchModelHubMixin is None:
         raise VaelabError(
             "saving and loading in the Hugging Face convention needs huggingface_hub: "
             "pip install 'vaelab[hub]'"

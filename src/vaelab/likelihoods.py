@@ -21,6 +21,7 @@ import torch
 from torch import nn
 
 from .distributions import Bernoulli, ContinuousBernoulli, Normal
+from .registry import resolve
 
 SCALES = ("fixed", "learned")
 
@@ -142,6 +143,4 @@ class ContinuousBernoulliLikelihood(Likelihood):
 
 
 def build_likelihood(name: str, **options: object) -> Likelihood:
-    from .registry import resolve
-
     return resolve("likelihood", name)(**options)

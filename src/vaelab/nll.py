@@ -26,7 +26,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from .distributed import SINGLE, Dist
+from . import distributed
 from .errors import VaelabError
 from .models.helpers import eval_mode, model_device
 from .nets import IMAGE_DIM
@@ -104,8 +104,8 @@ _COMPILED: weakref.WeakKeyDictionary = weakref.WeakKeyDictionary()
 def weights_function(model, compile: bool | None, rows: int):
     """``model.log_importance_weights``, or its ``torch.compile``d version: one pass over the
     logits for the Bernoulli log-likelihood and the layers' bias and activation fused into the
-    products' output (tools/bench/nll_speed.py: the Burda MLP's K=5000 estimate 1.8 times faster on
-    a CPU).  The draws come from the same RNG calls as without compiling (inductor's
+    products' output (faster on a CPU: tools/bench/nll_speed.py measures it, docs/performance.md
+    shows it).  The draws come from the same RNG calls as without compiling (inductor's
     ``fallback_random``), so the estimate is the same up to floating-point order.
 
     ``compile=None`` (auto) compiles on a CPU when the estimate has at least
@@ -142,6 +142,20 @@ def batch_seed(seed: int, first_image: int) -> int:
     return seed * 1_000_003 + first_image
 
 
+@dataclass(frozen=True)
+class EstimateSettings:
+    """How an estimate is computed, none of which changes what it estimates (beyond
+    floating-point order): ``memory_bytes`` per chunk of (sample, image) rows (``plan_chunks``;
+    None: the device's default), ``compile`` the log-weights (:func:`weights_function`; None:
+    when it pays and a compiler is found), and ``precision``, the format of the networks'
+    products (``precision.PRECISIONS``; the log-probabilities stay float32 and the sums
+    float64)."""
+
+    memory_bytes: int | None = None
+    compile: bool | None = None
+    precision: str = "fp32"
+
+
 @torch.no_grad()
 def importance_sampled(
     model,
@@ -149,52 +163,36 @@ def importance_sampled(
     k: int = 5000,
     *,
     y: torch.Tensor | None = None,
-    memory_bytes: int | None = None,
-    progress: bool = True,
     seed: int | None = None,
-    dist: Dist = SINGLE,
-    compile: bool | None = None,
-    precision: str = "fp32",
+    progress: bool = True,
+    settings: EstimateSettings | None = None,
 ) -> Estimates:
     """The K-sample estimate of log p(x) (of log p(x | y) for a conditional model, which
     needs the labels ``y``) for every image of ``x``, with its diagnostics; nats.
 
     Draws z ~ q(z|x) from the global torch RNG.  With ``seed`` the RNG is reseeded for each
     batch of images from the seed and the batch's first image (``batch_seed``), so an image's
-    draws do not depend on which process scores it: in a group (``dist``) the batches are
-    dealt out round-robin and the estimates summed back, equal to one process's up to
-    floating-point order.  Without ``seed`` the draws continue the RNG's stream.
-    ``compile``: see :func:`weights_function` (None: when it pays and a compiler is found).
-    ``precision``: the format of the networks' products (``precision.PRECISIONS``); the
-    log-probabilities stay float32 and the sums float64.
+    draws do not depend on which process scores it: in a group (``distributed.current()``)
+    the batches are dealt out round-robin and the estimates summed back, equal to one
+    process's up to floating-point order.  Without ``seed`` the draws continue the RNG's
+    stream.  ``settings``: memory, compiling and number format (:class:`EstimateSettings`).
     """
-    if dist.active and seed is None:
-        raise VaelabError("a likelihood estimate shared among processes needs a seed")
-    if k < 1:
-        raise VaelabError(f"the number of importance samples must be >= 1, got {k}")
-    if not model.has_elbo:
-        model.log_importance_weights(x[:1], 1)  # raises the model's own refusal
-    if model.conditional and y is None:
-        raise VaelabError("a conditional model's likelihood needs the labels y")
+    settings = settings or EstimateSettings()
+    dist = distributed.current()
+    _check_request(model, x, k, y, seed)
     device = model_device(model)
-    check_precision(precision, device)
-    plan = plan_chunks(model, k, len(x), memory_bytes)
+    check_precision(settings.precision, device)
+    plan = plan_chunks(model, k, len(x), settings.memory_bytes)
     k_sub = max(1, k // 5)
-    empty = [torch.empty(len(x), dtype=torch.float64) for _ in range(3)]
+    # in a group the other processes' images stay 0 here, then the sums fill them in
+    empty = [torch.zeros(len(x), dtype=torch.float64) for _ in range(3)]
     est = Estimates(k, empty[0], k_sub, empty[1], empty[2])
-    if dist.active:
-        for t in (est.log_px, est.log_px_sub, est.ess):
-            t.zero_()  # the other processes' images stay 0 here, then the sums fill them in
-    weights = weights_function(model, compile, len(x) * k)
+    weights = weights_function(model, settings.compile, len(x) * k)
     starts = range(0, len(x), plan.batch)[dist.rank :: dist.world]
     mine = sum(min(plan.batch, len(x) - s) for s in starts)  # this process's images
-    bar = tqdm(
-        total=mine,
-        desc=f"log p(x), K={k}",
-        unit="img",
-        disable=None if progress and dist.is_main else True,
-    )
-    with eval_mode(model), products_in(precision, device):
+    disable = None if progress and dist.is_main else True
+    bar = tqdm(total=mine, desc=f"log p(x), K={k}", unit="img", disable=disable)
+    with eval_mode(model), products_in(settings.precision, device):
         for start in starts:
             sl = slice(start, start + plan.batch)
             if seed is not None:
@@ -206,6 +204,18 @@ def importance_sampled(
         for t in (est.log_px, est.log_px_sub, est.ess):
             dist.sum_(t)
     return est
+
+
+def _check_request(model, x: torch.Tensor, k: int, y: torch.Tensor | None, seed: int | None):
+    """A one-line refusal of an estimate that cannot be made as asked."""
+    if distributed.current().active and seed is None:
+        raise VaelabError("a likelihood estimate shared among processes needs a seed")
+    if k < 1:
+        raise VaelabError(f"the number of importance samples must be >= 1, got {k}")
+    if not model.has_elbo:
+        model.log_importance_weights(x[:1], 1)  # raises the model's own refusal
+    if model.conditional and y is None:
+        raise VaelabError("a conditional model's likelihood needs the labels y")
 
 
 def _estimate_batch(weights, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice) -> None:

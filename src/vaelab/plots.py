@@ -22,7 +22,7 @@ from matplotlib.lines import Line2D
 from .data import DIGITS
 from .errors import VaelabError
 from .models.helpers import eval_mode, latent_means, model_device
-from .runs import atomic_write
+from .runs import Run, atomic_write
 
 DIGIT_COLORS = matplotlib.colormaps["tab10"].colors  # 10 distinct colours, one per digit
 
@@ -557,8 +557,6 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     latent space the manifold over the prior and over the codes, and for a conditional model
     the style grid.  Returns the paths.
     """
-    from .runs import Run
-
     run = Run.load(run_dir)
     model = run.model("best", device)
     test = run.splits()["test"]

@@ -8,11 +8,11 @@ distribution's parameters are taken up to float32 before its log-probability
 (``distributions``), the VampPrior's mixture is computed in float32, and the estimate's
 logsumexps in float64.
 
-What each format does to the K = 5000 estimate was measured on the same draws for three
-trained models (``tools/bench/precision.py``; docs/performance.md): ``fp16`` and ``tf32`` (10
-mantissa bits) move the mean by under 0.005 nats per image, ``bf16`` (7 bits) by 0.05 to 0.08,
-more than the 0.01 nats a likelihood table can bear.  The default is ``fp32`` on every device;
-``tools/bench/precision.py`` times the formats on the device it finds.
+What each format does to the K = 5000 estimate is measured on the same draws by
+``tools/bench/precision.py`` and shown in docs/performance.md: ``fp16`` and ``tf32`` (10
+mantissa bits) keep it well within the 0.01 nats a likelihood table can bear, ``bf16`` (7 bits)
+does not.  The default is ``fp32`` on every device; ``tools/bench/precision.py`` also times the
+formats on the device it finds.
 """
 
 from __future__ import annotations

@@ -17,6 +17,7 @@ from .distributions import LOG_2PI, Normal
 from .nets import IMAGE_DIM
 from .objectives import kl_normal_std_normal_units
 from .precision import full_precision
+from .registry import resolve
 
 Encode = Callable[[torch.Tensor], Normal]
 
@@ -98,6 +99,4 @@ class VampPrior(nn.Module):
 
 
 def build_prior(name: str, latent_dim: int, **options: object) -> nn.Module:
-    from .registry import resolve
-
     return resolve("prior", name)(latent_dim, **options)

@@ -47,7 +47,8 @@ from safetensors import SafetensorError, safe_open
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from .data import Split
+from .config import DataConfig
+from .data import Split, default_cache_dir, load_splits
 from .errors import VaelabError
 from .models.helpers import eval_mode
 from .runs import load_state, save_weights
@@ -91,8 +92,6 @@ class DigitNet(nn.Module):
 
 def feature_net_path(cache_dir: Path | str | None = None) -> Path:
     """Where the classifier's weights live: ``<cache>/classifier/digitnet-v1.safetensors``."""
-    from .data import default_cache_dir
-
     root = Path(cache_dir).expanduser() if cache_dir is not None else default_cache_dir()
     return root / "classifier" / f"{VERSION}.safetensors"
 
@@ -186,9 +185,6 @@ def load_feature_net(
         if not train_if_missing:
             raise VaelabError(f"no feature classifier at {path}; call load_feature_net() to train")
         if splits is None:
-            from .config import DataConfig
-            from .data import load_splits
-
             splits = load_splits(DataConfig())
         net, acc = train_digit_net(splits, epochs=epochs, seed=seed)
         metadata = {
@@ -287,7 +283,8 @@ def _kth_nn_sq(x: Tensor, k: int, batch_size: int) -> Tensor:
     """Squared distance (N,) from each row of x to its k-th nearest other row."""
     if len(x) <= k:
         raise VaelabError(f"need more than k={k} points for k-NN radii, got {len(x)}")
-    # the k + 1 smallest include the row itself at distance 0 (topk: ~10x faster than kthvalue)
+    # the k + 1 smallest include the row itself at distance 0 (topk: faster than kthvalue;
+    # docs/performance.md)
     chunks = _sq_dist_chunks(x, x, batch_size)
     out = [d.topk(k + 1, dim=1, largest=False).values[:, -1] for _, d in chunks]
     return torch.cat(out).clamp_min_(0.0)

@@ -38,7 +38,9 @@ from safetensors.torch import load_file, save_file
 
 from . import __version__
 from .config import DataConfig, TrainConfig, type_problems
+from .data import data_facts, load_splits
 from .errors import VaelabError
+from .models import build_model, model_class
 
 logger = logging.getLogger(__name__)
 
@@ -104,9 +106,6 @@ def fit_to_data(model_name: str, model_config: dict[str, Any], data: DataConfig)
     """``model_config`` completed with what the data ``data`` decide: the images' shape and,
     for a model that takes it, the number of classes.  A conditional model on unlabelled data,
     or a given shape that is not the data's, is refused in one line."""
-    from .data import data_facts
-    from .models import model_class
-
     cls = model_class(model_name)
     facts = data_facts(data)
     shape = facts["image_shape"]
@@ -324,8 +323,6 @@ class Run:
     ) -> Run:
         """A new run in ``path`` (nothing written yet); the model's settings are checked and
         completed with its defaults.  Refuses a folder that already holds a run."""
-        from .models import build_model
-
         path = Path(path)
         if (path / CONFIG).exists():
             raise VaelabError(
@@ -411,8 +408,6 @@ class Run:
 
     def build_model(self):
         """The model with fresh weights, as configured."""
-        from .models import build_model
-
         return build_model(self.model_name, **self.model_config)
 
     def model(self, which: str = "best", device: str | torch.device = "cpu"):
@@ -426,8 +421,6 @@ class Run:
 
     def splits(self):
         """The run's data (cached per data configuration)."""
-        from .data import load_splits
-
         return load_splits(self.data)
 
     def metrics(self) -> list[dict[str, Any]]:

@@ -17,44 +17,29 @@ import math
 import signal
 import threading
 import time
+from dataclasses import dataclass
 from typing import Any
 
 import torch
+from torch.nn.parallel import DistributedDataParallel
 from tqdm.auto import tqdm
 
 from . import distributed
 from .config import DataConfig, TrainConfig
 from .data import Split, batches, load_splits
-from .distributed import SINGLE, Dist
+from .devices import pick_device
 from .errors import VaelabError
-from .models.helpers import eval_mode, model_device
 from .precision import check_precision, products_in
 from .runs import Run, RunLock, RunWriter, load_state, remove_stale_temporaries
+from .scores import evaluate_loss
 
 logger = logging.getLogger(__name__)
 
-__all__ = ["TrainConfig", "fit", "resolve_run", "train", "train_step", "evaluate_loss"]
+__all__ = ["TrainConfig", "fit", "resolve_run", "train", "train_step"]
 
 
 class TrainingDiverged(VaelabError):
     pass
-
-
-def pick_device(name: str = "auto") -> torch.device:
-    """``auto``: cuda, then mps, then cpu."""
-    if name == "auto":
-        if torch.cuda.is_available():
-            return torch.device("cuda")
-        if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available():
-            return torch.device("mps")
-        return torch.device("cpu")
-    try:
-        device = torch.device(name)
-    except RuntimeError:
-        raise VaelabError(f"unknown device {name!r} (auto, cpu, cuda, cuda:N, mps)") from None
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise VaelabError("device cuda requested but CUDA is not available")
-    return device
 
 
 # --- resolving the configuration -----------------------------------------------------------
@@ -95,40 +80,53 @@ def train_step(
     kl_weight: float = 1.0,
     *,
     loss_fn=None,
-    scale: float = 1.0,
     check: bool = False,
-    dist: Dist = SINGLE,
     precision: str = "fp32",
 ) -> dict[str, torch.Tensor]:
     """One Adam step on the batch's mean loss; returns the batch means (detached).
 
-    With ``check`` a NaN or infinite loss term or gradient raises ``NonFinite`` before the
-    update (``--on-nan skip``).
+    In a group of processes (``distributed.current()``) ``x`` and ``y`` are the global batch:
+    each process steps on its share, whose loss is weighted by the share's size so that
+    DistributedDataParallel's average of the shares' gradients is the global batch's; the
+    means returned are the share's.
 
-    ``loss_fn(x, y, kl_weight)`` replaces ``model.loss`` (the DistributedDataParallel wrapper
-    of a group), and the loss is multiplied by ``scale`` before the backward pass (a share's
-    weight in its global batch).  ``precision``: the format of the forward pass's network
-    products (``precision.products_in``); the backward pass follows it."""
+    With ``check`` a NaN or infinite loss term or gradient raises ``NonFinite`` before the
+    update (``--on-nan skip``).  ``loss_fn(x, y, kl_weight)`` replaces ``model.loss`` (the
+    DistributedDataParallel wrapper of a group, or a compiled loss).  ``precision``: the
+    format of the forward pass's network products (``precision.products_in``); the backward
+    pass follows it."""
+    x, y, scale = _share_of_batch(x, y)
     with products_in(precision, x.device):
         parts = (loss_fn or _model_loss(model))(x, y, kl_weight)
     opt.zero_grad(set_to_none=True)
     (parts["loss"] * scale if scale != 1.0 else parts["loss"]).backward()
     if check:
-        bad = non_finite(parts, model, dist)
+        bad = non_finite(parts, model)
         if bad:
             raise NonFinite(bad)  # before the update: the weights stay as they were
     opt.step()
     return {k: v.detach() for k, v in parts.items()}
 
 
+def _share_of_batch(xb, yb) -> tuple[torch.Tensor, torch.Tensor, float]:
+    """This process's share of a global batch, and the factor on its mean loss that makes
+    DistributedDataParallel's average of the shares the global batch's mean."""
+    dist = distributed.current()
+    if not dist.active:
+        return xb, yb, 1.0
+    share = dist.share(len(xb))
+    return xb[share], yb[share], len(xb[share]) * dist.world / len(xb)
+
+
 class NonFinite(Exception):
     """A step's loss or gradients held NaN or infinity (the message says which)."""
 
 
-def non_finite(parts: dict[str, torch.Tensor], model, dist: Dist = SINGLE) -> str:
+def non_finite(parts: dict[str, torch.Tensor], model) -> str:
     """What went bad in this step, as a phrase ("" when all is finite): the loss terms that
     are NaN or infinite, else the first parameter whose gradient is.  In a group the verdict
     is shared (gradients are already summed; a term may be bad in one process only)."""
+    dist = distributed.current()
     bad = any(not torch.isfinite(v).all() for v in parts.values())
     grads = [(n, p.grad) for n, p in model.named_parameters() if p.grad is not None]
     flags = torch.stack([g.isfinite().all() for _, g in grads]) if grads else None
@@ -169,37 +167,13 @@ class LossModule(torch.nn.Module):
         return self.model.loss(x, y, kl_weight=kl_weight)
 
 
-def _sum_dict(sums: dict[str, torch.Tensor], dist: Dist) -> dict[str, torch.Tensor]:
-    """``sums`` added up over the processes of a group, in one reduction."""
-    if not dist.active or not sums:
-        return sums
-    keys = sorted(sums)
-    total = dist.sum_(torch.stack([torch.as_tensor(sums[k]).double() for k in keys]))
-    return dict(zip(keys, total, strict=True))
-
-
-def evaluate_loss(
-    model, split: Split, batch_size: int = 1000, *, dist: Dist = SINGLE
-) -> dict[str, float]:
-    """Mean over the images of ``split`` of each per-image term of ``model.terms``; in a
-    group each process scores its share of the images and the sums are added up."""
-    sums: dict[str, torch.Tensor] = {}
-    device = model_device(model)
-    share = split if not dist.active else split.take(dist.share(len(split)))
-    with eval_mode(model):
-        for xb, yb in batches(share.to(device), batch_size, shuffle=False):
-            for k, v in model.terms(xb, yb).items():
-                sums[k] = sums.get(k, 0) + v.sum()
-    sums = _sum_dict(sums, dist)
-    return {k: v.item() / max(len(split), 1) for k, v in sums.items()}
-
-
 # --- the loop ------------------------------------------------------------------------------
 
 
-def _rng_state(generator: torch.Generator, dist: Dist = SINGLE) -> dict[str, torch.Tensor]:
+def _rng_state(generator: torch.Generator) -> dict[str, torch.Tensor]:
     """The RNG states a checkpoint keeps: the data generator's (the same in every process of a
     group) and the global one of this process, or (in a group) of every process."""
+    dist = distributed.current()
     state = {"torch": torch.get_rng_state(), "data": generator.get_state()}
     if torch.cuda.is_available():
         state["cuda"] = torch.stack(torch.cuda.get_rng_state_all())
@@ -210,9 +184,8 @@ def _rng_state(generator: torch.Generator, dist: Dist = SINGLE) -> dict[str, tor
     return state
 
 
-def _set_rng_state(
-    state: dict[str, torch.Tensor], generator: torch.Generator, dist: Dist = SINGLE, seed: int = 0
-) -> None:
+def _set_rng_state(state: dict[str, torch.Tensor], generator: torch.Generator, seed: int) -> None:
+    dist = distributed.current()
     generator.set_state(state["data"])
     ranks = state.get("torch_ranks")
     if ranks is None and not dist.active:
@@ -253,70 +226,55 @@ def train_epoch(
     model,
     opt,
     train: Split,
-    cfg: TrainConfig,
-    data_rng,
+    run: Run,
+    data_rng: torch.Generator,
     epoch: int,
     *,
-    run: Run,
-    dynamic: bool,
-    progress: bool,
-    dist: Dist = SINGLE,
+    progress: bool = True,
     loss_fn=None,
 ) -> dict[str, float]:
-    """One pass over ``train``; returns the epoch's mean of each loss entry.
+    """One pass over ``train`` under the run's settings (``run.train``; dynamic binarization
+    as ``run.data`` says); returns the epoch's mean of each loss entry.
 
     In a group every process draws the same global batches and steps on its share of each
     (``loss_fn``: the DistributedDataParallel wrapper), weighted by the share's size."""
+    cfg, dist = run.train, distributed.current()
     steps = math.ceil(len(train) / cfg.batch_size)
     sums: dict[str, torch.Tensor] = {}
     model.train()
-    bar = tqdm(
-        total=steps,
-        desc=f"epoch {epoch + 1}/{cfg.epochs}",
-        leave=False,
-        unit="batch",
-        disable=None if progress and dist.is_main else True,
-    )
+    disable = None if progress and dist.is_main else True
+    bar = tqdm(total=steps, desc=f"epoch {epoch + 1}/{cfg.epochs}", leave=False, unit="batch",
+               disable=disable)  # fmt: skip
     skip = cfg.on_nan == "skip"
     skipped = used = 0
     window: list[tuple[int, dict[str, torch.Tensor]]] = []  # steps since the last check
-    for step, (xb, yb) in enumerate(
-        batches(train, cfg.batch_size, data_rng, dynamic_binarize=dynamic)
-    ):
-        n_global = len(xb)
-        xb, yb, scale = _share_of_batch(xb, yb, dist)
+    dynamic = run.data.binarize == "dynamic"
+    drawn = batches(train, cfg.batch_size, data_rng, dynamic_binarize=dynamic)
+    for step, (xb, yb) in enumerate(drawn):
+        mine = dist.share(len(xb))  # this process's part of the global batch
+        n_global, n_mine = len(xb), mine.stop - mine.start
         kl_weight = cfg.kl_weight(epoch, step, steps)
         try:
-            parts = train_step(model, opt, xb, yb, kl_weight, loss_fn=loss_fn, scale=scale,
-                               check=skip, dist=dist, precision=cfg.precision)  # fmt: skip
+            parts = train_step(model, opt, xb, yb, kl_weight, loss_fn=loss_fn, check=skip,
+                               precision=cfg.precision)  # fmt: skip
         except NonFinite as bad:
             skipped += 1
             _skipped(str(bad), skipped, step, steps, epoch, run)
             continue
         used += n_global
         for k, v in parts.items():
-            sums[k] = sums.get(k, 0) + v * len(xb)
+            sums[k] = sums.get(k, 0) + v * n_mine
         window.append((step, parts))
         if step % 20 == 0 or step == steps - 1:
-            _check_window(window, epoch, run, dist)  # the first bad step since the last check
+            _check_window(window, epoch, run)  # the first bad step since the last check
             window.clear()
-            loss = parts["loss"].double() * len(xb)
-            now = dist.sum_(loss).item() / n_global  # the global batch's loss
+            now = dist.sum_(parts["loss"].double() * n_mine).item() / n_global  # global batch's
             bar.set_postfix(loss=f"{now:.2f}")
         bar.update()
     bar.close()
-    sums = _sum_dict(sums, dist)
+    sums = dist.sum_values(sums)
     out = {k: v.item() / max(used, 1) for k, v in sums.items()}  # means over the images used
     return out | ({"skipped_steps": skipped} if skip else {})
-
-
-def _share_of_batch(xb, yb, dist: Dist) -> tuple[torch.Tensor, torch.Tensor, float]:
-    """This process's share of a global batch, and the factor on its mean loss that makes
-    DistributedDataParallel's average of the shares the global batch's mean."""
-    if not dist.active:
-        return xb, yb, 1.0
-    share = dist.share(len(xb))
-    return xb[share], yb[share], len(xb[share]) * dist.world / len(xb)
 
 
 def _skipped(bad: str, skipped: int, step: int, steps: int, epoch: int, run: Run) -> None:
@@ -332,16 +290,14 @@ def _skipped(bad: str, skipped: int, step: int, steps: int, epoch: int, run: Run
         )
 
 
-def _check_window(
-    window: list[tuple[int, dict[str, torch.Tensor]]], epoch: int, run: Run, dist: Dist
-) -> None:
+def _check_window(window: list[tuple[int, dict[str, torch.Tensor]]], epoch: int, run: Run) -> None:
     """Stop at the first step of ``window`` whose loss is NaN or infinite, naming the step and
     the terms that went bad.  The losses stay on the device until here: one synchronisation
     per check, not per step.  (A gradient that goes bad while the loss is finite shows at the
     next step's loss; ``--on-nan skip`` checks the gradients themselves at every step.)"""
     finite = torch.stack([parts["loss"] for _, parts in window]).isfinite()
     flag = (~finite).any().double().reshape(1)
-    if not dist.sum_(flag).item():
+    if not distributed.current().sum_(flag).item():
         return
     if bool(finite.all()):  # the bad batch was another process's share
         bad, step = "the loss of another process became non-finite", window[-1][0]
@@ -354,30 +310,68 @@ def _check_window(
     )
 
 
-def _restore(
-    run: Run, model, opt, sched, data_rng, device, dist: Dist = SINGLE
-) -> tuple[RunWriter, int]:
+@dataclass
+class Training:
+    """What a run's training holds between epochs: the model, its optimizer and learning-rate
+    schedule, the generator of the batches, the splits on the device, and (in a group) the
+    model's loss wrapped in DistributedDataParallel."""
+
+    model: torch.nn.Module
+    opt: torch.optim.Optimizer
+    sched: torch.optim.lr_scheduler.LRScheduler
+    data_rng: torch.Generator
+    train: Split
+    val: Split
+    loss_fn: Any = None
+
+
+def _start(run: Run, device: torch.device) -> tuple[Training, RunWriter, int]:
+    """The model (seeded), optimizer, schedule and data of ``run`` on ``device``, restored from
+    its checkpoint when it is resumed; the writer that records it, and the first epoch."""
+    cfg, dist = run.train, distributed.current()
+    resuming = _resuming(run)
+    torch.manual_seed(cfg.seed)  # before building: the seed fixes the initial weights too
+    model = run.build_model().to(device)
+    if dist.rank:  # sampling noise of its own for each process of a group
+        torch.manual_seed(_rank_seed(cfg.seed, dist.rank))
+    data_rng = torch.Generator().manual_seed(cfg.seed)
+    splits = load_splits(run.data)
+    train, val = splits["train"].to(device), splits["val"].to(device)
+    check_group(train, val, cfg.batch_size)
+    opt = make_optimizer(model, cfg, device)
+    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
+    state = Training(model, opt, sched, data_rng, train, val)
+    if resuming:
+        writer, start = _restore(run, state, device)
+    else:
+        writer, start = RunWriter(run, write=dist.is_main), 0
+        model.on_train_start(train)
+    state.loss_fn = _group_loss(model, device, cfg)
+    return state, writer, start
+
+
+def _restore(run: Run, state: Training, device: torch.device) -> tuple[RunWriter, int]:
     """Load the run's checkpoint into the model, optimizer, scheduler and data RNG; the writer
     that continues the run, and the epoch to start from."""
-    writer, ckpt = RunWriter.resume(run, device, write=dist.is_main)
-    load_state(model, ckpt["model"], run.checkpoint_path)
+    writer, ckpt = RunWriter.resume(run, device, write=distributed.current().is_main)
+    load_state(state.model, ckpt["model"], run.checkpoint_path)
+    opt = state.opt
     kernel = {key: opt.param_groups[0][key] for key in ("fused", "foreach")}
     opt.load_state_dict(ckpt["optimizer"])
     for group in opt.param_groups:  # the kernel suits this device, whatever saved the state
         group.update(kernel)
-    sched.load_state_dict(ckpt["scheduler"])
+    state.sched.load_state_dict(ckpt["scheduler"])
     start = int(ckpt["epoch"])
-    _set_rng_state(ckpt["rng"], data_rng, dist, seed=run.train.seed + 7919 * start)
+    _set_rng_state(ckpt["rng"], state.data_rng, seed=run.train.seed + 7919 * start)
     logger.info(f"resuming {run.path} at epoch {start} of {run.train.epochs}")
     return writer, start
 
 
-def _group_loss(model, device: torch.device, cfg: TrainConfig, dist: Dist):
+def _group_loss(model, device: torch.device, cfg: TrainConfig):
     """In a group, the model's loss wrapped in DistributedDataParallel (None alone)."""
+    dist = distributed.current()
     if not dist.active:
         return None
-    from torch.nn.parallel import DistributedDataParallel
-
     ids = [device.index] if device.type == "cuda" else None
     logger.info(
         f"{dist.world} processes: global batch {cfg.batch_size}, "
@@ -398,9 +392,8 @@ def _claim_folder(run: Run, writer: RunWriter, held: contextlib.ExitStack) -> No
 
 def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.device):
     """Adam, as one fused kernel per step on the devices where PyTorch has one (CPU, CUDA):
-    the same update as the per-parameter loop up to floating-point rounding, and on the CPU
-    4 to 5 times faster (0.24 against 1.1 ms a step for the 784-400-20 VAE;
-    tools/bench/floor.py)."""
+    the same update as the per-parameter loop up to floating-point rounding, and faster on
+    the CPU (docs/performance.md; tools/bench/floor.py measures it)."""
     params = list(model.parameters())
     fused = device.type in ("cpu", "cuda") and all(p.dtype.is_floating_point for p in params)
     return torch.optim.Adam(
@@ -408,8 +401,9 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     )
 
 
-def check_group(train: Split, val: Split, batch_size: int, dist: Dist) -> None:
+def check_group(train: Split, val: Split, batch_size: int) -> None:
     """Every process needs a non-empty share of every batch."""
+    dist = distributed.current()
     if not dist.active:
         return
     last = len(train) - (math.ceil(len(train) / batch_size) - 1) * batch_size
@@ -467,68 +461,28 @@ def _resuming(run: Run) -> bool:
 
 
 def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]:
-    cfg = run.train
-    dist = distributed.current()
+    """Start (or restore) the run, then train it epoch by epoch, each recorded by the writer;
+    a summary."""
+    cfg, dist = run.train, distributed.current()
     device = dist.device(pick_device(cfg.device))
     check_precision(cfg.precision, device)  # the name TrainConfig checked; here the device
-    resuming = _resuming(run)
-    torch.manual_seed(cfg.seed)  # before building: the seed fixes the initial weights too
-    model = run.build_model().to(device)
-    if dist.rank:  # sampling noise of its own for each process of a group
-        torch.manual_seed(_rank_seed(cfg.seed, dist.rank))
-    data_rng = torch.Generator().manual_seed(cfg.seed)
-    splits = load_splits(run.data)
-    train, val = splits["train"].to(device), splits["val"].to(device)
-    check_group(train, val, cfg.batch_size, dist)
-    opt = make_optimizer(model, cfg, device)
-    sched = torch.optim.lr_scheduler.LambdaLR(opt, cfg.lr_factor)
-    if resuming:
-        writer, start = _restore(run, model, opt, sched, data_rng, device, dist)
-    else:
-        writer, start = RunWriter(run, write=dist.is_main), 0
-        model.on_train_start(train)
-    loss_fn = _group_loss(model, device, cfg, dist)
+    state, writer, start = _start(run, device)
     if dist.is_main:
         _claim_folder(run, writer, held)
     dist.barrier()  # every process has read the folder before rank 0 writes into it
     writer.start()
-    size = "x".join(map(str, model.image_shape))
+    model, size = state.model, "x".join(map(str, state.model.image_shape))
     logger.info(
-        f"training {model.describe()} on {len(train)} images of {size} ({run.data.describe()})"
+        f"training {model.describe()} on {len(state.train)} images of {size} "
+        f"({run.data.describe()})"
     )
-
     epoch, t_total = start, time.perf_counter()
     try:
         for epoch in range(start, cfg.epochs):
-            t0 = time.perf_counter()
-            lr = opt.param_groups[0]["lr"]
-            train_m = train_epoch(
-                model,
-                opt,
-                train,
-                cfg,
-                data_rng,
-                epoch,
-                run=run,
-                dynamic=run.data.binarize == "dynamic",
-                progress=progress,
-                dist=dist,
-                loss_fn=loss_fn,
-            )
-            sched.step()
-            model.on_epoch_end(train)
-            val_m = evaluate_loss(model, val, dist=dist)
-            _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
-            row = {
-                "epoch": epoch + 1,
-                "lr": lr,
-                "kl_weight": cfg.kl_weight(epoch + 1) if cfg.kl_warmup else 1.0,
-                **{f"train_{k}": v for k, v in train_m.items()},
-                **{f"val_{k}": v for k, v in val_m.items()},
-                "seconds": time.perf_counter() - t0,
-            }
-            state = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
-            writer.epoch_end(model, row, state | {"rng": _rng_state(data_rng, dist)})
+            row = _epoch(run, state, epoch, progress)
+            opt, sched = state.opt, state.sched
+            checkpoint = {"optimizer": opt.state_dict(), "scheduler": sched.state_dict()}
+            writer.epoch_end(model, row, checkpoint | {"rng": _rng_state(state.data_rng)})
             logger.info(epoch_line(row, cfg.epochs, model))
     except KeyboardInterrupt:
         logger.warning(
@@ -544,6 +498,27 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
         "trained_epochs": cfg.epochs - start,
         "seconds": time.perf_counter() - t_total,
         "interrupted": False,
+    }
+
+
+def _epoch(run: Run, state: Training, epoch: int, progress: bool) -> dict[str, Any]:
+    """Train (0-based) ``epoch``, step the schedule, validate; the epoch's row of metrics."""
+    cfg, model = run.train, state.model
+    t0 = time.perf_counter()
+    lr = state.opt.param_groups[0]["lr"]
+    train_m = train_epoch(model, state.opt, state.train, run, state.data_rng, epoch,
+                          progress=progress, loss_fn=state.loss_fn)  # fmt: skip
+    state.sched.step()
+    model.on_epoch_end(state.train)
+    val_m = evaluate_loss(model, state.val)
+    _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
+    return {
+        "epoch": epoch + 1,
+        "lr": lr,
+        "kl_weight": cfg.kl_weight(epoch + 1) if cfg.kl_warmup else 1.0,
+        **{f"train_{k}": v for k, v in train_m.items()},
+        **{f"val_{k}": v for k, v in val_m.items()},
+        "seconds": time.perf_counter() - t0,
     }
 
 

@@ -37,13 +37,14 @@ def reset_peak():  # Linux: the peak resident size starts again from the current
 torch.manual_seed(0)
 model = build_model("vae", **preset_config(preset))
 if kind == "nll":
-    from vaelab.nll import importance_sampled
+    from vaelab.nll import EstimateSettings, importance_sampled
     model.eval()
     x = torch.empty(4, 784).bernoulli_(0.5)
-    importance_sampled(model, x[:1], 2, progress=False, compile=False)  # libraries loaded
+    plain = EstimateSettings(compile=False)
+    importance_sampled(model, x[:1], 2, progress=False, settings=plain)  # libraries loaded
     before = reset_peak()
-    importance_sampled(model, x, n, progress=False, compile=False,
-                       memory_bytes=int(budget_mb * 2**20))
+    budget = EstimateSettings(compile=False, memory_bytes=int(budget_mb * 2**20))
+    importance_sampled(model, x, n, progress=False, settings=budget)
 else:
     from vaelab.config import TrainConfig
     from vaelab.train import make_optimizer, train_step

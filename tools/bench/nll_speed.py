@@ -32,7 +32,7 @@ import torch.nn.functional as F
 import vaelab
 from tools.bench.floor import nll_floor
 from vaelab.models import build_model
-from vaelab.nll import importance_sampled, plan_chunks
+from vaelab.nll import EstimateSettings, importance_sampled, plan_chunks
 from vaelab.runs import Run
 from vaelab.settings import preset_config
 
@@ -89,10 +89,14 @@ def contenders_of(model, x: torch.Tensor, k: int) -> dict:
     """The four estimators, each a function of nothing that returns log p(x) per image."""
 
     def eager():
-        return importance_sampled(model, x, k, progress=False, seed=0, compile=False).log_px
+        return importance_sampled(
+            model, x, k, progress=False, seed=0, settings=EstimateSettings(compile=False)
+        ).log_px
 
     def compiled():
-        return importance_sampled(model, x, k, progress=False, seed=0, compile=True).log_px
+        return importance_sampled(
+            model, x, k, progress=False, seed=0, settings=EstimateSettings(compile=True)
+        ).log_px
 
     return {
         "per-image loop": lambda: per_image_loop(model, x, k),
@@ -143,7 +147,9 @@ def main() -> None:
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={k}, {len(x)} "
           f"images; vaelab's chunks: {plan.batch} image(s) x {plan.k_chunk} samples")  # fmt: skip
     t0 = time.perf_counter()
-    importance_sampled(model, x[:2], k, progress=False, seed=0, compile=True)  # compiles
+    importance_sampled(
+        model, x[:2], k, progress=False, seed=0, settings=EstimateSettings(compile=True)
+    )  # compiles
     compile_s = time.perf_counter() - t0
     times, means, floor_s = timed_rounds(
         contenders_of(model, x, k),

@@ -37,11 +37,13 @@ from torch.overrides import TorchFunctionMode
 
 from vaelab.config import PRECISIONS, TRAIN_PRECISIONS, DataConfig, TrainConfig
 from vaelab.data import load_splits
+from vaelab.devices import pick_device
 from vaelab.models import build_model
-from vaelab.nll import importance_sampled
+from vaelab.nll import EstimateSettings, importance_sampled
 from vaelab.runs import Run
+from vaelab.scores import evaluate_loss
 from vaelab.settings import preset_config
-from vaelab.train import evaluate_loss, make_optimizer, pick_device, train_epoch
+from vaelab.train import make_optimizer, train_epoch
 
 TOLERANCE = 0.01  # nats per image
 
@@ -112,7 +114,7 @@ def quick_run(epochs: int, device: torch.device, data: DataConfig) -> tuple[str,
     gen = torch.Generator().manual_seed(0)
     model.on_train_start(train)
     for epoch in range(epochs):
-        train_epoch(model, opt, train, cfg, gen, epoch, run=run, dynamic=True, progress=False)
+        train_epoch(model, opt, train, run, gen, epoch, progress=False)
     return f"Burda MLP, {epochs} epochs here", model.eval()
 
 
@@ -126,7 +128,12 @@ def estimate_table(label: str, model, x, k: int, rounds: int, device, compile: b
         t0 = time.perf_counter()
         with ctx():
             est[name] = importance_sampled(
-                model, x, k, seed=0, progress=False, compile=compiled, precision=precision
+                model,
+                x,
+                k,
+                seed=0,
+                progress=False,
+                settings=EstimateSettings(compile=compiled, precision=precision),
             ).log_px
         sync(device)
         return time.perf_counter() - t0
@@ -204,17 +211,18 @@ def train_table(families: list[str], epochs: int, device: torch.device, data_dir
                 torch.manual_seed(seed)
                 model = build_model(model_name, **settings).to(device)
                 cfg = TrainConfig(epochs=epochs, batch_size=128, lr=1e-3, precision=precision)
-                run = Run.create(Path(tempfile.mkdtemp()) / "r", model_name, model.config, cfg)
+                run = Run.create(
+                    Path(tempfile.mkdtemp()) / "r", model_name, model.config, cfg, data
+                )
                 model.on_train_start(train)
                 opt = make_optimizer(model, cfg, device)
                 gen = torch.Generator().manual_seed(seed)
-                state[(precision, seed)] = (model, opt, cfg, run, gen, [])
+                state[(precision, seed)] = (model, opt, run, gen, [])
         for epoch in range(epochs):
-            for model, opt, cfg, run, gen, times in state.values():
+            for model, opt, run, gen, times in state.values():
                 sync(device)
                 t0 = time.perf_counter()
-                train_epoch(model, opt, train, cfg, gen, epoch, run=run,
-                            dynamic=binarize == "dynamic", progress=False)  # fmt: skip
+                train_epoch(model, opt, train, run, gen, epoch, progress=False)
                 sync(device)
                 times.append(time.perf_counter() - t0)
                 model.on_epoch_end(train)

@@ -141,14 +141,13 @@ def parse_args() -> argparse.Namespace:
 
 @dataclass
 class Bench:
-    """What every contender trains on: the images, vaelab's split of them and its settings, a
-    run (which writes nothing) and a folder for pythae's files."""
+    """What every contender trains on: the images, vaelab's split of them and its settings, and
+    a folder for pythae's files (and vaelab's runs, which write nothing)."""
 
     x: torch.Tensor  # (N, 784) in [0, 1]
     split: Split
     cfg: TrainConfig
     tmp: Path
-    run: Run | None = None
 
 
 class VaelabEpoch:
@@ -165,11 +164,12 @@ class VaelabEpoch:
             torch.compile(lambda xb, yb, w: model.loss(xb, yb, kl_weight=w)) if compile else None
         )
         self.gen = torch.Generator().manual_seed(0)
+        # a run of its own, so that train_epoch reads this epoch's settings (writes nothing)
+        self.run = Run.create(b.tmp / f"run-{cfg.precision}-{compile}", "vae", model.config, cfg)
 
     def __call__(self) -> None:
-        extra = {"loss_fn": self.loss_fn} if self.loss_fn else {}
-        train_epoch(self.model, self.opt, self.b.split, self.cfg, self.gen, 0, run=self.b.run,
-                    dynamic=False, progress=False, **extra)  # fmt: skip
+        train_epoch(self.model, self.opt, self.b.split, self.run, self.gen, 0, progress=False,
+                    loss_fn=self.loss_fn)  # fmt: skip
 
 
 def plain_contenders(b: Bench) -> dict:
@@ -246,7 +246,6 @@ def main() -> None:
     tmp = Path(tempfile.mkdtemp(prefix="vaelab-bench-"))
     b = Bench(x, Split(x, torch.zeros(args.images, dtype=torch.long)), cfg, tmp)
     vaelab_epoch = VaelabEpoch(b, cfg)
-    b.run = Run.create(tmp / "run", "vae", vaelab_epoch.model.config, cfg)  # writes nothing
     contenders = {"vaelab": vaelab_epoch, **plain_contenders(b)}
     if args.compile:
         contenders["vaelab, torch.compile"], compile_s = compiled_contender(b)

@@ -1,0 +1,100 @@
+"""The settings of an evaluation (``EvalConfig``): which weights, which images, and which
+numbers beyond the loss terms.  ``vaelab evaluate``'s flags are generated from its fields, and
+``evaluate.evaluate_run`` takes it.
+
+Like ``config.py`` this module imports neither torch nor numpy, so the command line can build
+its flags and check them without loading them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from .config import PRECISIONS, setting
+from .errors import VaelabError
+
+SPLITS = ("train", "val", "test")
+PROTOCOLS = ("paper",)
+COMPILE = {"auto": None, "on": True, "off": False}
+PAPER_K = 5000  # importance samples of the paper protocol (Burda et al. 2016)
+
+
+@dataclass(frozen=True)
+class EvalConfig:
+    """What ``evaluate_run`` computes on a run.
+
+    Always: the loss terms on ``split`` (its first ``limit`` images), one z per image drawn
+    with ``seed``, and the active units.  ``nll_samples``: the importance-sampled likelihood
+    with K samples per image; ``protocol="paper"`` requires a run trained under the paper
+    protocol and makes K 5000 unless given.  ``probes``: linear-probe and k-NN accuracy of
+    the latent means; ``quality``: sample quality in the features of a digit classifier.
+    ``compile`` and ``precision`` say how the likelihood estimate is computed
+    (``nll.EstimateSettings``)."""
+
+    split: str = setting("test", "the split to evaluate", choices=SPLITS)
+    which: str = setting(
+        "best", "weights: best (lowest validation loss) or last", choices=("best", "last")
+    )
+    device: str = setting("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
+    seed: int = setting(0, "seed of the z draws")
+    nll_samples: int | None = setting(
+        None, "add the importance-sampled log-likelihood with K samples per image", metavar="K"
+    )
+    protocol: str | None = setting(
+        None,
+        f"paper: require a binarized-MNIST Bernoulli VAE and use K={PAPER_K}",
+        choices=PROTOCOLS,
+    )
+    probes: bool = setting(False, "linear-probe and k-NN accuracy of the latent means")
+    quality: bool = setting(False, "sample quality (digit features)")
+    limit: int | None = setting(None, "the first N images of the split only", metavar="N")
+    batch_size: int = setting(1000, "images per batch of the loss terms")
+    compile: str = setting(
+        "auto",
+        "the likelihood estimate through torch.compile (auto: on a CPU, for large estimates, "
+        "when a C++ compiler is found; docs/performance.md)",
+        choices=tuple(COMPILE),
+    )
+    precision: str = setting(
+        "fp32",
+        "the format of the estimate's network products (tf32: CUDA only; what each does to "
+        "the estimate: docs/performance.md)",
+        choices=PRECISIONS,
+    )
+
+    def __post_init__(self) -> None:
+        if self.split not in SPLITS:
+            raise VaelabError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
+        if self.which not in ("best", "last"):
+            raise VaelabError(f"unknown weights {self.which!r}; choose from best, last")
+        if self.protocol is not None and self.protocol not in PROTOCOLS:
+            raise VaelabError(f"unknown protocol {self.protocol!r}; the only one is 'paper'")
+        for name in ("limit", "nll_samples"):
+            value = getattr(self, name)
+            if value is not None and value < 1:
+                raise VaelabError(f"{name} must be >= 1, got {value}")
+        if self.batch_size < 1:
+            raise VaelabError(f"batch_size must be >= 1, got {self.batch_size}")
+        if self.compile not in COMPILE:
+            raise VaelabError(f"unknown compile {self.compile!r}; choose from auto, on, off")
+        if self.precision not in PRECISIONS:
+            raise VaelabError(
+                f"unknown precision {self.precision!r}: choose from {', '.join(PRECISIONS)}"
+            )
+        if self.protocol == "paper" and self.precision == "bf16":
+            raise VaelabError(
+                "--protocol paper needs an estimate within 0.01 nats of fp32's: bf16 products "
+                "move it by 0.05 to 0.08 (use fp32, tf32 or fp16)"
+            )
+
+    @property
+    def samples(self) -> int | None:
+        """K, the importance samples per image (None: no likelihood estimate)."""
+        if self.nll_samples is None and self.protocol == "paper":
+            return PAPER_K
+        return self.nll_samples
+
+    @property
+    def compile_choice(self) -> bool | None:
+        """``compile`` as ``nll.weights_function`` takes it (None: where it pays)."""
+        return COMPILE[self.compile]
