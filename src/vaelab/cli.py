@@ -335,7 +335,23 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     parser.train_model = model
     parser.add_argument("--version", action="version", version=f"vaelab {__version__}")
     sub = parser.add_subparsers(dest="command", required=True, parser_class=Parser)
+    _add_data_command(sub)
+    _add_train_command(sub, model)
+    _add_evaluate_command(sub)
+    _add_picture_commands(sub)
+    _add_sharing_commands(sub)
+    return parser
 
+
+def _run_parser(sub, name: str, help: str) -> argparse.ArgumentParser:
+    """A command that reads one run folder (and its best or last weights)."""
+    q = sub.add_parser(name, help=help)
+    q.add_argument("run", help="run folder")
+    q.add_argument("--which", default="best", choices=["best", "last"], help="weights")
+    return q
+
+
+def _add_data_command(sub) -> None:
     p = sub.add_parser("data", help="fetch and verify data sets")
     dsub = p.add_subparsers(dest="action", required=True, parser_class=Parser)
     f = dsub.add_parser("fetch", help="put a data set, checksum-verified, into the cache")
@@ -350,6 +366,8 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     f.add_argument("--cache-dir", help="default: $VAELAB_DATA or ~/.cache/vaelab")
     f.set_defaults(func=cmd_data)
 
+
+def _add_train_command(sub, model: str | None) -> None:
     p = sub.add_parser(
         "train",
         help="train a model into a run folder",
@@ -365,12 +383,8 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     _add_train_settings(p, model)
     p.set_defaults(func=cmd_train)
 
-    def run_parser(name: str, help: str) -> argparse.ArgumentParser:
-        q = sub.add_parser(name, help=help)
-        q.add_argument("run", help="run folder")
-        q.add_argument("--which", default="best", choices=["best", "last"], help="weights")
-        return q
 
+def _add_evaluate_command(sub) -> None:
     p = sub.add_parser("evaluate", help="loss terms of a run on a split, with units")
     p.add_argument("run", help="run folder")
     add_settings(p, EvalConfig)
@@ -378,7 +392,10 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     p.set_defaults(func=cmd_evaluate)
 
-    p = run_parser("sample", "a grid of samples from the prior")
+
+def _add_picture_commands(sub) -> None:
+    """sample, reconstruct, encode, plot, report, explore, pca: what a run shows."""
+    p = _run_parser(sub, "sample", "a grid of samples from the prior")
     p.add_argument("-n", type=int, default=64)
     p.add_argument("--digit", type=int, help="conditional models: draw this label only")
     p.add_argument("-o", "--output", default="samples.png")
@@ -386,7 +403,7 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--ncol", type=int, default=8)
     p.set_defaults(func=cmd_sample)
 
-    p = run_parser("reconstruct", "originals beside their reconstructions")
+    p = _run_parser(sub, "reconstruct", "originals beside their reconstructions")
     p.add_argument("-n", type=int, default=32)
     p.add_argument("-o", "--output", default="reconstructions.png")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
@@ -394,29 +411,38 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("--digit", type=int, help="conditional models: decode with this label")
     p.set_defaults(func=cmd_reconstruct, device="cpu")
 
-    p = run_parser("encode", "latent means (and labels) of a split")
+    p = _run_parser(sub, "encode", "latent means (and labels) of a split")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
     p.add_argument("-o", "--output", default="latents.npz", help=".npz, or .npy")
     p.set_defaults(func=cmd_encode, device="cpu")
-    p = run_parser("plot", "all figures of a run into RUN/figures")
+    p = _run_parser(sub, "plot", "all figures of a run into RUN/figures")
     p.add_argument("--all", action="store_true", help="every figure (the default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
     p.set_defaults(func=cmd_plot)
 
-    p = run_parser("report", "one self-contained HTML page: config, metrics, evaluation, figures")
+    p = _run_parser(
+        sub, "report", "one self-contained HTML page: config, metrics, evaluation, figures"
+    )
     p.add_argument("-o", "--output", help="default RUN/report.html")
     p.set_defaults(func=cmd_report)
 
-    p = run_parser("explore", "one HTML page to explore the latent space in a browser")
+    p = _run_parser(sub, "explore", "one HTML page to explore the latent space in a browser")
     p.add_argument("-o", "--output", help="default RUN/explorer.html")
     p.set_defaults(func=cmd_explore)
 
-    p = run_parser("export", "save a run's model in the Hugging Face convention (no pickle)")
+    p = _run_parser(sub, "pca", "compare an AE with PCA of the same size (MSE, principal angles)")
+    p.add_argument("--json", action="store_true", help="print one JSON object")
+    p.set_defaults(func=cmd_pca, device="cpu")
+
+
+def _add_sharing_commands(sub) -> None:
+    """export, push, compare: a run for others, and runs side by side."""
+    p = _run_parser(sub, "export", "save a run's model in the Hugging Face convention (no pickle)")
     p.add_argument("out", help="folder for config.json and model.safetensors")
     p.set_defaults(func=cmd_export)
 
-    p = run_parser("push", "upload a run's model to the Hugging Face Hub (needs a login)")
+    p = _run_parser(sub, "push", "upload a run's model to the Hugging Face Hub (needs a login)")
     p.add_argument("repo_id", help="user/name on the Hub")
     p.add_argument("--private", action="store_true", help="create the repository private")
     p.set_defaults(func=cmd_push)
@@ -428,11 +454,6 @@ def build_parser(model: str | None = None) -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", help="write the table here instead of printing it")
     p.add_argument("--curves", metavar="PNG", help="also draw the validation curves overlaid")
     p.set_defaults(func=cmd_compare)
-
-    p = run_parser("pca", "compare an AE with PCA of the same size (MSE, principal angles)")
-    p.add_argument("--json", action="store_true", help="print one JSON object")
-    p.set_defaults(func=cmd_pca, device="cpu")
-    return parser
 
 
 class _StderrHandler(logging.StreamHandler):
