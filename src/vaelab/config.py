@@ -17,6 +17,7 @@ from typing import Any
 
 from .data import DEFAULT_DATASET, MNIST_DATASET
 from .errors import VaelabError
+from .registry import check_choice
 
 BINARIZE = ("none", "dynamic")
 SCHEDULES = ("none", "cosine", "step", "burda")
@@ -112,8 +113,6 @@ class DataConfig:
     )
 
     def __post_init__(self) -> None:
-        from .registry import check_choice
-
         problem = check_choice("dataset", self.dataset)
         if problem:
             raise VaelabError(problem)

@@ -20,6 +20,7 @@ interruption never leaves a half-written file where a good one stood.
 from __future__ import annotations
 
 import functools
+import importlib
 import json
 import logging
 import math
@@ -487,13 +488,13 @@ class RunWriter:
     def open_tensorboard(self) -> Callable[[], None]:
         """Also log each epoch's metrics as TensorBoard scalars into ``RUN/tensorboard/``
         (PyTorch's ``SummaryWriter``; step = epoch).  Returns the function that closes it."""
-        try:
-            from torch.utils.tensorboard import SummaryWriter
+        try:  # optional, and slow to import: only when asked for
+            board = importlib.import_module("torch.utils.tensorboard")
         except ImportError:
             raise VaelabError(
                 "--tensorboard needs the tensorboard package: pip install 'vaelab[tensorboard]'"
             ) from None
-        self.board = SummaryWriter(log_dir=str(self.run.path / TENSORBOARD))
+        self.board = board.SummaryWriter(log_dir=str(self.run.path / TENSORBOARD))
         return self.board.close
 
     def epoch_end(self, model: torch.nn.Module, row: dict[str, Any], state: dict[str, Any]):
