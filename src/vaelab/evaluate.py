@@ -19,6 +19,7 @@ from . import distributed
 from .batches import Split, binarize_once
 from .config import DataConfig
 from .errors import VaelabError
+from .models.abilities import Conditional, HasBound
 from .nll import diagnose, importance_sampled
 from .precision import check_precision
 from .runs import Run
@@ -41,10 +42,10 @@ def check_paper_protocol(model, data: DataConfig, run_dir) -> None:
     """Published MNIST likelihoods: an unconditional latent-variable model whose numbers are
     log-probabilities of dynamically binarized pixels."""
     problems = []
-    if not model.has_elbo:
-        problems.append(f"a {model.label} has no likelihood")
-    elif model.conditional:
-        problems.append(f"a {model.label} models p(x|y), not p(x)")
+    if not isinstance(model, HasBound):
+        problems.append(f"a {model.about.label} has no likelihood")
+    elif isinstance(model, Conditional):
+        problems.append(f"a {model.about.label} models p(x|y), not p(x)")
     if data.dataset != "mnist":
         problems.append(f"its data set is {data.dataset}, not MNIST")
     if data.binarize != "dynamic":
@@ -109,16 +110,16 @@ def evaluate_run(
     result: dict[str, Any] = {
         "run": str(run_dir),
         "model": run.model_name,
-        "label": model.label,
-        "describe": model.describe(),
+        "label": model.about.label,
+        "describe": model.about.summary,
         "weights": which,
         "split": split,
         "n_images": len(data),
         "latent_dim": model.latent_dim,
-        "unit": model.loss_unit + ", mean over images",
+        "unit": model.about.loss_unit + ", mean over images",
         **meaning,
         "seed": seed,
-        "has_elbo": model.has_elbo,
+        "has_elbo": isinstance(model, HasBound),
     }
     x, y = data.x.to(dev), data.y.to(dev)
     result |= _loss_terms(model, terms, x, y, batch_size)
@@ -142,7 +143,7 @@ def evaluate_run(
 def _loss_terms(model, terms: dict, x, y, batch_size: int) -> dict[str, Any]:
     """The loss terms to report, and active units (a model with an ELBO) or the mean squared
     error per pixel (one without)."""
-    if not model.has_elbo:
+    if not isinstance(model, HasBound):
         from .analysis import mse_per_pixel
 
         return {

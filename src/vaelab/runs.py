@@ -106,6 +106,7 @@ def fit_to_data(model_name: str, model_config: dict[str, Any], data: DataConfig)
     or a given shape that is not the data's, is refused in one line."""
     from .batches import data_facts
     from .models import model_class
+    from .models.abilities import Conditional
 
     cls = model_class(model_name)
     facts = data_facts(data)
@@ -116,7 +117,7 @@ def fit_to_data(model_name: str, model_config: dict[str, Any], data: DataConfig)
         )
     out = {"image_shape": shape} | model_config
     takes = {f.name for f in fields(cls.config_class)}
-    if cls.conditional and not facts["num_classes"]:
+    if issubclass(cls, Conditional) and not facts["num_classes"]:
         raise VaelabError(
             f"a {model_name} model needs labels; {data.data} has none (put the images in one "
             "subfolder per class, or give labels y in the .npz)"
@@ -343,7 +344,7 @@ class Run:
             model.config,
             train or TrainConfig(),
             data,
-            units=f"losses: {model.loss_unit}, averaged over images",
+            units=f"losses: {model.about.loss_unit}, averaged over images",
         )
 
     @classmethod

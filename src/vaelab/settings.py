@@ -85,8 +85,10 @@ def preset_config(*names: str) -> dict[str, Any]:
 
 def _bounds_px(model_name: str) -> bool:
     """Whether the family bounds the unconditional log-likelihood log p(x)."""
+    from .models.abilities import Conditional, HasBound
+
     cls = resolve("model", model_name)
-    return cls.has_elbo and not cls.conditional
+    return issubclass(cls, HasBound) and not issubclass(cls, Conditional)
 
 
 def split_settings(flat: dict) -> tuple[str, dict, dict, dict]:

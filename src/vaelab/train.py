@@ -27,6 +27,7 @@ from .batches import Split, batches, load_splits
 from .config import DataConfig, TrainConfig
 from .distributed import SINGLE, Dist
 from .errors import VaelabError
+from .models.abilities import EpochHooks, StepHook
 from .models.helpers import eval_mode, model_device
 from .precision import check_precision, products_in
 from .runs import Run, RunLock, RunWriter, load_state, remove_stale_temporaries
@@ -293,6 +294,8 @@ def train_epoch(
             skipped += 1
             _skipped(str(bad), skipped, step, steps, epoch, run)
             continue
+        if isinstance(model, StepHook):
+            model.on_train_step(epoch * steps + step, parts)
         used += n_global
         for k, v in parts.items():
             sums[k] = sums.get(k, 0) + v * len(xb)
@@ -485,7 +488,8 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
         writer, start = _restore(run, model, opt, sched, data_rng, device, dist)
     else:
         writer, start = RunWriter(run, write=dist.is_main), 0
-        model.on_train_start(train)
+        if isinstance(model, EpochHooks):
+            model.on_train_start(train)
     loss_fn = _group_loss(model, device, cfg, dist)
     if dist.is_main:
         _claim_folder(run, writer, held)
@@ -515,7 +519,8 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
                 loss_fn=loss_fn,
             )
             sched.step()
-            model.on_epoch_end(train)
+            if isinstance(model, EpochHooks):
+                model.on_epoch_end(train)
             val_m = evaluate_loss(model, val, dist=dist)
             _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
             row = {
@@ -571,8 +576,9 @@ def epoch_line(row: dict, epochs: int, model) -> str:
         f"train loss {row['train_loss']:.2f}",
         f"val loss {row['val_loss']:.2f}",
     ]
-    shown = [f"{key} {row[f'val_{key}']:.2f}" for key, _ in model.loss_parts if f"val_{key}" in row]
+    about = model.about
+    shown = [f"{key} {row[f'val_{key}']:.2f}" for key, _ in about.loss_parts if f"val_{key}" in row]
     if shown:
         parts.append(f"({' + '.join(shown)})")
-    parts.append(f"[{model.loss_unit}]  {row['seconds']:.1f}s")
+    parts.append(f"[{about.loss_unit}]  {row['seconds']:.1f}s")
     return "  ".join(parts)
