@@ -286,9 +286,9 @@ class TiedAE(Model, Samples, LatentPictures):
 
 
 def test_a_new_model_is_one_file_and_one_registry_line(tmp_path, tiny_splits, monkeypatch, capsys):
-    (tmp_path / "toy_model.py").write_text(textwrap.dedent(TOY))
+    (tmp_path / "tied_model.py").write_text(textwrap.dedent(TOY))
     monkeypatch.syspath_prepend(str(tmp_path))
-    monkeypatch.setitem(registry.MODELS, "tied", "toy_model:TiedAE")  # the registry line
+    monkeypatch.setitem(registry.MODELS, "tied", "tied_model:TiedAE")  # the registry line
 
     from vaelab.cli import main
     from vaelab.evaluate import evaluate_run

@@ -283,7 +283,7 @@ def test_kl_per_unit_needs_a_per_unit_kl_in_closed_form(tmp_path):
     x = torch.rand(30, 784)
     path = plots.kl_per_unit({"vae": small_model(latent_dim=3)}, x, tmp_path / "k.png")
     assert path.stat().st_size > 1000
-    with pytest.raises(VaelabError, match="no per-unit KL in closed form"):
+    with pytest.raises(VaelabError, match="needs a KL per latent unit; model 'ae' has none"):
         plots.kl_per_unit({"ae": small_model("ae", latent_dim=3)}, x, tmp_path / "a.png")
     vamp = build_model("vae", hidden=[16], latent_dim=3, prior="vamp", pseudo_inputs=4)
     with pytest.raises(VaelabError, match="no per-unit KL in closed form"):

@@ -115,8 +115,8 @@ class StepHook(Ability):
 
     @abstractmethod
     def on_train_step(self, step: int, losses: dict[str, torch.Tensor]) -> None:
-        """``step``: steps taken so far in the run, counting this one minus one (0-based);
-        ``losses``: the step's batch means (detached, on the model's device)."""
+        """``step``: the batch's index in the run (epoch * batches per epoch + batch,
+        0-based); ``losses``: the step's batch means (detached, on the model's device)."""
 
 
 class EpochHooks(Ability):
@@ -188,7 +188,7 @@ def require(model, ability: type[Ability], what: str) -> None:
     "importance sampling needs a bound on log p(x) ...; model 'ae' has none"."""
     has = issubclass(model, ability) if isinstance(model, type) else isinstance(model, ability)
     if not has:
-        name = getattr(model, "name", None) or getattr(model, "__name__", "model")
+        name = model.__name__ if isinstance(model, type) else model.name
         raise VaelabError(f"{what} needs {ability.needs}; model {name!r} has none")
 
 
