@@ -62,13 +62,13 @@ def clusters(n: int, d: int = 8, sep: float = 10.0, seed: int = 0) -> tuple[torc
 
 
 class FirstColumns(nn.Module):
-    """A fake model whose latent mean is the first ``d`` pixels."""
+    """A fake model whose code is the first ``d`` pixels."""
 
     def __init__(self, d: int):
         super().__init__()
         self.d = d
 
-    def latent_mean(self, x: torch.Tensor) -> torch.Tensor:
+    def code(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return x[:, : self.d]
 
 

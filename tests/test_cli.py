@@ -219,7 +219,7 @@ def test_cvae_samples_a_chosen_digit_and_encodes_with_labels(tmp_path, idx_dir, 
 
 def test_refusals_of_missing_abilities_are_one_line(trained, tmp_path, capsys):
     code, _, err = run(capsys, "sample", trained, "--digit", 3, "-o", tmp_path / "s.png")
-    assert code == 1 and "not conditional" in err and err.count("\n") == 1
+    assert code == 1 and "needs labels (a conditional model)" in err and err.count("\n") == 1
 
 
 def test_presets_and_model_from_a_preset(tmp_path, idx_dir, capsys):

@@ -219,7 +219,7 @@ def test_2d_plane_is_z_itself(tmp_path, tiny_splits):
     pick = torch.randperm(128, generator=torch.Generator().manual_seed(3))[:50]
     model = load_run(run)
     with torch.no_grad():
-        means = model.latent_mean(tiny_splits["test"].x[pick]).numpy()
+        means = model.code(tiny_splits["test"].x[pick]).numpy()
     np.testing.assert_allclose(xy, means, atol=1e-6)
     labels = np.frombuffer(base64.b64decode(data["points"]["labels"]), dtype=np.uint8)
     assert labels.tolist() == tiny_splits["test"].y[pick].tolist()
@@ -234,7 +234,7 @@ def test_higher_d_plane_spans_the_principal_directions(tmp_path, tiny_splits):
     assert data["points"]["n"] == data["points"]["total"] == 128  # fewer images than n_points
     model = load_run(run)
     with torch.no_grad():
-        codes = model.latent_mean(tiny_splits["test"].x).double()
+        codes = model.code(tiny_splits["test"].x).double()
     origin, axes = np.array(data["plane"]["origin"]), np.array(data["plane"]["axes"])
     np.testing.assert_allclose(origin, codes.mean(0).numpy(), atol=1e-9)
     np.testing.assert_allclose(axes @ axes.T, np.eye(2), atol=1e-9)

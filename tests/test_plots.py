@@ -122,7 +122,7 @@ def test_manifold_grid_refuses_latent_dim_other_than_two(tmp_path, d):
     assert not (tmp_path / "m.png").exists()
 
 
-def test_interpolation_grid_decodes_the_line_between_latent_means(tmp_path, tiny_splits):
+def test_interpolation_grid_decodes_the_line_between_codes(tmp_path, tiny_splits):
     model = small_model("vae", latent_dim=3)
     x = tiny_splits["test"].x
     x_a, x_b = x[:3], x[3:6]
@@ -130,7 +130,7 @@ def test_interpolation_grid_decodes_the_line_between_latent_means(tmp_path, tiny
     path = plots.interpolation_grid(model, x_a, x_b, tmp_path / "i.png", steps=5)
     z = rec.zs[0].reshape(3, 5, 3)  # (pairs, steps, D)
     with torch.no_grad():
-        za, zb = model.latent_mean(x_a), model.latent_mean(x_b)
+        za, zb = model.code(x_a), model.code(x_b)
     torch.testing.assert_close(z[:, 0], za)  # endpoints included
     torch.testing.assert_close(z[:, -1], zb)
     torch.testing.assert_close(z[:, 2], (za + zb) / 2)
@@ -159,7 +159,7 @@ def test_training_curves_vae_and_ae(tmp_path):
         for e in (1, 2, 3)
     ]  # fmt: skip
     ae_rows = [{"epoch": e, "train_loss": 9 / e, "val_loss": 8 / e} for e in (1, 2)]
-    parts = build_model("vae", hidden=[8], latent_dim=2).loss_parts  # asked of the model
+    parts = build_model("vae", hidden=[8], latent_dim=2).about.loss_parts  # asked of the model
     w_vae, _ = png_size(plots.training_curves(vae_rows, tmp_path / "v.png", parts=parts))
     w_ae, _ = png_size(plots.training_curves(ae_rows, tmp_path / "a.png", unit="BCE per image"))
     assert w_vae > w_ae > 400  # the VAE has a second panel for recon and KL
@@ -254,7 +254,7 @@ def test_traversal_grid_moves_one_unit_per_row_most_varying_first(tmp_path):
     assert path.stat().st_size > 1000
     (z,) = rec.zs
     with torch.no_grad():
-        means = model.latent_mean(x)
+        means = model.code(x)
     order = torch.argsort(means.var(0), descending=True)[:3]
     assert z.shape == (15, 4)
     for row, u in enumerate(order.tolist()):
@@ -283,7 +283,7 @@ def test_kl_per_unit_needs_a_per_unit_kl_in_closed_form(tmp_path):
     x = torch.rand(30, 784)
     path = plots.kl_per_unit({"vae": small_model(latent_dim=3)}, x, tmp_path / "k.png")
     assert path.stat().st_size > 1000
-    with pytest.raises(VaelabError, match="no per-unit KL in closed form"):
+    with pytest.raises(VaelabError, match="needs a KL per latent unit; model 'ae' has none"):
         plots.kl_per_unit({"ae": small_model("ae", latent_dim=3)}, x, tmp_path / "a.png")
     vamp = build_model("vae", hidden=[16], latent_dim=3, prior="vamp", pseudo_inputs=4)
     with pytest.raises(VaelabError, match="no per-unit KL in closed form"):

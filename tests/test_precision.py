@@ -15,6 +15,7 @@ from vaelab.distributions import Bernoulli, Normal
 from vaelab.errors import VaelabError
 from vaelab.evaluate import evaluate_run, format_result
 from vaelab.models import build_model
+from vaelab.models.abilities import Conditional
 from vaelab.nll import EstimateSettings, importance_sampled
 from vaelab.precision import check_precision, products_in
 from vaelab.train import train, train_step
@@ -76,7 +77,7 @@ def test_every_family_estimates_and_trains_with_bf16_products(name, config):
     torch.manual_seed(0)
     model = build_model(name, **config).eval()
     x, y = binary(4, seed=5), torch.arange(4)
-    labels = y if model.conditional else None
+    labels = y if isinstance(model, Conditional) else None
     fp32 = importance_sampled(
         model, x, 50, y=labels, seed=2, progress=False, settings=EstimateSettings(compile=False)
     )

@@ -29,7 +29,8 @@ from torch import Tensor, nn
 
 from .data import Split
 from .errors import VaelabError
-from .models.helpers import eval_mode, latent_means, model_device
+from .models.abilities import Conditional
+from .models.helpers import eval_mode, flat_codes, model_device
 
 MSE_TOLERANCE = 0.02  # pca_check: train MSE within 2% of PCA's ...
 MAX_ANGLE_DEG = 10.0  # ... and every principal angle below 10 degrees
@@ -147,9 +148,9 @@ def principal_angles(a: Tensor, b: Tensor) -> Tensor:
 def latent_codes(
     model: nn.Module, x: Tensor, y: Tensor | None = None, batch_size: int = 2000
 ) -> Tensor:
-    """Latent means (N, D) of images (N, 784) on the CPU: the AE's code, the VAE's E_q[z|x]
-    (a conditional model's needs the labels ``y``)."""
-    return latent_means(model, x, y, batch_size)
+    """Codes (N, D) of images (N, C*H*W) on the CPU, flattened: the AE's code, the VAE's
+    E_q[z|x] (a conditional model's needs the labels ``y``)."""
+    return flat_codes(model, x, y, batch_size)
 
 
 @torch.no_grad()
@@ -372,8 +373,9 @@ def probes(model: nn.Module, splits: dict[str, Split], *, knn_k: int = 5) -> dic
     ``features``, ``train_images``, ``test_images``, ``linear_probe_seconds``, ``knn_seconds``.
     """
     y_tr, y_te = splits["train"].y, splits["test"].y
-    z_tr = latent_codes(model, splits["train"].x, y_tr if model.conditional else None)
-    z_te = latent_codes(model, splits["test"].x, y_te if model.conditional else None)
+    conditional = isinstance(model, Conditional)
+    z_tr = latent_codes(model, splits["train"].x, y_tr if conditional else None)
+    z_te = latent_codes(model, splits["test"].x, y_te if conditional else None)
     features = f"latent means (D={z_tr.shape[1]})"
     return _probe_scores(z_tr, splits["train"].y, z_te, splits["test"].y, knn_k, features)
 

@@ -178,9 +178,11 @@ def _labels(model, split, digit: int | None):
     """The labels a conditional model reads: the split's own, or ``--digit`` for every image."""
     import torch
 
-    if digit is not None and not model.conditional:
-        raise VaelabError(f"--digit needs a conditional model; a {model.label} takes no label")
-    if not model.conditional:
+    from .models.abilities import Conditional, require
+
+    if digit is not None:
+        require(model, Conditional, "--digit")
+    if not isinstance(model, Conditional):
         return None
     return split.y if digit is None else torch.full_like(split.y, digit)
 
@@ -213,21 +215,21 @@ def cmd_reconstruct(args: argparse.Namespace) -> int:
 def cmd_encode(args: argparse.Namespace) -> int:
     import numpy as np
 
-    from .models.helpers import latent_means
+    from .models.helpers import flat_codes
     from .runs import atomic_write
 
     model, split = _model_and_split(args)
-    z = latent_means(model, split.x, _labels(model, split, None)).numpy()
+    z = flat_codes(model, split.x, _labels(model, split, None)).numpy()
     labels = split.y.numpy()
     out = Path(args.output)
     if out.suffix == ".npz":
         atomic_write(out, lambda p: np.savez(open(p, "wb"), z=z, labels=labels))
-        print(f"{out}: z {z.shape} ({model.code_description}), labels {labels.shape}")
+        print(f"{out}: z {z.shape} ({model.about.codes}), labels {labels.shape}")
     elif out.suffix == ".npy":
         lab = out.with_name(out.stem + "_labels.npy")
         atomic_write(out, lambda p: np.save(open(p, "wb"), z))
         atomic_write(lab, lambda p: np.save(open(p, "wb"), labels))
-        print(f"{out}: z {z.shape} ({model.code_description}); {lab}: labels {labels.shape}")
+        print(f"{out}: z {z.shape} ({model.about.codes}); {lab}: labels {labels.shape}")
     else:
         raise VaelabError(f"output {out} must end in .npz (z and labels) or .npy")
     return 0
@@ -296,11 +298,14 @@ def cmd_pca(args: argparse.Namespace) -> int:
     from .runs import Run
 
     run = Run.load(args.run)
+    from .models.abilities import Conditional
+
     model = run.model(args.which)
-    if model.conditional:
-        raise VaelabError(f"a {model.label} reconstructs from the label too; PCA has none")
+    label = model.about.label
+    if isinstance(model, Conditional):
+        raise VaelabError(f"a {label} reconstructs from the label too; PCA has none")
     result = pca_check(model, run.splits(), angles=model.cfg.decoder == "linear")
-    print(json.dumps(result) if args.json else format_pca(result, model.label))
+    print(json.dumps(result) if args.json else format_pca(result, label))
     return 0
 
 

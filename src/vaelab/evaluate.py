@@ -23,6 +23,7 @@ from .data import Split, binarize_once, dataset_entry
 from .devices import pick_device
 from .errors import VaelabError
 from .eval_config import PAPER_K, SPLITS, EvalConfig  # noqa: F401  (re-exported)
+from .models.abilities import Conditional, HasBound
 from .nll import EstimateSettings, diagnose, importance_sampled
 from .precision import check_precision
 from .quality import sample_quality
@@ -44,10 +45,10 @@ def check_paper_protocol(model, data: DataConfig, run_dir) -> None:
     """Published MNIST likelihoods: an unconditional latent-variable model whose numbers are
     log-probabilities of dynamically binarized pixels."""
     problems = []
-    if not model.has_elbo:
-        problems.append(f"a {model.label} has no likelihood")
-    elif model.conditional:
-        problems.append(f"a {model.label} models p(x|y), not p(x)")
+    if not isinstance(model, HasBound):
+        problems.append(f"a {model.about.label} has no likelihood")
+    elif isinstance(model, Conditional):
+        problems.append(f"a {model.about.label} models p(x|y), not p(x)")
     if not dataset_entry(data.dataset).digits:
         problems.append(f"its data set is {data.dataset}, not MNIST")
     if data.binarize != "dynamic":
@@ -89,7 +90,7 @@ def evaluate_run(
     terms = evaluate_loss(model, data, batch_size=cfg.batch_size, share=False)
     meaning = data_protocol(model, run.data)
     result = _header(str(run_dir), run, model, data, cfg) | meaning
-    result |= {"seed": cfg.seed, "has_elbo": model.has_elbo}
+    result |= {"seed": cfg.seed, "has_elbo": isinstance(model, HasBound)}
     x, y = data.x.to(dev), data.y.to(dev)
     result |= _loss_terms(model, terms, x, y, cfg.batch_size)
     if cfg.samples is not None:
@@ -117,20 +118,20 @@ def _header(run_dir: str, run: Run, model, data: Split, cfg: EvalConfig) -> dict
     return {
         "run": run_dir,
         "model": run.model_name,
-        "label": model.label,
-        "describe": model.describe(),
+        "label": model.about.label,
+        "describe": model.about.summary,
         "weights": cfg.which,
         "split": cfg.split,
         "n_images": len(data),
         "latent_dim": model.latent_dim,
-        "unit": model.loss_unit + ", mean over images",
+        "unit": model.about.loss_unit + ", mean over images",
     }
 
 
 def _loss_terms(model, terms: dict, x, y, batch_size: int) -> dict[str, Any]:
     """The loss terms to report, and active units (a model with an ELBO) or the mean squared
     error per pixel (one without)."""
-    if not model.has_elbo:
+    if not isinstance(model, HasBound):
         return {
             "recon": terms["recon"],
             "mse_per_pixel": mse_per_pixel(model.reconstruct, x, batch_size),

@@ -39,6 +39,7 @@ from torch import nn
 from .analysis import fit_pca, latent_codes, pca_encode
 from .data import DIGITS, Split
 from .errors import VaelabError
+from .models.abilities import HasBound, LatentPictures, require
 from .nets import ConvDecoder
 from .runs import Run, atomic_write
 
@@ -139,7 +140,7 @@ def _describe(model: nn.Module, layers: list[dict[str, Any]]) -> str:
     acts = sorted({la["type"] for la in layers if la["type"] != "linear"})
     arch = f"{cfg.decoder} decoder {'-'.join(map(str, sizes))}"
     return (
-        f"{model.label}, {model.latent_dim}-D latent space, {arch}"
+        f"{model.about.label}, {model.latent_dim}-D latent space, {arch}"
         f"{' (' + ', '.join(acts) + ')' if acts else ''}, {cfg.likelihood} p(x|z)"
     )
 
@@ -149,11 +150,12 @@ def exportable_layers(model: nn.Module) -> list[dict[str, Any]]:
     d = int(model.latent_dim)
     if d < 2:
         raise VaelabError(f"explorer: needs a latent space of 2 or more dimensions, not {d}")
+    require(model, LatentPictures, "the explorer")
     decoder = model.browser_decoder()
     if decoder is None:
         raise VaelabError(
-            f"explorer: a {model.label}'s decoder needs more than the code (a label or a second "
-            "latent layer); the page shows decoders of the code alone"
+            f"explorer: a {model.about.label}'s decoder needs more than the code (a label); the "
+            "page shows decoders of the code alone"
         )
     return decoder_layers(decoder, d)
 
@@ -169,7 +171,7 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
     if width != dims:
         raise VaelabError(f"explorer: the decoder outputs {width} values, not {dims} pixels")
     d = int(model.latent_dim)
-    codes = latent_codes(model, test.x)  # (N, D) latent means (AE: codes)
+    codes = latent_codes(model, test.x)  # (N, D) flat codes: latent means (AE: codes)
     if d == 2:  # the plane is z itself
         origin, axes, xy, explained = np.zeros(2), np.eye(2), codes.double().numpy(), None
     else:  # z = mean + a * pc1 + b * pc2
@@ -185,7 +187,7 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
     hi = np.maximum(3.0, np.ceil(codes_np.max(0) * 10) / 10) if len(codes) else np.full(d, 3.0)
     return {
         "format": FORMAT,
-        "model": model.label,
+        "model": model.about.label,
         "latent_dim": d,
         "likelihood": model.cfg.likelihood,
         "image": list(model.image_shape),
@@ -210,7 +212,7 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
         },
         "sliders": {"lo": lo.tolist(), "hi": hi.tolist(), "step": 0.01},
         "start": origin.tolist(),
-        "prior": model.has_prior and model.standard_normal_prior,
+        "prior": isinstance(model, HasBound) and model.standard_normal_prior,
         "colours": COLOURS,
     }
 
@@ -233,7 +235,7 @@ def explorer_html(
         "sigmoid": "sigmoid of the logits",
         "cb_mean": "mean of the continuous Bernoulli",
     }.get(data["output"], "clipped to [0, 1]")
-    dots = model.code_description
+    dots = model.about.codes
     if d == 2:
         plane_text = f"The plane is z = (z1, z2); dots: {dots} of {data['points']['n']} of "
     else:

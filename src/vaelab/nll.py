@@ -28,6 +28,7 @@ from tqdm.auto import tqdm
 
 from . import distributed
 from .errors import VaelabError
+from .models.abilities import Conditional, HasBound, require
 from .models.helpers import eval_mode, model_device
 from .nets import IMAGE_DIM
 from .precision import check_precision, products_in
@@ -212,9 +213,8 @@ def _check_request(model, x: torch.Tensor, k: int, y: torch.Tensor | None, seed:
         raise VaelabError("a likelihood estimate shared among processes needs a seed")
     if k < 1:
         raise VaelabError(f"the number of importance samples must be >= 1, got {k}")
-    if not model.has_elbo:
-        model.log_importance_weights(x[:1], 1)  # raises the model's own refusal
-    if model.conditional and y is None:
+    require(model, HasBound, "importance sampling")
+    if isinstance(model, Conditional) and y is None:
         raise VaelabError("a conditional model's likelihood needs the labels y")
 
 

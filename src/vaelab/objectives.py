@@ -34,6 +34,15 @@ def free_bits_kl(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
     return kl_units.mean(0).clamp_min(free_bits).sum()
 
 
+def free_bits_kl_per_image(kl_units: torch.Tensor, free_bits: float) -> torch.Tensor:
+    """Per image (B,), the free-bits KL term whose batch mean and its gradient are those of
+    ``free_bits_kl``: sum_j KL_ij where the batch mean m_j of unit j exceeds ``free_bits``,
+    else ``free_bits`` (a constant, no gradient).  The mask comes from the detached batch
+    means, so it is the same for every image of the batch."""
+    above = kl_units.detach().mean(0) > free_bits  # (D,)
+    return torch.where(above, kl_units, torch.full_like(kl_units, free_bits)).sum(-1)
+
+
 def iwae_bound(log_w: torch.Tensor) -> torch.Tensor:
     """``log (1/k) sum_i w_i`` from log-weights of shape (k, B): the k-sample bound on log p(x).
 

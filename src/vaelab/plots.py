@@ -21,7 +21,17 @@ from matplotlib.lines import Line2D
 
 from .data import DIGITS
 from .errors import VaelabError
-from .models.helpers import eval_mode, latent_means, model_device
+from .models.abilities import (
+    Conditional,
+    HasBound,
+    KLPerUnit,
+    LatentPictures,
+    Samples,
+    flatten_codes,
+    require,
+    shape_codes,
+)
+from .models.helpers import eval_mode, flat_codes, model_device
 from .runs import Run, atomic_write
 
 DIGIT_COLORS = matplotlib.colormaps["tab10"].colors  # 10 distinct colours, one per digit
@@ -130,11 +140,11 @@ def sample_grid(
 ) -> Path:
     """Samples of the model (decoder means), ``ncol`` per row.  A conditional model draws
     ``digit`` only, or else one row per class (``n`` is then rounded to whole rows)."""
+    require(model, Samples, "sampling")
     g = torch.Generator().manual_seed(seed)
-    title, labels, y = model.sample_description, None, None
-    if digit is not None or model.conditional:
-        if not model.conditional:
-            raise VaelabError(f"a {model.label} is not conditional: it cannot draw a chosen digit")
+    title, labels, y = model.about.samples, None, None
+    if digit is not None or isinstance(model, Conditional):
+        require(model, Conditional, "drawing a chosen digit")
         classes = model.num_classes
         if digit is not None:
             if not 0 <= digit < classes:
@@ -154,14 +164,13 @@ def sample_grid(
 def style_grid(model, x: torch.Tensor, y: torch.Tensor, path: Path, n: int = 8) -> Path:
     """A conditional model's analogies: each row keeps the code z of one test image (its
     style) and decodes it with every label, 0 .. C-1, beside the original."""
-    if not model.conditional:
-        raise VaelabError(f"a {model.label} is not conditional: no label to change")
+    require(model, Conditional, "the style grid")
     device = model_device(model)
     x, y = x[:n].to(device), y[:n].to(device)
     classes = model.num_classes
     with eval_mode(model):
-        z = model.latent_mean(x, y)  # (n, D)
-        zz = z.repeat_interleave(classes, 0)  # (n C, D)
+        z = model.code(x, y)  # (n, *code_shape)
+        zz = z.repeat_interleave(classes, 0)  # (n C, *code_shape)
         yy = torch.arange(classes, device=device).repeat(len(x))
         decoded = model.decode(zz, yy).mean.reshape(len(x), classes, -1)
     rows = torch.cat([x[:, None], decoded], 1).reshape(-1, x.shape[-1]).cpu()
@@ -270,8 +279,9 @@ def manifold_grid(
     a conditional model decodes every point with the class ``label``.  The grid spans the
     model's ``latent_grid`` (for a VAE: quantiles of the prior), or with ``codes`` (N, 2) the
     region where those codes lie (1st to 99th percentile of each coordinate)."""
-    if model.conditional and label is None:
-        raise VaelabError(f"a {model.label} decodes with a label: give the class to draw")
+    require(model, LatentPictures, "the manifold figure")
+    if isinstance(model, Conditional) and label is None:
+        raise VaelabError(f"a {model.about.label} decodes with a label: give the class to draw")
     if model.latent_dim != 2:
         raise VaelabError(
             f"the manifold figure needs a 2-D latent space; this model has {model.latent_dim}"
@@ -291,7 +301,7 @@ def manifold_grid(
     device = model_device(model)
     y = None if label is None else torch.full((len(z),), label, device=device)
     with eval_mode(model):
-        images = model.decode(z.to(device), y).mean.cpu()  # (n*n, C*H*W)
+        images = model.decode(shape_codes(model, z.to(device)), y).mean.cpu()  # (n*n, C*H*W)
     shape = model.image_shape
     mosaic = tile(images, n, pad=0, shape=shape)
 
@@ -303,8 +313,8 @@ def manifold_grid(
     ax.set_xlabel("latent z₁ (value at the centre of each column)")
     ax.set_ylabel("latent z₂ (value at the centre of each row)")
     ax.set_title(
-        f"{model.label}: mean of p(x|z{'' if label is None else f', y={label}'}) decoded on a "
-        f"{n}×{n} grid of the 2-D latent space\n{how}",
+        f"{model.about.label}: mean of p(x|z{'' if label is None else f', y={label}'}) decoded "
+        f"on a {n}×{n} grid of the 2-D latent space\n{how}",
         fontsize=10,
     )
     return save_figure(fig, path)
@@ -339,14 +349,15 @@ def interpolation_grid(
     yb = None if y_b is None else torch.as_tensor(y_b).to(device)
     pairs = len(x_a)
     with eval_mode(model):
-        za, zb = model.latent_mean(x_a, ya), model.latent_mean(x_b, yb)  # (P, D) each
+        za = flatten_codes(model, model.code(x_a, ya))  # (P, D)
+        zb = flatten_codes(model, model.code(x_b, yb))
         t = torch.linspace(0, 1, steps, device=za.device)[None, :, None]  # (1, steps, 1)
         z = (1 - t) * za[:, None] + t * zb[:, None]  # (P, steps, D)
         # a conditional model decodes with A's label up to the middle, then B's
         labels = None
         if ya is not None:
             labels = torch.where(t.reshape(1, steps) < 0.5, ya[:, None], yb[:, None]).reshape(-1)
-        decoded = model.decode(z.reshape(pairs * steps, -1), labels).mean
+        decoded = model.decode(shape_codes(model, z.reshape(pairs * steps, -1)), labels).mean
     decoded = decoded.reshape(pairs, steps, dim)
     row = torch.cat([x_a[:, None], decoded, x_b[:, None]], 1).cpu()  # (P, steps + 2, C*H*W)
     ncol = steps + 2
@@ -380,7 +391,7 @@ def training_curves(
     parts: Sequence[tuple[str, str]] = (),
 ) -> Path:
     """Train and validation loss per epoch, and beside it each of the loss's ``parts``
-    (``model.loss_parts``: key in the metrics and description), on its own scale.
+    (``model.about.loss_parts``: key in the metrics and description), on its own scale.
 
     ``unit`` is the loss's unit for the y axes (a VAE: nats per image; an AE: its loss name).
     """
@@ -454,7 +465,7 @@ def traversal_grid(
     x = x.to(device)
     yy = None if y is None else y.to(device)
     with eval_mode(model):
-        means = latent_means(model, x, yy).to(device)  # (N, D)
+        means = flat_codes(model, x, yy).to(device)  # (N, D)
     m, s = means.mean(0), means.std(0)
     order = torch.argsort(means.var(0), descending=True)[: min(units, means.shape[1])]
     t = torch.linspace(-span, span, steps, device=device)
@@ -467,8 +478,8 @@ def traversal_grid(
     z = torch.cat(codes)
     y_rep = None if yy is None else yy[index].repeat(len(z))
     with eval_mode(model):
-        images = model.decode(z, y_rep).mean.cpu()
-    title = (f"{model.label}: one latent unit at a time, from its mean - {span:g} sd to "
+        images = model.decode(shape_codes(model, z), y_rep).mean.cpu()
+    title = (f"{model.about.label}: one latent unit at a time, from its mean - {span:g} sd to "
              f"+ {span:g} sd over the codes,\nthe others kept at one test image's code "
              "(mean of p(x|z))")  # fmt: skip
     return save_grid(path, images, title, steps, labels, model.image_shape)
@@ -488,17 +499,18 @@ def kl_per_unit(
     and its active units (Var_x E[z_u|x] > ``threshold``)."""
     fig, ax = _subplots((8, 4.8))
     for name, model in models.items():
+        require(model, KLPerUnit, f"{name}: the KL per unit")
         device = model_device(model)
         parts = []
         with eval_mode(model):
             for start in range(0, len(x), 1000):
                 xb = x[start : start + 1000].to(device)
                 yb = None if y is None else y[start : start + 1000].to(device)
-                parts.append((model.kl_units(xb, yb), model.latent_mean(xb, yb)))
+                parts.append((model.kl_units(xb, yb), model.code(xb, yb)))
         if parts[0][0] is None:
             raise VaelabError(
-                f"{name}: a {model.label} has no per-unit KL in closed form (it needs an ELBO, "
-                "one stochastic layer and a factorised prior such as N(0, I))"
+                f"{name}: this {model.about.label}'s prior gives no per-unit KL in closed form "
+                "(it needs a factorised prior such as N(0, I))"
             )
         kl = torch.cat([k for k, _ in parts]).cpu().mean(0)
         mu = torch.cat([m for _, m in parts]).cpu()
@@ -519,16 +531,17 @@ def kl_per_unit(
 def means_and_draws(model, path: Path, n: int = 8, draws: int = 3, seed: int = 0) -> Path:
     """Why samples look blurry: for ``n`` codes from the model, the mean of p(x|z) (what
     sample grids show) above ``draws`` images drawn from p(x|z) itself (independent pixels)."""
+    require(model, Samples, "drawing from p(x|z)")
     g = torch.Generator().manual_seed(seed)
     device = model_device(model)
     with eval_mode(model):
-        y = model.default_labels(n)
+        y = model.default_labels(n) if isinstance(model, Conditional) else None
         z = model.sample_codes(n, generator=g, y=y)
         px = model.decode(z.to(device), None if y is None else y.to(device))
         rows = [px.mean.cpu()] + [px.sample(generator=g).cpu() for _ in range(draws)]
     labels = ["mean of p(x|z)"] + [f"draw {i + 1} from p(x|z)" for i in range(draws)]
-    title = (f"{model.label}: {n} codes from the prior; the decoder's mean (top) and images drawn "
-             "from p(x|z), every pixel independently")  # fmt: skip
+    title = (f"{model.about.label}: {n} codes from the prior; the decoder's mean (top) and "
+             "images drawn from p(x|z), every pixel independently")  # fmt: skip
     return save_grid(path, torch.cat(rows), title, n, labels, model.image_shape)
 
 
@@ -561,23 +574,26 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     model = run.model("best", device)
     test = run.splits()["test"]
     figures = run.figures_dir
-    y = test.y if model.conditional else None
-    paths = [
-        reconstruction_grid(model, test.x, figures / "reconstructions.png", y=y),
-        sample_grid(model, figures / "samples.png", seed=seed),
-    ]
-    z = latent_means(model, test.x, y)
-    extra = f"{model.label}: {model.code_description}, test split"
-    circles = model.latent_dim == 2 and model.standard_normal_prior
+    about, conditional = model.about, isinstance(model, Conditional)
+    y = test.y if conditional else None
+    paths = [reconstruction_grid(model, test.x, figures / "reconstructions.png", y=y)]
+    if isinstance(model, Samples):
+        paths.append(sample_grid(model, figures / "samples.png", seed=seed))
+    z = flat_codes(model, test.x, y)
+    extra = f"{about.label}: {about.codes}, test split"
+    bound = isinstance(model, HasBound)
+    circles = model.latent_dim == 2 and bound and model.standard_normal_prior
     if circles:
         extra += "; dashed: circles of the N(0, I) prior"
     paths.append(latent_scatter(z, test.y, figures / "latents.png", title_extra=extra,
                                 prior_circles=circles, classes=test.classes))  # fmt: skip
     paths.append(traversal_grid(model, test.x[:2000], figures / "traversals.png", y=y))
-    paths.append(means_and_draws(model, figures / "means-draws.png", seed=seed))
-    if model.kl_units(test.x[:2].to(model_device(model)), None if y is None else y[:2].to(
-            model_device(model))) is not None:  # fmt: skip
-        paths.append(kl_per_unit({model.label: model}, test.x[:2000], figures / "kl-per-unit.png",
+    if isinstance(model, Samples):
+        paths.append(means_and_draws(model, figures / "means-draws.png", seed=seed))
+    device = model_device(model)
+    y2 = None if y is None else y[:2].to(device)
+    if isinstance(model, KLPerUnit) and model.kl_units(test.x[:2].to(device), y2) is not None:
+        paths.append(kl_per_unit({about.label: model}, test.x[:2000], figures / "kl-per-unit.png",
                                  y=None if y is None else y[:2000]))  # fmt: skip
     pairs = interpolation_pairs(test.y)
     a, b = [i for i, _ in pairs], [j for _, j in pairs]
@@ -591,14 +607,14 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     )  # fmt: skip
     rows = run.metrics()
     if rows:
-        unit = model.loss_unit
-        paths.append(training_curves(rows, figures / "curves.png", unit, model.loss_parts))
-    if model.latent_dim == 2:
-        label = int(test.y[0]) if model.conditional else None
+        paths.append(training_curves(rows, figures / "curves.png", about.loss_unit,
+                                     about.loss_parts))  # fmt: skip
+    if model.latent_dim == 2 and isinstance(model, LatentPictures):
+        label = int(test.y[0]) if conditional else None
         paths.append(manifold_grid(model, figures / "manifold.png", label=label))
-        if not model.conditional:
+        if not conditional:
             paths.append(manifold_grid(model, figures / "manifold-codes.png", codes=z))
-    if model.conditional:
+    if conditional:
         paths.append(style_grid(model, test.x, test.y, figures / "styles.png"))
     return paths
 

@@ -50,6 +50,7 @@ from tqdm.auto import tqdm
 from .config import DataConfig
 from .data import Split, default_cache_dir, load_splits
 from .errors import VaelabError
+from .models.abilities import Samples, require
 from .models.helpers import eval_mode
 from .runs import load_state, save_weights
 
@@ -349,6 +350,7 @@ def sample_quality(
     net = load_feature_net() if net is None else net
     real = _first(reference_x, n, "reference_x")
     gen = torch.Generator().manual_seed(seed)
+    require(model, Samples, "sample quality")
     with eval_mode(model):
         chunks = [model.sample(min(2000, n - i), generator=gen) for i in range(0, n, 2000)]
     fake = torch.cat([c.cpu() for c in chunks]).float().clamp(0.0, 1.0)  # (n, 784)

@@ -70,7 +70,7 @@ def _page(run: Run, cfg: dict[str, Any]) -> str:
     run_dir, rows = run.path, run.metrics()
     try:
         model = run.build_model()
-        unit, summary = model.loss_unit, model.describe()
+        unit, summary = model.about.loss_unit, model.about.summary
     except (VaelabError, TypeError, ValueError):
         unit, summary = str(cfg.get("units", "per image")), str(cfg["model"])
     parts = [

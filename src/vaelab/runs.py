@@ -42,6 +42,7 @@ from .config import DataConfig, TrainConfig, type_problems
 from .data import data_facts, load_splits
 from .errors import VaelabError
 from .models import build_model, model_class
+from .models.abilities import Conditional
 
 logger = logging.getLogger(__name__)
 
@@ -116,7 +117,7 @@ def fit_to_data(model_name: str, model_config: dict[str, Any], data: DataConfig)
         )
     out = {"image_shape": shape} | model_config
     takes = {f.name for f in fields(cls.config_class)}
-    if cls.conditional and not facts["num_classes"]:
+    if issubclass(cls, Conditional) and not facts["num_classes"]:
         raise VaelabError(
             f"a {model_name} model needs labels; {data.data} has none (put the images in one "
             "subfolder per class, or give labels y in the .npz)"
@@ -341,7 +342,7 @@ class Run:
             model.config,
             train or TrainConfig(),
             data,
-            units=f"losses: {model.loss_unit}, averaged over images",
+            units=f"losses: {model.about.loss_unit}, averaged over images",
         )
 
     @classmethod

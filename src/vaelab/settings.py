@@ -119,8 +119,10 @@ def preset_config(*names: str) -> dict[str, Any]:
 
 def _bounds_px(model_name: str) -> bool:
     """Whether the family bounds the unconditional log-likelihood log p(x)."""
+    from .models.abilities import Conditional, HasBound
+
     cls = resolve("model", model_name)
-    return cls.has_elbo and not cls.conditional
+    return issubclass(cls, HasBound) and not issubclass(cls, Conditional)
 
 
 def _presets(flat: dict[str, Any]) -> list[str]:

@@ -29,6 +29,7 @@ from .config import DataConfig, TrainConfig
 from .data import Split, batches, load_splits
 from .devices import pick_device
 from .errors import VaelabError
+from .models.abilities import EpochHooks, StepHook
 from .precision import check_precision, products_in
 from .runs import Run, RunLock, RunWriter, load_state, remove_stale_temporaries
 from .scores import evaluate_loss
@@ -261,6 +262,8 @@ def train_epoch(
             skipped += 1
             _skipped(str(bad), skipped, step, steps, epoch, run)
             continue
+        if isinstance(model, StepHook):
+            model.on_train_step(epoch * steps + step, parts)
         used += n_global
         for k, v in parts.items():
             sums[k] = sums.get(k, 0) + v * n_mine
@@ -345,7 +348,8 @@ def _start(run: Run, device: torch.device) -> tuple[Training, RunWriter, int]:
         writer, start = _restore(run, state, device)
     else:
         writer, start = RunWriter(run, write=dist.is_main), 0
-        model.on_train_start(train)
+        if isinstance(model, EpochHooks):
+            model.on_train_start(train)
     state.loss_fn = _group_loss(model, device, cfg)
     return state, writer, start
 
@@ -473,7 +477,7 @@ def _fit(run: Run, progress: bool, held: contextlib.ExitStack) -> dict[str, Any]
     writer.start()
     model, size = state.model, "x".join(map(str, state.model.image_shape))
     logger.info(
-        f"training {model.describe()} on {len(state.train)} images of {size} "
+        f"training {model.about.summary} on {len(state.train)} images of {size} "
         f"({run.data.describe()})"
     )
     epoch, t_total = start, time.perf_counter()
@@ -509,7 +513,8 @@ def _epoch(run: Run, state: Training, epoch: int, progress: bool) -> dict[str, A
     train_m = train_epoch(model, state.opt, state.train, run, state.data_rng, epoch,
                           progress=progress, loss_fn=state.loss_fn)  # fmt: skip
     state.sched.step()
-    model.on_epoch_end(state.train)
+    if isinstance(model, EpochHooks):
+        model.on_epoch_end(state.train)
     val_m = evaluate_loss(model, state.val)
     _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
     return {
@@ -547,8 +552,9 @@ def epoch_line(row: dict, epochs: int, model) -> str:
         f"train loss {row['train_loss']:.2f}",
         f"val loss {row['val_loss']:.2f}",
     ]
-    shown = [f"{key} {row[f'val_{key}']:.2f}" for key, _ in model.loss_parts if f"val_{key}" in row]
+    about = model.about
+    shown = [f"{key} {row[f'val_{key}']:.2f}" for key, _ in about.loss_parts if f"val_{key}" in row]
     if shown:
         parts.append(f"({' + '.join(shown)})")
-    parts.append(f"[{model.loss_unit}]  {row['seconds']:.1f}s")
+    parts.append(f"[{about.loss_unit}]  {row['seconds']:.1f}s")
     return "  ".join(parts)

@@ -33,7 +33,7 @@ from vaelab.analysis import mse_per_pixel, pca_check, pca_probes, probes
 from vaelab.config import DataConfig
 from vaelab.data import load_splits
 from vaelab.evaluate import evaluate_run
-from vaelab.models.helpers import latent_means
+from vaelab.models.helpers import flat_codes
 from vaelab.nll import log_likelihood_estimates
 from vaelab.plots import (
     all_figures,
@@ -317,7 +317,7 @@ def section_latent_pictures(w: Work) -> dict:
     ex = vaelab.load_run(w.folder / "example-vae")
     traversal_grid(ex, gray.x[:2000], FIGURES / "vae-traversals.png", units=8)
     two_model = vaelab.load_run(w.folder / "vae-2d")
-    codes = latent_means(two_model, gray.x)
+    codes = flat_codes(two_model, gray.x)
     latent_scatter(codes, gray.y, FIGURES / "vae2d-latents.png",
                    title_extra="dashed: circles of the N(0, I) prior",
                    prior_circles=True)  # fmt: skip

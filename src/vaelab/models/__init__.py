@@ -1,7 +1,8 @@
 """Model families.  Each is one file here plus one line in ``registry.MODELS``.
 
-Read ``base.py`` for the contract every model keeps (what callers may ask), then ``ae.py``
-or ``vae.py`` for a whole model on one screen.  A model's constructor keyword arguments are
+Read ``base.py`` for the core contract every model keeps, ``abilities.py`` for what some
+models can do beyond it (callers ask ``isinstance(model, HasBound)``), then ``ae.py`` or
+``vae.py`` for a whole model on one screen.  A model's constructor keyword arguments are
 its saved configuration (``model.config``), so ``build_model(name, **model.config)`` rebuilds
 it exactly.
 """

@@ -2,15 +2,18 @@
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import torch
 
 from ..data import Split
 from ..nets import build_decoder, build_encoder
-from .base import Model, ModelConfig
-from .helpers import latent_means
+from .abilities import EpochHooks, LatentPictures, Samples
+from .base import About, Model, ModelConfig
+from .helpers import flat_codes, start_at_mean_image
 
 
-class AE(Model):
+class AE(Model, Samples, LatentPictures, EpochHooks):
     """Auto-encoder trained on a reconstruction loss, summed over pixels, per image.
 
     ``likelihood="bernoulli"``: binary cross-entropy on the decoder's logits;
@@ -19,9 +22,6 @@ class AE(Model):
     An AE has no prior; ``sample`` draws codes from a Gaussian fitted to the training codes
     after every epoch (``on_epoch_end``), and says so.
     """
-
-    code_description = "codes z = f(x)"
-    sample_description = "AE decodings of codes drawn from a Gaussian fitted to the training codes"
 
     def __init__(self, **config):
         cfg = ModelConfig(**config)
@@ -34,18 +34,25 @@ class AE(Model):
         self.register_buffer("code_chol", torch.eye(d))
 
     @property
-    def loss_unit(self) -> str:
-        return self.likelihood.recon_unit
+    def about(self) -> About:
+        return replace(
+            super().about,
+            loss_unit=self.likelihood.recon_unit,
+            codes="codes z = f(x)",
+            samples="AE decodings of codes drawn from a Gaussian fitted to the training codes",
+        )
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         """Codes (B, D) for images (B, C*H*W)."""
         return self.encoder(x)
 
-    def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def code(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.encoder(x)
 
-    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        """Per-image reconstruction loss (B,), summed over pixels."""
+    def terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
+        """Per-image reconstruction loss (B,), summed over pixels; no KL, so no weight."""
         recon = self.likelihood.recon_loss(self.decoder(self.encoder(x)), x)
         return {"loss": recon, "recon": recon}
 
@@ -53,7 +60,8 @@ class AE(Model):
         return {
             "kind": "loss",
             "is_likelihood": False,
-            "meaning": f"reconstruction loss ({self.loss_unit}); an AE defines no likelihood",
+            "meaning": f"reconstruction loss ({self.likelihood.recon_unit}); an AE defines no "
+            "likelihood",
         }
 
     @torch.no_grad()
@@ -66,8 +74,11 @@ class AE(Model):
         self.code_mean.copy_(mean)
         self.code_chol.copy_(torch.linalg.cholesky(cov))
 
+    def on_train_start(self, train: Split) -> None:
+        start_at_mean_image(self, train)
+
     def on_epoch_end(self, train: Split) -> None:
-        self.fit_latent_gaussian(latent_means(self, train.x))
+        self.fit_latent_gaussian(flat_codes(self, train.x))
 
     def sample_codes(self, n, generator=None, y=None) -> torch.Tensor:
         eps = torch.randn(n, self.latent_dim, generator=generator).to(self.code_mean)

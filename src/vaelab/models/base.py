@@ -1,47 +1,45 @@
-"""The model contract: what every model can be asked, and the configuration they share.
+"""The core contract every model keeps, and the configuration they share.
 
 Callers (training, evaluation, figures, the explorer, the command line) ask a model what it
-can do, never what it is called.  A model answers:
+can do, never what it is called.  Every model answers:
 
 =========================== ===============================================================
-``encode(x, y)``            q(z|x) (a ``Normal``) or, for a deterministic AE, codes (B, D)
-``latent_mean(x, y)``       the code used for features and pictures, (B, latent_dim)
-``decode(z, y)``            p(x|z): a distribution over pixels with ``.mean`` and ``.log_prob``
-``terms(x, y)``             per-image values (B,) in nats (or the AE's loss unit): ``loss``
-                            and its parts
-``loss(x, y, kl_weight)``   the batch means of the terms; ``loss`` is what training minimises
-``loss_parts``              ``(key, description)`` of the parts plotted beside the loss
-``loss_unit``               the unit of ``loss`` ("nats per image, summed over pixels", ...)
-``has_elbo``                terms include ``neg_elbo``, ``recon``, ``kl``, and
-                            ``log_importance_weights(x, k, y)`` gives (k, B) log-weights
-``has_prior``               ``sample(n)`` draws z from a prior p(z) (otherwise from a stand-in,
-                            which ``sample_description`` names)
-``conditional``             every method above takes labels ``y`` (B,) and needs them
-``numbers_mean(binary)``    what the reported numbers are on such pixels (likelihood / loss /
-                            density) and a sentence saying so
-``on_train_start(train)``   called before the first epoch of a new run (data-based init)
-``on_epoch_end(train)``     called by the training loop after each epoch
-``kl_units(x, y)``           KL(q(z_u|x) ‖ p(z_u)) per latent unit in closed form, (B, D),
-                            or None where the model has no such per-unit split
-``latent_grid(n)``          the axes of a picture of a 2-D latent space
-``browser_decoder()``       an MLP of the codes for the browser explorer, or None
+``encode(x, y)``            q(z|x) (a ``Normal``) or, for a deterministic model, its codes
+``decode(z, y)``            p(x|z): a distribution over (B, C*H*W) pixels with ``.mean`` and
+                            ``.log_prob``
+``code(x, y)``              the code a caller may use as features: (B, *code_shape)
+``terms(x, y, kl_weight)``  per-image values (B,) in nats (or the AE's loss unit): ``loss``,
+                            what training minimises, and its parts
+``loss(x, y, kl_weight)``   the batch means of ``terms`` (derived here, never overridden)
+``reconstruct(x, y)``       the mean of p(x|z) at the image's code
+``numbers_mean(binary)``    what the reported numbers are on such pixels
+``about``                   an ``About`` record for printing: label, summary, loss unit and
+                            parts, what the codes and samples are
+``image_shape``             (C, H, W); ``code_shape``: one image's code, (D,) by default;
+                            ``latent_dim``: the size of a flattened code
 =========================== ===============================================================
 
-Unconditional models accept and ignore ``y``, so callers may always pass the labels.
+Images enter every method that takes them as (B, C, H, W) or flat (B, C*H*W); the base turns
+them into the flat form before the model's own code runs (``images``), and refuses other
+shapes in one line.  What some models can do beyond this (a bound on log p(x), labels,
+hooks, shaped codes, ...) is declared in ``abilities.py``.  Unconditional models accept and
+ignore ``y``, so callers may always pass the labels.
 """
 
 from __future__ import annotations
 
+import functools
+import math
 from collections.abc import Sequence
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, fields
 from typing import Any
 
 import torch
 from torch import nn
 
+from ..config import setting
 from ..errors import VaelabError
 from ..likelihoods import SCALES, Likelihood, build_likelihood
-from ..nets import init_output_bias
 from ..registry import check_choice
 from .helpers import model_device
 
@@ -50,42 +48,58 @@ from .helpers import model_device
 class ModelConfig:
     """Architecture of an auto-encoder; these are the model's constructor arguments.
 
-    ``hidden`` lists the encoder's hidden sizes (conv: sizes after the conv stack);
-    the decoder mirrors them unless ``decoder_hidden`` is given.  ``likelihood`` is p(x|z)
+    ``hidden`` lists the encoder's hidden sizes (conv: sizes after the conv stack); the
+    decoder mirrors them unless ``decoder_hidden`` is given.  ``likelihood`` is p(x|z)
     (``registry.LIKELIHOODS``): ``bernoulli`` (decoder outputs logits), ``gaussian`` (decoder
     outputs the mean; scale ``sigma``, one scalar, ``fixed`` or ``learned``) or ``cbernoulli``
-    (continuous Bernoulli on logits).  ``image_shape``: the images' (channels, height, width),
-    MNIST's (1, 28, 28) by default; training sets it from the data.
+    (continuous Bernoulli on logits).  ``image_shape``: the images' (channels, height, width);
+    training sets it from the data.
     """
 
-    latent_dim: int = 20
-    encoder: str = "mlp"
-    decoder: str = "mlp"
-    hidden: Sequence[int] = field(default_factory=lambda: [400])
-    decoder_hidden: Sequence[int] | None = None
-    activation: str = "relu"
-    likelihood: str = "bernoulli"
-    scale: str = "fixed"
-    sigma: float = 1.0
-    image_shape: Sequence[int] = field(default_factory=lambda: [1, 28, 28])
+    latent_dim: int = setting(20, "latent size")
+    encoder: str = setting("mlp", "encoder network", choices="architecture")
+    decoder: str = setting("mlp", "decoder network", choices="architecture")
+    hidden: Sequence[int] = setting(
+        [400],
+        "encoder hidden sizes (conv: after the conv stack); the decoder mirrors them",
+        metavar="N",
+    )
+    decoder_hidden: Sequence[int] | None = setting(
+        None, "decoder hidden sizes (unset: the encoder's, mirrored)", metavar="N"
+    )
+    activation: str = setting("relu", "activation between layers", choices="activation")
+    likelihood: str = setting(
+        "bernoulli",
+        "p(x|z): bernoulli on logits, gaussian, or cbernoulli (continuous Bernoulli, a density "
+        "on [0, 1]); for the AE: BCE, squared error, or its -log density",
+        choices="likelihood",
+    )
+    scale: str = setting(
+        "fixed", "gaussian decoder scale: fixed at sigma, or learned", choices=SCALES
+    )
+    sigma: float = setting(1.0, "gaussian decoder scale (initial)")
+    image_shape: Sequence[int] = setting(
+        [1, 28, 28], "the images' (channels, height, width)", cli=False
+    )
 
     def __post_init__(self) -> None:
+        for f in fields(self):  # sizes given as tuples or strings of digits: lists of ints
+            value = getattr(self, f.name)
+            if isinstance(value, list | tuple):
+                try:
+                    setattr(self, f.name, [int(v) for v in value])
+                except (TypeError, ValueError):
+                    pass  # problems() names it
         problems = self.problems()
         if problems:
             raise VaelabError("; ".join(problems))
 
     def problems(self) -> list[str]:
         """Everything wrong with these settings, one phrase each (subclasses extend it)."""
-        self.hidden = [int(h) for h in self.hidden]
-        if self.decoder_hidden is not None:
-            self.decoder_hidden = [int(h) for h in self.decoder_hidden]
         problems = []
-        if len(self.image_shape) != 3 or any(int(s) < 1 for s in self.image_shape):
-            problems.append(
-                f"image_shape must be [channels, height, width], got {list(self.image_shape)}"
-            )
-        else:
-            self.image_shape = [int(s) for s in self.image_shape]
+        shape = list(self.image_shape)
+        if len(shape) != 3 or not all(isinstance(s, int) and s >= 1 for s in shape):
+            problems.append(f"image_shape must be [channels, height, width], got {shape}")
         if self.latent_dim < 1:
             problems.append(f"latent_dim must be >= 1, got {self.latent_dim}")
         if any(h < 1 for h in [*self.hidden, *(self.decoder_hidden or [])]):
@@ -110,18 +124,43 @@ class ModelConfig:
         return list(self.decoder_hidden if self.decoder_hidden is not None else self.hidden[::-1])
 
 
+@dataclass(frozen=True)
+class About:
+    """What a model is, for printing: titles, logs, reports and the explorer page."""
+
+    label: str  # short display name ("VAE", "AE", ...)
+    summary: str  # one line: family, networks, code size, likelihood
+    loss_unit: str = "nats per image, summed over pixels"
+    loss_parts: tuple[tuple[str, str], ...] = ()  # (key, description) plotted beside the loss
+    codes: str = "latent means"  # what ``code`` returns
+    samples: str = "samples: mean of p(x|z)"  # what ``sample`` draws
+
+
+# The methods that take images first: the base normalises their shape (``Model.images``).
+IMAGE_INPUTS = ("encode", "code", "terms", "log_importance_weights", "kl_units")
+
+
+def _taking_images(method):
+    @functools.wraps(method)
+    def takes_images(self, x, *args, **kwargs):
+        return method(self, self.images(x), *args, **kwargs)
+
+    takes_images.takes_images = True
+    return takes_images
+
+
 class Model(nn.Module):
-    """The contract (see the module docstring); subclasses fill in what they can do."""
+    """The core contract (see the module docstring); abilities come from ``abilities.py``."""
 
     name = "model"  # the registry name, set by ``build_model``
     config_class: type = ModelConfig
-    has_elbo = False
-    has_prior = False
-    conditional = False
-    loss_parts: tuple[tuple[str, str], ...] = ()
-    loss_unit = "nats per image, summed over pixels"
-    code_description = "latent means"
-    sample_description = "samples: mean of p(x|z)"
+
+    def __init_subclass__(cls, **kwargs) -> None:
+        super().__init_subclass__(**kwargs)
+        for name in IMAGE_INPUTS:
+            method = cls.__dict__.get(name)
+            if callable(method) and not getattr(method, "takes_images", False):
+                setattr(cls, name, _taking_images(method))
 
     def __init__(self, cfg: ModelConfig):
         super().__init__()
@@ -130,7 +169,7 @@ class Model(nn.Module):
             cfg.likelihood, scale=cfg.scale, sigma=cfg.sigma
         )
 
-    # --- configuration -------------------------------------------------------------------
+    # --- configuration and description -----------------------------------------------------
 
     @property
     def config(self) -> dict[str, Any]:
@@ -139,68 +178,82 @@ class Model(nn.Module):
 
     @property
     def image_shape(self) -> tuple[int, int, int]:
-        """The images' (channels, height, width); inputs and outputs are flat (B, C*H*W)."""
+        """The images' (channels, height, width)."""
         c, h, w = self.cfg.image_shape
         return c, h, w
 
     @property
-    def latent_dim(self) -> int:
-        """Size of the code ``latent_mean`` returns."""
-        return self.cfg.latent_dim
+    def code_shape(self) -> tuple[int, ...]:
+        """The shape of one image's code; flat (D,) unless the model has ``ShapedCodes``."""
+        return (self.cfg.latent_dim,)
 
     @property
-    def label(self) -> str:
-        """Short display name for titles ("VAE", "AE", ...)."""
-        return self.name.upper()
+    def latent_dim(self) -> int:
+        """The size of a flattened code."""
+        return math.prod(self.code_shape)
 
-    def describe(self) -> str:
-        """One line: family, networks, latent size, likelihood."""
+    @property
+    def about(self) -> About:
+        """What this model is, for printing (subclasses ``replace`` what they know better)."""
         cfg = self.cfg
         nets = f"{cfg.encoder} encoder, {cfg.decoder} decoder"
         if "linear" not in (cfg.encoder, cfg.decoder) or cfg.encoder != cfg.decoder:
             nets += f", hidden {list(cfg.hidden)}"
-        return f"{self.label}: {nets}, {self.latent_dim}-D code, {cfg.likelihood} p(x|z)"
+        label = self.name.upper()
+        code = "x".join(map(str, self.code_shape))
+        summary = f"{label}: {nets}, {code}-D code, {cfg.likelihood} p(x|z)"
+        return About(label=label, summary=summary)
+
+    def describe(self) -> str:
+        """One line: family, networks, code size, likelihood (``about.summary``)."""
+        return self.about.summary
+
+    def images(self, x: torch.Tensor) -> torch.Tensor:
+        """Images (B, C, H, W) or (B, C*H*W) as the flat (B, C*H*W) the nets read."""
+        c, h, w = self.image_shape
+        if x.dim() == 4 and tuple(x.shape[1:]) == (c, h, w):
+            return x.reshape(len(x), c * h * w)
+        if x.dim() == 2 and x.shape[1] == c * h * w:
+            return x
+        raise VaelabError(
+            f"model {self.name!r} takes images of shape (B, {c}, {h}, {w}) or (B, {c * h * w}), "
+            f"not {tuple(x.shape)}"
+        )
 
     # --- the networks ----------------------------------------------------------------------
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """q(z|x), or a deterministic model's codes."""
         raise NotImplementedError
 
-    def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def code(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+        """The code of each image for features and pictures, (B, *code_shape)."""
         raise NotImplementedError
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
-        """p(x | z) for codes (B, D): a distribution over (B, C*H*W) pixels."""
+        """p(x | z) for codes (B, *code_shape): a distribution over (B, C*H*W) pixels."""
         return self.likelihood(self.decoder(z))
 
     @torch.no_grad()
     def reconstruct(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
-        """Mean of p(x | z) at the encoder's mean code: images (B, C*H*W) in pixel units."""
-        return self.decode(self.latent_mean(x, y), y).mean
+        """Mean of p(x | z) at the image's ``code``: images (B, C*H*W) in pixel units."""
+        return self.decode(self.code(x, y), y).mean
 
     # --- objectives ------------------------------------------------------------------------
 
-    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
+    def terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
+        """Per-image values (B,): ``loss`` and its parts.  ``kl_weight`` scales a KL term
+        (warm-up); models without one ignore it."""
         raise NotImplementedError
 
     def loss(
         self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0
     ) -> dict[str, torch.Tensor]:
-        """Per-batch scalars, each the mean over images of a per-image term.
-
-        ``loss`` is what training minimises; the other entries are its parts.  ``kl_weight``
-        scales the KL term (warm-up); models without one ignore it.
-        """
-        return {k: v.mean() for k, v in self.terms(x, y).items()}
-
-    def log_importance_weights(
-        self, x: torch.Tensor, k: int, y: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        """``log p(x, z_i) - log q(z_i | x)`` for k draws z_i ~ q(z|x): (k, B), nats."""
-        raise VaelabError(
-            f"a {self.label} defines no likelihood: importance sampling needs a latent-variable "
-            "model with a prior (vae, iwae, cvae, hvae)"
-        )
+        """Per-batch scalars, each the mean over images of a per-image term of ``terms``;
+        ``loss`` is what training minimises."""
+        return {k: v.mean() for k, v in self.terms(x, y, kl_weight).items()}
 
     def numbers_mean(self, binary: bool) -> dict[str, Any]:
         """What the reported numbers are on binary (or grayscale) pixels."""
@@ -210,61 +263,6 @@ class Model(nn.Module):
             "is_likelihood": kind == "likelihood",
             "meaning": self.likelihood.meaning(binary),
         }
-
-    # --- generation and pictures -----------------------------------------------------------
-
-    @torch.no_grad()
-    def sample(
-        self,
-        n: int,
-        generator: torch.Generator | None = None,
-        y: torch.Tensor | None = None,
-    ) -> torch.Tensor:
-        """n images (n, C*H*W): means of p(x|z) at codes z from ``sample_codes``."""
-        z = self.sample_codes(n, generator, y)
-        return self.decode(z, y if y is not None else self.default_labels(n)).mean
-
-    def sample_codes(
-        self, n: int, generator: torch.Generator | None = None, y: torch.Tensor | None = None
-    ) -> torch.Tensor:
-        raise NotImplementedError
-
-    def default_labels(self, n: int) -> torch.Tensor | None:
-        """Labels for ``n`` samples when none are given (conditional models: cycle the classes)."""
-        return None
-
-    def kl_units(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor | None:
-        """KL(q(z_u|x) ‖ p(z_u)) per latent unit u in closed form, (B, D) nats; None when the
-        model has no such split (no prior, a prior that is not factorised, several layers)."""
-        return None
-
-    def latent_grid(self, n: int) -> tuple[torch.Tensor, torch.Tensor, str]:
-        """The n values of z1 and of z2 for a picture of a 2-D latent space, and how."""
-        z = torch.special.ndtri(torch.linspace(0.05, 0.95, n, dtype=torch.float64)).float()
-        return z, z, f"z = Φ⁻¹(p) of the N(0, 1) prior, p = 0.05 ... 0.95 in {n} even steps"
-
-    @property
-    def standard_normal_prior(self) -> bool:
-        """Whether p(z) is N(0, I) (so codes can be drawn without the model)."""
-        return bool(getattr(getattr(self, "prior", None), "is_standard_normal", False))
-
-    def browser_decoder(self) -> nn.Module | None:
-        """The decoder as a module of the code alone (for the explorer page), or None."""
-        return self.decoder
-
-    # --- training hooks ----------------------------------------------------------------------
-
-    def on_train_start(self, train: Any) -> None:
-        """Called once before the first epoch of a new run with the training split.
-
-        Starts the decoder at the data's mean image (its output bias at, for a Bernoulli, the
-        logit of each pixel's mean), so training does not first spend epochs learning the
-        marginal, a plateau in which a VampPrior can collapse for good."""
-        if self.decoder is not None:
-            init_output_bias(self.decoder, train.x.mean(0), self.likelihood.output_for_mean)
-
-    def on_epoch_end(self, train: Any) -> None:
-        """Called after each training epoch with the training split (``batches.Split``)."""
 
     def device(self) -> torch.device:
         return model_device(self)

@@ -1,4 +1,4 @@
-"""Small helpers every caller of a model needs: evaluation mode, latent means in batches."""
+"""Small helpers every caller of a model needs: evaluation mode, flat codes in batches."""
 
 from __future__ import annotations
 
@@ -27,19 +27,30 @@ def model_device(model: nn.Module) -> torch.device:
     return p.device if p is not None else torch.device("cpu")
 
 
-def latent_means(
+def flat_codes(
     model, x: torch.Tensor, y: torch.Tensor | None = None, batch_size: int = 2000
 ) -> torch.Tensor:
-    """``model.latent_mean`` of every image of ``x`` (N, 784), in batches, in evaluation mode:
-    (N, latent_dim) on the CPU."""
+    """``model.code`` of every image of ``x``, in batches, in evaluation mode, flattened
+    (``abilities.flatten_codes``): (N, latent_dim) on the CPU."""
+    from .abilities import flatten_codes
+
     device = model_device(model)
     out = []
     with eval_mode(model):
         for start in range(0, len(x), batch_size):
             xb = x[start : start + batch_size].to(device)
             yb = None if y is None else y[start : start + batch_size].to(device)
-            z = model.latent_mean(xb) if yb is None else model.latent_mean(xb, yb)
-            out.append(z.cpu())
+            out.append(flatten_codes(model, model.code(xb, yb)).cpu())
     if not out:
         return torch.empty(0, model.latent_dim)
     return torch.cat(out)
+
+
+@torch.no_grad()
+def start_at_mean_image(model, train) -> None:
+    """Set the decoder's output bias so that it starts at the data's mean image (for a
+    Bernoulli, the logit of each pixel's mean): training does not first spend epochs learning
+    the marginal, a plateau in which a VampPrior can collapse for good."""
+    from ..nets import init_output_bias
+
+    init_output_bias(model.decoder, train.x.mean(0), model.likelihood.output_for_mean)

@@ -15,15 +15,19 @@ from __future__ import annotations
 
 import math
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass, replace
 
 import torch
 
+from ..config import setting
 from ..distributions import Normal
 from ..nets import build_decoder, build_encoder, mlp
 from ..objectives import sample_terms
-from .base import Model
-from .vae import VAEConfig
+from ..priors import build_prior
+from .abilities import EpochHooks, HasBound
+from .base import About, Model
+from .helpers import start_at_mean_image
+from .vae import VAEConfig, gaussian
 
 
 @dataclass
@@ -31,14 +35,13 @@ class HVAEConfig(VAEConfig):
     """``latent_dim`` is the top layer z2 (the prior's), ``z1_dim`` the lower one; ``hidden``
     the x <-> z1 nets, ``z1_hidden`` the z1 <-> z2 MLPs.  Defaults: Burda et al.'s."""
 
-    latent_dim: int = 50
-    hidden: Sequence[int] = field(default_factory=lambda: [200, 200])
-    activation: str = "tanh"
-    z1_dim: int = 100
-    z1_hidden: Sequence[int] = field(default_factory=lambda: [100, 100])
+    latent_dim: int = setting(50, "latent size of the top layer z2 (the prior's)")
+    hidden: Sequence[int] = setting([200, 200], "hidden sizes of the x <-> z1 nets")
+    activation: str = setting("tanh", "activation between layers", choices="activation")
+    z1_dim: int = setting(100, "hvae: lower latent layer")
+    z1_hidden: Sequence[int] = setting([100, 100], "hvae: hidden sizes of the z1-z2 nets")
 
     def problems(self) -> list[str]:
-        self.z1_hidden = [int(h) for h in self.z1_hidden]
         problems = super().problems()
         if self.z1_dim < 1 or any(h < 1 for h in self.z1_hidden):
             problems.append("z1_dim and z1_hidden sizes must be >= 1")
@@ -47,15 +50,8 @@ class HVAEConfig(VAEConfig):
         return problems
 
 
-class HVAE(Model):
+class HVAE(Model, HasBound, EpochHooks):
     config_class = HVAEConfig
-    has_elbo = True
-    has_prior = True
-    code_description = "(E[z1|x], E[z2|x]) concatenated"
-    loss_parts = (
-        ("recon", "reconstruction −log p(x|z1)"),
-        ("kl", "KL of both layers, log q(z1,z2|x) − log p(z1,z2)"),
-    )
 
     def __init__(self, **config):
         cfg = HVAEConfig(**config)
@@ -66,49 +62,48 @@ class HVAE(Model):
         self.encoder2 = mlp([d1, *cfg.z1_hidden, 2 * d2], act)  # q(z2 | z1)
         self.decoder2 = mlp([d2, *cfg.z1_hidden[::-1], 2 * d1], act)  # p(z1 | z2)
         self.decoder = build_decoder(cfg.decoder, d1, cfg.decoder_sizes, act, shape)  # p(x | z1)
-        from ..priors import build_prior
-
         self.prior = build_prior(
             cfg.prior, d2, pseudo_inputs=cfg.pseudo_inputs, input_dim=math.prod(shape)
         )
 
     @property
-    def latent_dim(self) -> int:
-        return self.cfg.z1_dim + self.cfg.latent_dim
+    def code_shape(self) -> tuple[int, ...]:
+        return (self.cfg.z1_dim + self.cfg.latent_dim,)
 
     @property
-    def sample_description(self) -> str:
-        return f"samples: mean of p(x|z1), z1 ~ p(z1|z2), z2 ~ {self.prior.description}"
-
-    def describe(self) -> str:
+    def about(self) -> About:
         c = self.cfg
         extra = f", k={c.k}" if c.k > 1 else ""
-        return (
-            f"HVAE: x-{'-'.join(map(str, c.hidden))}-z1 ({c.z1_dim}) "
-            f"-{'-'.join(map(str, c.z1_hidden))}-z2 ({c.latent_dim}), {c.activation}, "
-            f"{c.likelihood} p(x|z1), prior {self.prior.description}{extra}"
+        return replace(
+            super().about,
+            summary=(
+                f"HVAE: x-{'-'.join(map(str, c.hidden))}-z1 ({c.z1_dim}) "
+                f"-{'-'.join(map(str, c.z1_hidden))}-z2 ({c.latent_dim}), {c.activation}, "
+                f"{c.likelihood} p(x|z1), prior {self.prior.description}{extra}"
+            ),
+            loss_parts=(
+                ("recon", "reconstruction −log p(x|z1)"),
+                ("kl", "KL of both layers, log q(z1,z2|x) − log p(z1,z2)"),
+            ),
+            codes="(E[z1|x], E[z2|x]) concatenated",
+            samples=f"samples: mean of p(x|z1), z1 ~ p(z1|z2), z2 ~ {self.prior.description}",
         )
 
     # --- the four conditionals ---------------------------------------------------------------
 
-    @staticmethod
-    def _gauss(out: torch.Tensor) -> Normal:
-        mean, log_var = out.chunk(2, dim=-1)
-        return Normal.from_log_var(mean, log_var)
-
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Normal:
         """q(z1 | x), the first stochastic layer."""
-        return self._gauss(self.encoder(x))
+        return gaussian(self.encoder(x))
 
     def encode_top(self, z1: torch.Tensor) -> Normal:
         """q(z2 | z1)."""
-        return self._gauss(self.encoder2(z1))
+        return gaussian(self.encoder2(z1))
 
     def prior_z1(self, z2: torch.Tensor) -> Normal:
         """p(z1 | z2)."""
-        return self._gauss(self.decoder2(z2))
+        return gaussian(self.decoder2(z2))
 
-    def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def code(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         m1 = self.encode(x).mean
         return torch.cat([m1, self.encode_top(m1).mean], -1)
 
@@ -125,8 +120,8 @@ class HVAE(Model):
         eps = torch.randn(p1.mean.shape, generator=generator).to(z2)
         return torch.cat([p1.mean + p1.scale * eps, z2], -1)
 
-    def browser_decoder(self) -> None:
-        return None
+    def on_train_start(self, train) -> None:
+        start_at_mean_image(self, train)
 
     # --- objectives ------------------------------------------------------------------------
 
@@ -145,12 +140,8 @@ class HVAE(Model):
         recon, kl = self._log_parts(x, k)
         return -recon - kl  # (k, B)
 
-    def _terms(self, x: torch.Tensor, kl_weight: float) -> dict[str, torch.Tensor]:
+    def terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
         recon, kl = self._log_parts(x, self.cfg.k)  # (k, B) each
         return sample_terms(recon, kl, self.cfg.beta, kl_weight)
-
-    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        return self._terms(x, 1.0)
-
-    def loss(self, x, y=None, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
-        return {key: v.mean() for key, v in self._terms(x, kl_weight).items()}

@@ -3,16 +3,19 @@
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 import torch
 
+from ..config import setting
 from ..distributions import Normal
 from ..nets import build_decoder, build_encoder
-from ..objectives import free_bits_kl, sample_terms
+from ..objectives import free_bits_kl_per_image, sample_terms
 from ..priors import build_prior
 from ..registry import check_choice
-from .base import Model, ModelConfig
+from .abilities import EpochHooks, HasBound, KLPerUnit, LatentPictures
+from .base import About, Model, ModelConfig
+from .helpers import start_at_mean_image
 
 
 @dataclass
@@ -23,11 +26,11 @@ class VAEConfig(ModelConfig):
     ``free_bits``: nats per latent unit below which the KL is not pushed down (Kingma et al.
     2016); 0 = off."""
 
-    beta: float = 1.0
-    k: int = 1
-    prior: str = "standard"
-    pseudo_inputs: int = 500
-    free_bits: float = 0.0
+    beta: float = setting(1.0, "KL weight (1: the ELBO)")
+    k: int = setting(1, "importance samples of the training bound (1: the ELBO)")
+    prior: str = setting("standard", "p(z): standard N(0, I) or vamp", choices="prior")
+    pseudo_inputs: int = setting(500, "VampPrior components (learned pseudo-inputs)")
+    free_bits: float = setting(0.0, "nats per latent unit kept free of KL pressure (0: off)")
 
     def problems(self) -> list[str]:
         problems = super().problems()
@@ -49,21 +52,24 @@ class VAEConfig(ModelConfig):
         return problems
 
 
-class VAE(Model):
+def gaussian(out: torch.Tensor) -> Normal:
+    """A network's outputs (..., 2 D) read as the mean and log-variance of a diagonal
+    Gaussian over (..., D)."""
+    mean, log_var = out.chunk(2, dim=-1)
+    return Normal.from_log_var(mean, log_var)
+
+
+class VAE(Model, HasBound, KLPerUnit, LatentPictures, EpochHooks):
     """q(z|x) = N(mu(x), diag sigma^2(x)), a prior p(z), p(x|z) from the likelihood.
 
     ``terms(x)`` gives per-image values in nats (summed over pixels / latent units):
     ``recon = -log p(x|z)`` at one reparameterised z ~ q(z|x), ``kl = KL(q(z|x) || p(z))``
     (closed form for N(0, I), else log q(z|x) - log p(z) at that z), ``neg_elbo = recon + kl``
-    and ``loss = recon + beta * kl``; with k > 1 samples, ``loss`` is minus the k-sample bound
-    and ``recon``, ``kl`` are averaged over the k samples.
+    and ``loss = recon + beta * kl_weight * kl``; with k > 1 samples, ``loss`` is minus the
+    k-sample bound and ``recon``, ``kl`` are averaged over the k samples.
     """
 
     config_class = VAEConfig
-    has_elbo = True
-    has_prior = True
-    code_description = "means of q(z|x)"
-    loss_parts = (("recon", "reconstruction −log p(x|z)"), ("kl", "KL(q(z|x) ‖ p(z))"))
 
     def __init__(self, **config):
         cfg = self.config_class(**config)
@@ -83,21 +89,24 @@ class VAE(Model):
     label_dim = 0  # extra inputs of encoder and decoder (a conditional model's one-hot label)
 
     @property
-    def sample_description(self) -> str:
-        return f"samples: mean of p(x|z), z ~ {self.prior.description}"
-
-    def describe(self) -> str:
+    def about(self) -> About:
+        base = super().about
         extra = f", k={self.cfg.k}" if self.cfg.k > 1 else ""
-        return f"{super().describe()}, prior {self.prior.description}{extra}"
+        return replace(
+            base,
+            summary=f"{base.summary}, prior {self.prior.description}{extra}",
+            loss_parts=(("recon", "reconstruction −log p(x|z)"), ("kl", "KL(q(z|x) ‖ p(z))")),
+            codes="means of q(z|x)",
+            samples=f"samples: mean of p(x|z), z ~ {self.prior.description}",
+        )
 
     # --- networks ----------------------------------------------------------------------------
 
     def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Normal:
         """q(z | x) for images (B, C*H*W): a diagonal Gaussian over (B, D)."""
-        mean, log_var = self.encoder(x).chunk(2, dim=-1)  # (B, D) each
-        return Normal.from_log_var(mean, log_var)
+        return gaussian(self.encoder(x))
 
-    def latent_mean(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
+    def code(self, x: torch.Tensor, y: torch.Tensor | None = None) -> torch.Tensor:
         return self.encode(x, y).mean
 
     def _prior_encode(self, u: torch.Tensor) -> Normal:
@@ -110,18 +119,10 @@ class VAE(Model):
     def sample_codes(self, n, generator=None, y=None) -> torch.Tensor:
         return self.prior.sample(n, self._prior_encode, generator).to(self.device())
 
-    # --- objectives ------------------------------------------------------------------------
+    def on_train_start(self, train) -> None:
+        start_at_mean_image(self, train)
 
-    def _one_sample(self, x, y) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor | None]:
-        q = self.encode(x, y)
-        z = q.rsample()  # reparameterisation: z = mu + sigma * eps, eps ~ N(0, I)
-        recon = -self.decode(z, y).log_prob(x)  # (B,)
-        kl_units = self.prior.kl_units(q)  # (B, D) in closed form, or None
-        if kl_units is not None:
-            kl = kl_units.sum(-1)
-        else:  # one-sample estimate of KL(q || p) at the same z
-            kl = q.log_prob(z) - self.log_prior(z)
-        return recon, kl, kl_units
+    # --- objectives ------------------------------------------------------------------------
 
     def _log_parts(self, x, k: int, y=None) -> tuple[torch.Tensor, torch.Tensor]:
         """-log p(x|z_i) and log q(z_i|x) - log p(z_i) for k draws z_i ~ q(z|x): (k, B) each."""
@@ -144,32 +145,27 @@ class VAE(Model):
         recon, kl = self._log_parts(x, k, y)
         return -recon - kl
 
-    def terms(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, torch.Tensor]:
-        if self.cfg.k > 1:
-            return self._iwae_terms(x, y)
-        recon, kl, _ = self._one_sample(x, y)
+    def terms(
+        self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0
+    ) -> dict[str, torch.Tensor]:
+        """The KL enters ``loss`` with weight ``beta * kl_weight`` and, with ``free_bits``, per
+        unit as the batch's free-bits term (``objectives.free_bits_kl_per_image``)."""
+        if self.cfg.k > 1:  # -log (1/k) sum_i w_i, and the k-sample average of the parts
+            recon, kl = self._log_parts(x, self.cfg.k, y)  # (k, B) each
+            return sample_terms(recon, kl, kl_weight=kl_weight)  # beta is 1 when k > 1
+        q = self.encode(x, y)
+        z = q.rsample()  # reparameterisation: z = mu + sigma * eps, eps ~ N(0, I)
+        recon = -self.decode(z, y).log_prob(x)  # (B,)
+        kl_units = self.prior.kl_units(q)  # (B, D) in closed form, or None
+        if kl_units is not None:
+            kl = kl_units.sum(-1)
+        else:  # one-sample estimate of KL(q || p) at the same z
+            kl = q.log_prob(z) - self.log_prior(z)
+        fb = self.cfg.free_bits
+        kl_term = free_bits_kl_per_image(kl_units, fb) if fb else kl
         return {
-            "loss": recon + self.cfg.beta * kl,
+            "loss": recon + self.cfg.beta * kl_weight * kl_term,
             "recon": recon,
             "kl": kl,
             "neg_elbo": recon + kl,
-        }
-
-    def _iwae_terms(self, x, y, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
-        """-log (1/k) sum_i w_i, and the k-sample average of the ELBO's parts, per image."""
-        recon, kl = self._log_parts(x, self.cfg.k, y)  # (k, B) each
-        return sample_terms(recon, kl, kl_weight=kl_weight)  # beta is 1 when k > 1
-
-    def loss(self, x, y=None, kl_weight: float = 1.0) -> dict[str, torch.Tensor]:
-        """Batch means of the terms; the KL enters with weight ``beta * kl_weight`` and, with
-        ``free_bits``, as sum_j max(free_bits, batch mean of KL_j)."""
-        if self.cfg.k > 1:
-            return {key: v.mean() for key, v in self._iwae_terms(x, y, kl_weight).items()}
-        recon, kl, kl_units = self._one_sample(x, y)
-        kl_term = free_bits_kl(kl_units, self.cfg.free_bits) if self.cfg.free_bits else kl.mean()
-        return {
-            "loss": recon.mean() + self.cfg.beta * kl_weight * kl_term,
-            "recon": recon.mean(),
-            "kl": kl.mean(),
-            "neg_elbo": (recon + kl).mean(),
         }
