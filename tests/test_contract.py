@@ -27,7 +27,7 @@ from vaelab.models.abilities import (
     shape_codes,
 )
 from vaelab.objectives import free_bits_kl, free_bits_kl_per_image
-from vaelab.settings import split_settings
+from vaelab.settings import resolve_settings
 
 TESTS = Path(__file__).parent
 
@@ -100,7 +100,7 @@ def test_abilities_are_askable_on_classes_and_instances():
     assert not issubclass(model_class("ae"), HasBound)
     assert issubclass(model_class("ae"), Samples)
     with pytest.raises(VaelabError, match="--protocol paper needs a model"):
-        split_settings({"protocol": "paper", "model": "ae"})
+        resolve_settings({"protocol": "paper", "model": "ae"})
 
 
 @pytest.mark.parametrize("arch", ["mlp", "conv", "linear", "resnet"])
