@@ -321,6 +321,23 @@ def manifold_grid(
 
 
 @torch.no_grad()
+@torch.no_grad()
+def _interpolated(model, a: tuple, b: tuple, steps: int) -> torch.Tensor:
+    """Means of p(x|z) at ``steps`` codes on the line from the code of each image of ``a``
+    (images, labels) to that of ``b``'s: (P * steps, C*H*W)."""
+    (x_a, ya), (x_b, yb) = a, b
+    with eval_mode(model):
+        za = flatten_codes(model, model.code(x_a, ya))  # (P, D)
+        zb = flatten_codes(model, model.code(x_b, yb))
+        t = torch.linspace(0, 1, steps, device=za.device)[None, :, None]  # (1, steps, 1)
+        z = (1 - t) * za[:, None] + t * zb[:, None]  # (P, steps, D)
+        # a conditional model decodes with A's label up to the middle, then B's
+        labels = None
+        if ya is not None:
+            labels = torch.where(t.reshape(1, steps) < 0.5, ya[:, None], yb[:, None]).reshape(-1)
+        return model.decode(shape_codes(model, z.reshape(len(za) * steps, -1)), labels).mean
+
+
 def interpolation_grid(
     model,
     x_a,
@@ -348,17 +365,7 @@ def interpolation_grid(
     ya = None if y_a is None else torch.as_tensor(y_a).to(device)
     yb = None if y_b is None else torch.as_tensor(y_b).to(device)
     pairs = len(x_a)
-    with eval_mode(model):
-        za = flatten_codes(model, model.code(x_a, ya))  # (P, D)
-        zb = flatten_codes(model, model.code(x_b, yb))
-        t = torch.linspace(0, 1, steps, device=za.device)[None, :, None]  # (1, steps, 1)
-        z = (1 - t) * za[:, None] + t * zb[:, None]  # (P, steps, D)
-        # a conditional model decodes with A's label up to the middle, then B's
-        labels = None
-        if ya is not None:
-            labels = torch.where(t.reshape(1, steps) < 0.5, ya[:, None], yb[:, None]).reshape(-1)
-        decoded = model.decode(shape_codes(model, z.reshape(pairs * steps, -1)), labels).mean
-    decoded = decoded.reshape(pairs, steps, dim)
+    decoded = _interpolated(model, (x_a, ya), (x_b, yb), steps).reshape(pairs, steps, dim)
     row = torch.cat([x_a[:, None], decoded, x_b[:, None]], 1).cpu()  # (P, steps + 2, C*H*W)
     ncol = steps + 2
     pad = 2

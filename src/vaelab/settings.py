@@ -8,6 +8,7 @@ given), a settings file, explicit settings.
 
 from __future__ import annotations
 
+import importlib
 import json
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
@@ -119,10 +120,10 @@ def preset_config(*names: str) -> dict[str, Any]:
 
 def _bounds_px(model_name: str) -> bool:
     """Whether the family bounds the unconditional log-likelihood log p(x)."""
-    from .models.abilities import Conditional, HasBound
-
     cls = resolve("model", model_name)
-    return issubclass(cls, HasBound) and not issubclass(cls, Conditional)
+    # loaded with the model (torch), never when this module is: `vaelab --help` stays quick
+    abilities = importlib.import_module("vaelab.models.abilities")
+    return issubclass(cls, abilities.HasBound) and not issubclass(cls, abilities.Conditional)
 
 
 def _presets(flat: dict[str, Any]) -> list[str]:

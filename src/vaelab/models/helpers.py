@@ -8,6 +8,9 @@ from contextlib import contextmanager
 import torch
 from torch import nn
 
+from ..nets import init_output_bias
+from .abilities import flatten_codes
+
 
 @contextmanager
 def eval_mode(model: nn.Module) -> Iterator[nn.Module]:
@@ -32,8 +35,6 @@ def flat_codes(
 ) -> torch.Tensor:
     """``model.code`` of every image of ``x``, in batches, in evaluation mode, flattened
     (``abilities.flatten_codes``): (N, latent_dim) on the CPU."""
-    from .abilities import flatten_codes
-
     device = model_device(model)
     out = []
     with eval_mode(model):
@@ -51,6 +52,4 @@ def start_at_mean_image(model, train) -> None:
     """Set the decoder's output bias so that it starts at the data's mean image (for a
     Bernoulli, the logit of each pixel's mean): training does not first spend epochs learning
     the marginal, a plateau in which a VampPrior can collapse for good."""
-    from ..nets import init_output_bias
-
     init_output_bias(model.decoder, train.x.mean(0), model.likelihood.output_for_mean)
