@@ -49,8 +49,8 @@ class StandardNormalPrior(nn.Module):
 class VampPrior(nn.Module):
     """p(z) = (1/K) sum_k q(z | u_k): the mixture of the encoder's posteriors at K learned
     pseudo-inputs u_k (Tomczak & Welling 2018).  u_k = hardtanh(w_k) in [0, 1], w_k initialised
-    near 0 like the paper's N(0.05, 0.01) (starting them at training images instead trained
-    worse: 117.9 against 113.7 nats after 5 epochs).  No closed-form KL: the models estimate
+    near 0 like the paper's N(0.05, 0.01) (starting them at training images trained worse:
+    docs/likelihoods.md).  No closed-form KL: the models estimate
     KL(q || p) with the sample z ~ q(z|x) as log q(z|x) - log p(z)."""
 
     name = "vamp"
