@@ -33,18 +33,36 @@ import yaml
 
 from tools import ROOT
 from vaelab.cli import build_parser
+from vaelab.registry import MODELS
 
 DOCS = ROOT / "docs"
 KATEX_VERSION = "0.16.22"
 KATEX_SHA512 = (
     "XCHRdUw4lf3SKBaJe4EvgqIuWwkPSo9XoeO8GjQW94Bp7TWv9hNhzZjZ+OH9yf1UmLygb7DIT5GSFQiyt16zYg=="
 )
+DEFAULT_MODEL = "vae"  # the family `vaelab train` trains when none is named
 KATEX_FILES = ("katex.min.js", "katex.min.css", "contrib/auto-render.min.js")
 
 
+def own_settings(model: str) -> str:
+    """The group of ``vaelab train --model MODEL --help`` that lists the model's own settings."""
+    train = _subcommands(build_parser(model))["train"]
+    group = next(g for g in train._action_groups if g.title == f"{model}'s own settings")
+    formatter = train._get_formatter()
+    formatter.start_section(group.title)
+    formatter.add_arguments(group._group_actions)
+    formatter.end_section()
+    return formatter.format_help().strip()
+
+
+def _subcommands(parser) -> dict:
+    return next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction").choices
+
+
 def write_cli_reference(path: Path) -> Path:
-    """Every command's --help text, as the parser prints it."""
-    parser = build_parser()
+    """Every command's --help text, as the parser prints it (train's with the default model's
+    settings, then each other model's own)."""
+    parser = build_parser(DEFAULT_MODEL)
     lines = [
         "# Command-line reference",
         "",
@@ -56,9 +74,14 @@ def write_cli_reference(path: Path) -> Path:
         "```",
         "",
     ]
-    sub = next(a for a in parser._actions if a.__class__.__name__ == "_SubParsersAction")
-    for name, p in sub.choices.items():
+    for name, p in _subcommands(parser).items():
         lines += [f"## vaelab {name}", "", "```text", p.format_help().rstrip(), "```", ""]
+        if name == "train":
+            for model in sorted(set(MODELS) - {DEFAULT_MODEL}):
+                lines += [f"### vaelab train --model {model}", "",
+                          f"Its own settings (`vaelab train --model {model} --help` lists "
+                          "them with the rest):", "",
+                          "```text", own_settings(model), "```", ""]  # fmt: skip
         nested = [a for a in p._actions if a.__class__.__name__ == "_SubParsersAction"]
         for inner in nested:
             for iname, ip in inner.choices.items():
