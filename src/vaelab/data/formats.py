@@ -124,11 +124,19 @@ def _gunzip(data: bytes, source: object, limit: int | None = None, why: str = ""
 
 
 def _gunzip_head(data: bytes, source: object) -> bytes:
-    """The first bytes (up to the longest IDX header) that the gzip stream ``data`` inflates to."""
+    """The first bytes (up to the longest IDX header) that the gzip stream ``data`` inflates to,
+    through concatenated members too."""
+    head = b""
     try:
-        return zlib.decompressobj(16 + zlib.MAX_WBITS).decompress(data, _IDX_HEAD)
+        while data and len(head) < _IDX_HEAD:
+            d = zlib.decompressobj(16 + zlib.MAX_WBITS)
+            head += d.decompress(data, _IDX_HEAD - len(head))
+            if d.unconsumed_tail or not d.eof:
+                break  # the header is complete, or the stream ends early (refused later)
+            data = d.unused_data.lstrip(b"\0")
     except zlib.error as e:
         raise DataError(f"{source}: corrupt or truncated gzip stream ({e})") from e
+    return head
 
 
 def _idx_dims(head: bytes, source: object) -> tuple[int, tuple[int, ...]]:
