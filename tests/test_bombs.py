@@ -20,7 +20,7 @@ import pytest
 from helpers import run
 from PIL import Image
 
-from vaelab.data import DataError, load_images, read_idx, read_npz
+from vaelab.data import DataError, formats, load_images, read_idx, read_npz
 from vaelab.data.formats import (
     BUDGET_VARIABLE,
     MAX_DATA_BYTES,
@@ -269,3 +269,14 @@ def test_a_hostile_resized_cache_is_rebuilt(tmp_path):
     write_npz(cached, {"images": npy_header((15_000_000, 1, 28, 28))})
     again = load_images(tmp_path / "x.npy", image_size=4, cache_dir=tmp_path / "cache")
     assert np.array_equal(first.images, again.images)
+
+
+def test_running_out_of_memory_within_a_raised_budget_is_one_line(tmp_path, monkeypatch):
+    def no_memory(f, need):
+        raise MemoryError
+
+    monkeypatch.setattr(formats, "_read_exactly", no_memory)
+    path = write_npz(tmp_path / "big.npz", {"x": npy_header((8, 8)) + bytes(64)})
+    with pytest.raises(DataError) as e:
+        read_npz(path)
+    one_line(e, path, "x.npy: out of memory for its 64 bytes")

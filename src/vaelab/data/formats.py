@@ -120,6 +120,8 @@ def _gunzip(data: bytes, source: object, limit: int | None = None, why: str = ""
             data = d.unused_data.lstrip(b"\0")  # concatenated members, as gzip allows
     except zlib.error as e:
         raise DataError(f"{source}: corrupt or truncated gzip stream ({e})") from e
+    except MemoryError:
+        raise DataError(f"{source}: out of memory inflating {limit:,} bytes") from None
     return b"".join(out)
 
 
@@ -296,7 +298,10 @@ def read_npy(
                 f"{source}: {member}: its header claims shape {shape} ({need:,} bytes), the "
                 f"file holds {size - f.tell():,}"
             )
-        data, got = _read_exactly(f, need)
+        try:
+            data, got = _read_exactly(f, need)
+        except MemoryError:
+            raise DataError(f"{source}: {member}: out of memory for its {need:,} bytes") from None
     if got != need:
         raise DataError(
             f"{source}: {member}: its header claims shape {shape} ({need:,} bytes), the "
