@@ -187,12 +187,22 @@ def _labels(model, split, digit: int | None):
     return split.y if digit is None else torch.full_like(split.y, digit)
 
 
+MAX_GRID = 10_000  # images in one grid of sample or reconstruct
+MAX_NCOL = 256  # images in one row of a grid
+
+
+def _check_grid(args: argparse.Namespace) -> None:
+    """-n and --ncol within what one picture can hold, refused in one line otherwise."""
+    for flag, value, top in (("-n", args.n, MAX_GRID), ("--ncol", args.ncol, MAX_NCOL)):
+        if not 1 <= value <= top:
+            raise VaelabError(f"{flag} must lie in 1..{top}, got {value}")
+
+
 def cmd_sample(args: argparse.Namespace) -> int:
     from .plots import sample_grid
     from .runs import load_run
 
-    if args.n < 1:
-        raise VaelabError(f"-n must be >= 1, got {args.n}")
+    _check_grid(args)
     model = load_run(args.run, which=args.which)
     out = sample_grid(model, Path(args.output), n=args.n, seed=args.seed, ncol=args.ncol,
                       digit=args.digit)  # fmt: skip
@@ -203,8 +213,7 @@ def cmd_sample(args: argparse.Namespace) -> int:
 def cmd_reconstruct(args: argparse.Namespace) -> int:
     from .plots import reconstruction_grid
 
-    if args.n < 1:
-        raise VaelabError(f"-n must be >= 1, got {args.n}")
+    _check_grid(args)
     model, split = _model_and_split(args)
     split = split.head(args.n)
     y = _labels(model, split, args.digit)

@@ -89,14 +89,14 @@ def row_of(path: str | Path, split: str = "test") -> Row:
         curve=[(m["epoch"], m["val_loss"]) for m in metrics if "val_loss" in m],
         values=math.prod(run.model_config.get("image_shape", (1, 28, 28))),
     )
-    ev = split_evaluation(run.evaluation(), split)
+    ev = split_evaluation({k: _readable(v) for k, v in run.evaluation().items()}, split)
     if not ev:
         return row
     row.kind = ev.get("kind")
     row.n_images = ev.get("n_images")
     row.neg_elbo = ev.get("neg_elbo", ev.get("recon"))
     row.recon = ev.get("recon")
-    if "active_units" in ev:
+    if "active_units" in ev and "latent_dim" in ev:
         row.active = f"{ev['active_units']}/{ev['latent_dim']}"
     key = ESTIMATE_KEYS.get(row.kind or "")
     if key and key in ev:
@@ -104,6 +104,27 @@ def row_of(path: str | Path, split: str = "test") -> Row:
         row.k_sub, row.k_gap = ev.get("nll_k_sub"), ev.get("nll_k_gap")
         row.ess_median, row.ess_p5 = ev.get("ess_median"), ev.get("ess_p5")
     return row
+
+
+# What the table reads from an evaluation, and of what type; anything else is left out.
+NUMBERS = ("neg_elbo", "recon", "nll_k_gap", "ess_median", "ess_p5", "n_images", "nll_k",
+           "nll_k_sub", "active_units", "latent_dim",
+           *ESTIMATE_KEYS.values(), *(f"{k}_sem" for k in ESTIMATE_KEYS.values()))  # fmt: skip
+COUNTS = ("n_images", "nll_k", "nll_k_sub", "active_units", "latent_dim")
+
+
+def _readable(ev: dict) -> dict:
+    """The entry ``ev`` of an evaluation.json with the values the table cannot show (a kind
+    that is not text, a number that is not finite, a count that is not whole) left out."""
+    out = {k: v for k, v in ev.items() if k not in NUMBERS and k != "kind"}
+    if isinstance(ev.get("kind"), str):
+        out["kind"] = ev["kind"]
+    for key in NUMBERS:
+        value = ev.get(key)
+        real = isinstance(value, int | float) and not isinstance(value, bool)
+        if real and math.isfinite(value) and (key not in COUNTS or isinstance(value, int)):
+            out[key] = value
+    return out
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -131,7 +152,7 @@ def cells(row: Row) -> list[str]:
     if row.k_gap is not None:
         gap = f"{row.k_gap:+.3f} (K={row.k_sub} vs {row.k})"
     ess = ""
-    if row.ess_median is not None:
+    if row.ess_median is not None and row.ess_p5 is not None:
         ess = f"{row.ess_median:.0f} / {row.ess_p5:.0f}"
     return [
         row.name,

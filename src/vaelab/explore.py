@@ -172,6 +172,11 @@ def explorer_data(model: nn.Module, test: Split, *, n_points: int = 2000, seed: 
         raise VaelabError(f"explorer: the decoder outputs {width} values, not {dims} pixels")
     d = int(model.latent_dim)
     codes = latent_codes(model, test.x)  # (N, D) flat codes: latent means (AE: codes)
+    if not codes.isfinite().all():
+        raise VaelabError(
+            "explorer: the latent codes of the test images are not finite (NaN or inf); "
+            "the weights hold non-finite values, or the encoder overflows"
+        )
     if d == 2:  # the plane is z itself
         origin, axes, xy, explained = np.zeros(2), np.eye(2), codes.double().numpy(), None
     else:  # z = mean + a * pc1 + b * pc2
@@ -287,7 +292,7 @@ def write_explorer(
     as dots.  A model whose decoder cannot run in the page raises VaelabError.
     """
     run = Run.load(run_dir)
-    model = run.model()
+    model = run.model(finite=True)  # NaN weights: refused, not drawn as a page of NaN
     exportable_layers(model)  # refuse before loading any data
     name = run.path.resolve().name or str(run.path)
     page = explorer_html(model, run.splits()["test"], name=name, n_points=n_points, seed=seed)

@@ -20,7 +20,9 @@ import logging
 import math
 import os
 import shutil
+import time
 import weakref
+from collections.abc import Callable
 from dataclasses import dataclass
 
 import torch
@@ -193,12 +195,14 @@ def importance_sampled(
     mine = sum(min(plan.batch, len(x) - s) for s in starts)  # this process's images
     disable = None if progress and dist.is_main else True
     bar = tqdm(total=mine, desc=f"log p(x), K={k}", unit="img", disable=disable)
+    forecast = Forecast(len(starts) * math.ceil(k / plan.k_chunk), f"{k} samples of {mine} images")
     with eval_mode(model), products_in(settings.precision, device):
         for start in starts:
             sl = slice(start, start + plan.batch)
             if seed is not None:
                 torch.manual_seed(batch_seed(seed, start))
-            _estimate_batch(weights, x[sl], None if y is None else y[sl], plan, est, sl)
+            yb = None if y is None else y[sl]
+            _estimate_batch(weights, x[sl], yb, plan, est, sl, forecast)
             bar.update(len(x[sl]))
     bar.close()
     if dist.active:
@@ -218,8 +222,47 @@ def _check_request(model, x: torch.Tensor, k: int, y: torch.Tensor | None, seed:
         raise VaelabError("a conditional model's likelihood needs the labels y")
 
 
-def _estimate_batch(weights, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice) -> None:
-    """Fold the K log-weights of one batch, chunk by chunk, into three running logsumexps."""
+FORECAST_AFTER_S = 10.0  # an estimate expected to take longer says how long, once
+
+
+class Forecast:
+    """Called after each of an estimate's ``chunks`` chunks: times the second (the first may
+    include compiling and warming up), and when the whole estimate should take over
+    ``FORECAST_AFTER_S`` logs one line, "about N min for WHAT", before it goes on."""
+
+    def __init__(self, chunks: int, what: str):
+        self.chunks, self.what = chunks, what
+        self.done, self.first, self.since = 0, 0.0, time.perf_counter()
+
+    def __call__(self) -> None:
+        self.done += 1
+        if self.done > 2 or self.chunks <= 2:
+            return
+        now = time.perf_counter()
+        if self.done == 1:
+            self.first, self.since = now - self.since, now
+            return
+        seconds = self.first + (self.chunks - 1) * (now - self.since)
+        if seconds > FORECAST_AFTER_S:
+            logger.info(f"about {duration(seconds)} for {self.what} (timed on the first chunks)")
+
+
+def duration(seconds: float) -> str:
+    """``seconds`` in words: 40 s, 12 min, 5.2 h, 3.1 days."""
+    if seconds < 120:
+        return f"{seconds:.0f} s"
+    if seconds < 2 * 3600:
+        return f"{seconds / 60:.0f} min"
+    if seconds < 2 * 86400:
+        return f"{seconds / 3600:.1f} h"
+    return f"{seconds / 86400:.1f} days"
+
+
+def _estimate_batch(
+    weights, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice, after_chunk: Callable[[], None]
+) -> None:
+    """Fold the K log-weights of one batch, chunk by chunk, into three running logsumexps;
+    ``after_chunk()`` after each chunk."""
     k, k_sub = est.k, est.k_sub
     total = total_sq = sub = None  # (B,) each: lse of w, of w^2, of the first k_sub w
     for done in range(0, k, plan.k_chunk):
@@ -228,6 +271,7 @@ def _estimate_batch(weights, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice)
         total_sq = _fold(total_sq, 2 * lw)
         if done < k_sub:
             sub = _fold(sub, lw[: k_sub - done])
+        after_chunk()
     est.log_px[sl] = (total - math.log(k)).cpu()
     est.log_px_sub[sl] = (sub - math.log(k_sub)).cpu()
     est.ess[sl] = torch.exp(2 * total - total_sq).cpu()

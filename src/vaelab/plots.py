@@ -423,16 +423,10 @@ def training_curves(
 
     curve(ax, "train_loss", "train (mean over the epoch's batches)", "tab:blue")
     val = curve(ax, "val_loss", "validation (after the epoch)", "tab:orange")
-    best = int(np.nanargmin(val))
-    ax.plot(
-        epochs[best],
-        val[best],
-        "*",
-        color="black",
-        markersize=12,
-        zorder=3,
-        label=f"lowest validation loss {val[best]:.2f} (best weights)",
-    )
+    if not all(math.isnan(v) for v in val):  # rows without a validation loss: no star
+        best = int(np.nanargmin(val))
+        ax.plot(epochs[best], val[best], "*", color="black", markersize=12, zorder=3,
+                label=f"lowest validation loss {val[best]:.2f} (best weights)")  # fmt: skip
     what = " + ".join(key for key, _ in parts)
     ax.set_title(f"loss ({what}, weighted) per epoch" if parts else "loss per epoch", fontsize=10)
     ax.set_ylabel(f"loss ({unit})")

@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VaelabError
-from .runs import Run, atomic_write
+from .runs import Run, atomic_write, read_json
 
 CAPTIONS = {  # known figures first, in this order; any other PNG follows by name
     "curves.png": "Training curves: loss per epoch on the training and validation splits.",
@@ -139,10 +139,10 @@ def _evaluation_section(path: Path) -> str:
         return ""
     out = ["<h2>Evaluation</h2>"]
     try:
-        data = json.loads(path.read_text(encoding="utf-8"))
+        data = read_json(path, "evaluation")
         if not isinstance(data, dict):
             raise ValueError("not a JSON object")
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, VaelabError) as e:
         out.append(
             f'<p class="note warn">{escape(path.name)} could not be read: {escape(str(e))}</p>'
         )

@@ -242,13 +242,50 @@ def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dic
         raise VaelabError(f"cannot read checkpoint {path}: {type(e).__name__}: {first}") from None
 
 
-def _read_json(path: Path, what: str) -> Any:
+MAX_JSON_BYTES = 16 * 2**20  # a config.json or evaluation.json this large is refused unread
+MAX_JSON_DEPTH = 32  # lists and objects nested deeper than this are not a vaelab file
+
+
+def read_json(path: Path, what: str) -> Any:
+    """The JSON value in ``path``, or a one-line VaelabError naming the file: over
+    ``MAX_JSON_BYTES`` (refused before reading), not UTF-8, not JSON, or nested deeper than
+    ``MAX_JSON_DEPTH`` (so that no reader of it ever recurses without bound)."""
+    path = Path(path)
+    size = path.stat().st_size
+    if size > MAX_JSON_BYTES:
+        raise VaelabError(
+            f"{path} is {size} bytes, over the {MAX_JSON_BYTES // 2**20} MiB a vaelab {what} "
+            "may have; refused unread"
+        )
+    return parse_json(path.read_bytes(), str(path), what)
+
+
+def parse_json(data: bytes, where: str, what: str) -> Any:
+    """``data`` (UTF-8 JSON) as a value; a one-line VaelabError that names ``where``."""
     try:
-        return json.loads(path.read_text())
-    except json.JSONDecodeError as e:
-        raise VaelabError(f"{path} is not valid JSON: {e}") from None
+        value = json.loads(data.decode("utf-8"))
     except UnicodeDecodeError:
-        raise VaelabError(f"{path} is not a text file; not a vaelab {what}") from None
+        raise VaelabError(f"{where} is not UTF-8 text; not a vaelab {what}") from None
+    except RecursionError:
+        raise VaelabError(f"{where} nests too deeply to be a vaelab {what}") from None
+    except ValueError as e:  # JSONDecodeError, or an integer too long to convert
+        raise VaelabError(f"{where} is not valid JSON: {e}") from None
+    if _depth(value) > MAX_JSON_DEPTH:
+        raise VaelabError(
+            f"{where} nests lists or objects over {MAX_JSON_DEPTH} deep; not a vaelab {what}"
+        )
+    return value
+
+
+def _depth(value: Any) -> int:
+    """How deeply lists and objects nest in ``value`` (a scalar: 0), without recursion."""
+    deepest, todo = 0, [(value, 1)]
+    while todo:
+        item, level = todo.pop()
+        if isinstance(item, dict | list):
+            deepest = max(deepest, level)
+            todo += [(v, level + 1) for v in (item.values() if isinstance(item, dict) else item)]
+    return deepest
 
 
 def _typed(cls: type, values: Any, path: Path, key: str):
@@ -264,6 +301,20 @@ def _typed(cls: type, values: Any, path: Path, key: str):
         return cls(**values)
     except VaelabError as e:
         raise VaelabError(f"{path}: {key}: {e}") from None
+
+
+def _metrics_problem(row: Any) -> str | None:
+    """What keeps ``row`` from being a row of metrics (a phrase), or None."""
+    if not isinstance(row, dict):
+        return "is not a JSON object"
+    epoch = row.get("epoch")
+    if isinstance(epoch, bool) or not isinstance(epoch, int) or epoch < 1:
+        return f"has epoch {str(epoch)[:40]!r}, not a whole number >= 1"
+    for key, value in row.items():
+        real = isinstance(value, int | float) and not isinstance(value, bool)
+        if not real or not math.isfinite(value):
+            return f"has {key[:40]!r} = {str(value)[:40]!r}, not a finite number"
+    return None
 
 
 @dataclass
@@ -353,7 +404,7 @@ class Run:
             raise VaelabError(f"{path} is not a vaelab run folder (no such directory)")
         if not (path / CONFIG).exists():
             raise VaelabError(f"{path} is not a vaelab run folder (no {CONFIG})")
-        cfg = _read_json(path / CONFIG, "run config")
+        cfg = read_json(path / CONFIG, "run config")
         if not isinstance(cfg, dict):
             raise VaelabError(f"{path / CONFIG} must hold a JSON object")
         for key in ("model", "model_config", "train", "data"):
@@ -412,13 +463,25 @@ class Run:
         """The model with fresh weights, as configured."""
         return build_model(self.model_name, **self.model_config)
 
-    def model(self, which: str = "best", device: str | torch.device = "cpu"):
-        """The trained model (``best``: lowest validation loss, or ``last``), in eval mode."""
+    def model(
+        self, which: str = "best", device: str | torch.device = "cpu", *, finite: bool = False
+    ):
+        """The trained model (``best``: lowest validation loss, or ``last``), in eval mode.
+        Weights that hold NaN or inf are named in a one-line warning, or with ``finite``
+        refused in a one-line error."""
         weights = self.weights_path(which)
         if not weights.exists():
             raise VaelabError(f"{self.path} has no {weights.name} (did training finish an epoch?)")
         model = self.build_model()
         load_weights(model, weights)
+        state = model.state_dict()
+        bad = [k for k, t in state.items() if t.is_floating_point() and not t.isfinite().all()]
+        if bad:
+            what = (f"{weights} holds non-finite values (NaN or inf) in {len(bad)} of its "
+                    f"{len(state)} tensors ({bad[0]}, ...)")  # fmt: skip
+            if finite:
+                raise VaelabError(what)
+            logger.warning(f"warning: {what}; what the model computes will not be finite")
         return model.to(device).eval()
 
     def splits(self):
@@ -426,28 +489,36 @@ class Run:
         return load_splits(self.data)
 
     def metrics(self) -> list[dict[str, Any]]:
+        """RUN/metrics.jsonl: one row per epoch, each checked (UTF-8, a JSON object, ``epoch``
+        a whole number >= 1, every other value a finite number); a bad line is refused in
+        one line that names the file and the line's number."""
         path = self.metrics_path
         if not path.exists():
             return []
         rows = []
-        for n, line in enumerate(path.read_text().splitlines(), 1):
-            if line.strip():
-                try:
-                    rows.append(json.loads(line))
-                except json.JSONDecodeError:
-                    raise VaelabError(f"{path}: line {n} is not valid JSON") from None
+        for n, line in enumerate(path.read_bytes().split(b"\n"), 1):
+            if not line.strip():
+                continue
+            row = parse_json(line, f"{path}: line {n}", "metrics row")
+            problem = _metrics_problem(row)
+            if problem:
+                raise VaelabError(f"{path}: line {n} {problem}")
+            rows.append(row)
         return rows
 
     def evaluation(self) -> dict[str, Any]:
-        """RUN/evaluation.json: one entry per split (empty when absent or unreadable)."""
+        """RUN/evaluation.json: one mapping per split (empty when absent or unreadable; an
+        entry that is not a mapping is left out)."""
         path = self.evaluation_path
         if not path.exists():
             return {}
         try:
-            saved = json.loads(path.read_text())
-        except (json.JSONDecodeError, UnicodeDecodeError):
+            saved = read_json(path, "evaluation")
+        except (VaelabError, OSError):
             return {}
-        return saved if isinstance(saved, dict) else {}
+        if not isinstance(saved, dict):
+            return {}
+        return {k: v for k, v in saved.items() if isinstance(v, dict)}
 
     def save_evaluation(self, result: dict[str, Any], key: str | None = None) -> None:
         """Merge ``result`` under ``key`` (default: its split name; same weights: update, else

@@ -44,6 +44,7 @@ from tools import ROOT
 from tools.machine import cpu_name
 from vaelab.compare import row_of
 from vaelab.plots import nll_against_time
+from vaelab.runs import Run
 
 ENV = dict(os.environ)  # the environment of the vaelab commands
 COMMON = ["--protocol", "paper", "--batch-size", "100", "--lr-schedule", "cosine"]
@@ -136,10 +137,9 @@ def run_logged(cmd: list[str], log: Path, deadline: float | None = None) -> int:
 
 
 def metrics_seconds(out: Path) -> list[float]:
-    path = out / "metrics.jsonl"
-    if not path.exists():
+    if not (out / "config.json").exists():
         return []
-    return [json.loads(line)["seconds"] for line in path.read_text().splitlines() if line.strip()]
+    return [row["seconds"] for row in Run.load(out).metrics()]
 
 
 def calibrate(jobs, out_dir: Path, extra: list[str], parallel: int) -> dict[str, float]:
