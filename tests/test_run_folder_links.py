@@ -94,6 +94,14 @@ def test_a_linked_lock_is_refused_in_a_new_out_folder(trained, tmp_path, outside
     assert not (new / "config.json").exists()
 
 
+def test_a_lock_hard_linked_to_another_file_is_refused(run, outside, capsys):
+    (run / ".lock").unlink(missing_ok=True)
+    os.link(outside, run / ".lock")
+    code, err = cli(capsys, "train", "--resume", run, "--epochs", 2, "--no-progress")
+    one_line_error(code, err, ".lock", "hard links")
+    assert unchanged(outside)
+
+
 def test_a_dangling_evaluation_lock_creates_nothing(run, tmp_path, capsys):
     target = tmp_path / "home" / "created"
     (run / ".evaluation.lock").unlink(missing_ok=True)

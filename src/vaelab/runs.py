@@ -103,7 +103,7 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
 
 def _refused(path: Path, why: str) -> VaelabError:
     return VaelabError(f"{path} {why}; refused, not followed (a run folder holds regular files "
-                       "and its figures/ folder only: remove it)")  # fmt: skip
+                       "and real folders only: remove it)")  # fmt: skip
 
 
 def _checked(folder: Path, name: str | Path, is_kind: Callable[[Path], bool], kind: str) -> Path:
