@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import functools
 import importlib
+import io
 import json
 import logging
 import math
@@ -39,7 +40,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
 
 from . import __version__
 from .config import DataConfig, TrainConfig, type_problems
@@ -253,8 +255,10 @@ def save_weights(
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
+    path = Path(path)
+    data = read_in(path.parent, path.name)  # never through a link
     try:
-        state = load_file(str(path))
+        state = safetensors_load(data)
     except (SafetensorError, OSError) as e:
         raise VaelabError(f"cannot read weights {path}: {e}") from None
     load_state(model, state, path)
@@ -294,8 +298,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     if not Path(path).exists():
         raise VaelabError(f"no checkpoint at {path}")
+    data = io.BytesIO(read_in(Path(path).parent, Path(path).name))  # never through a link
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(data, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:  # objects beyond plain tensors: never built
         why = [line for line in str(e).splitlines() if "GLOBAL" in line or "nsupported" in line]
         raise VaelabError(
