@@ -343,9 +343,8 @@ class Run:
     ``Run.create`` starts a new run (refusing a folder that holds one), ``Run.load`` reads
     one; ``model()`` rebuilds the trained model, ``splits()`` its data, and the ``*_path``
     properties name its files, each checked by ``file_in`` (a symbolic link is refused).
-    ``config.json`` holds ``model`` (registry name),
-    ``model_config`` (the model's constructor arguments), ``train``, ``data``, the vaelab
-    version and the loss unit.
+    ``config.json`` holds ``model`` (registry name), ``model_config`` (the model's constructor
+    arguments), ``train``, ``data``, the vaelab version and the loss unit.
     """
 
     path: Path
