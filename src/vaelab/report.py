@@ -15,7 +15,7 @@ from pathlib import Path
 from typing import Any
 
 from .errors import VaelabError
-from .runs import Run, atomic_write, read_json
+from .runs import Run, atomic_write, read_in, read_json
 
 CAPTIONS = {  # known figures first, in this order; any other PNG follows by name
     "curves.png": "Training curves: loss per epoch on the training and validation splits.",
@@ -172,7 +172,7 @@ def _figures_section(folder: Path) -> str:
     pngs.sort(key=lambda p: (known.index(p.name) if p.name in known else len(known), p.name))
     out = ["<h2>Figures</h2>"]
     for png in pngs:
-        data = base64.b64encode(png.read_bytes()).decode("ascii")
+        data = base64.b64encode(read_in(folder, png.name)).decode("ascii")  # never a link
         caption = CAPTIONS.get(png.name, "")
         out.append(
             f'<figure><img src="data:image/png;base64,{data}" alt="{escape(png.name)}">'

@@ -14,19 +14,24 @@ Layout of ``runs/x``::
                          trainer is refused, and the lock ends with its holder
 
 Every file is written to a temporary file in the same folder and renamed into place, so an
-interruption never leaves a half-written file where a good one stood.
+interruption never leaves a half-written file where a good one stood.  A folder may be shared
+with others who can write to it: its files and its figures/ and tensorboard/ folders are used
+only when they are what they seem (``file_in``, ``folder_in``); a symbolic link planted in it is
+refused in one line, never followed, so nothing outside the folder is read into it or written.
 """
 
 from __future__ import annotations
 
 import functools
 import importlib
+import io
 import json
 import logging
 import math
 import os
 import pickle
 import socket
+import stat
 import tempfile
 from collections.abc import Callable
 from dataclasses import asdict, dataclass, field, fields
@@ -35,7 +40,8 @@ from typing import Any
 
 import torch
 from safetensors import SafetensorError
-from safetensors.torch import load_file, save_file
+from safetensors.torch import load as safetensors_load
+from safetensors.torch import save_file
 
 from . import __version__
 from .config import DataConfig, TrainConfig, type_problems
@@ -60,6 +66,9 @@ try:
     import fcntl
 except ImportError:  # not POSIX: no locks (a second writer is not detected)
     fcntl = None
+
+_NOFOLLOW = getattr(os, "O_NOFOLLOW", 0)  # open(2) fails on a symbolic link (ELOOP)
+_NONBLOCK = getattr(os, "O_NONBLOCK", 0)  # a FIFO planted under a file's name never blocks
 
 
 @functools.cache
@@ -92,6 +101,58 @@ def atomic_write(path: Path, write: Callable[[Path], None]) -> None:
             kept = "; the previous file is kept" if path.exists() else ""
             raise VaelabError(f"cannot write {path}: {e.strerror or e}{kept}") from e
         raise
+
+
+def _refused(path: Path, why: str) -> VaelabError:
+    return VaelabError(f"{path} {why}; refused, not followed (a run folder holds regular files "
+                       "and real folders only: remove it)")  # fmt: skip
+
+
+def _checked(folder: Path, name: str | Path, is_kind: Callable[[Path], bool], kind: str) -> Path:
+    folder = Path(folder)
+    path = folder / name
+    if path.is_symlink():
+        raise _refused(path, "is a symbolic link")
+    if path.exists() and not is_kind(path):
+        raise _refused(path, f"is not a {kind}")
+    if not path.resolve().is_relative_to(folder.resolve()):
+        raise _refused(path, f"lies outside {folder} (through a linked folder)")
+    return path
+
+
+def file_in(folder: Path, name: str | Path) -> Path:
+    """``folder / name``, checked before vaelab reads or replaces it: absent, or a regular file
+    that is no symbolic link and lies inside ``folder`` (no linked folder on the way).  Anything
+    else is refused with a one-line VaelabError that names it."""
+    return _checked(folder, name, Path.is_file, "regular file")
+
+
+def folder_in(folder: Path, name: str | Path) -> Path:
+    """``folder / name`` as a subfolder to read or write (``figures``, ``tensorboard``): absent,
+    or a real folder inside ``folder``; a symbolic link or anything else is refused."""
+    return _checked(folder, name, Path.is_dir, "folder")
+
+
+def _open_regular(path: Path, flags: int, mode: int = 0o666) -> int:
+    """``os.open`` that never follows a link at ``path`` and keeps only a regular file."""
+    try:
+        fd = os.open(path, flags | _NOFOLLOW | _NONBLOCK, mode)
+    except OSError as e:
+        if Path(path).is_symlink():
+            raise _refused(path, "is a symbolic link") from None
+        raise VaelabError(f"cannot open {path}: {e.strerror or e}") from None
+    if not stat.S_ISREG(os.fstat(fd).st_mode):
+        os.close(fd)
+        raise _refused(path, "is not a regular file")
+    return fd
+
+
+def read_in(folder: Path, name: str | Path) -> bytes:
+    """The bytes of ``folder / name``, a regular file inside ``folder`` (``file_in``), opened
+    without following a link."""
+    path = file_in(folder, name)
+    with os.fdopen(_open_regular(path, os.O_RDONLY), "rb") as f:
+        return f.read()
 
 
 def remove_stale_temporaries(folder: Path) -> list[Path]:
@@ -140,7 +201,13 @@ class RunLock:
         if fcntl is None:
             return self
         self.path.parent.mkdir(parents=True, exist_ok=True)
-        fd = os.open(self.path, os.O_RDWR | os.O_CREAT, 0o666 & ~_umask())
+        # Written in place, so never through a link: not a symbolic one (O_NOFOLLOW), nor a
+        # hard one that would make the lock another name of someone's file.
+        fd = _open_regular(file_in(self.path.parent, self.path.name), os.O_RDWR | os.O_CREAT,
+                           0o666 & ~_umask())  # fmt: skip
+        if os.fstat(fd).st_nlink > 1:
+            os.close(fd)
+            raise _refused(self.path, "has other hard links")
         try:
             fcntl.flock(fd, fcntl.LOCK_EX | (0 if wait else fcntl.LOCK_NB))
         except BlockingIOError:
@@ -188,8 +255,10 @@ def save_weights(
 
 
 def load_weights(model: torch.nn.Module, path: Path) -> None:
+    path = Path(path)
+    data = read_in(path.parent, path.name)  # never through a link
     try:
-        state = load_file(str(path))
+        state = safetensors_load(data)
     except (SafetensorError, OSError) as e:
         raise VaelabError(f"cannot read weights {path}: {e}") from None
     load_state(model, state, path)
@@ -229,8 +298,9 @@ def save_checkpoint(path: Path, state: dict[str, Any]) -> None:
 def load_checkpoint(path: Path, map_location: str | torch.device = "cpu") -> dict[str, Any]:
     if not Path(path).exists():
         raise VaelabError(f"no checkpoint at {path}")
+    data = io.BytesIO(read_in(Path(path).parent, Path(path).name))  # never through a link
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        return torch.load(data, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as e:  # objects beyond plain tensors: never built
         why = [line for line in str(e).splitlines() if "GLOBAL" in line or "nsupported" in line]
         raise VaelabError(
@@ -251,13 +321,13 @@ def read_json(path: Path, what: str) -> Any:
     ``MAX_JSON_BYTES`` (refused before reading), not UTF-8, not JSON, or nested deeper than
     ``MAX_JSON_DEPTH`` (so that no reader of it ever recurses without bound)."""
     path = Path(path)
-    size = path.stat().st_size
+    size = path.lstat().st_size  # a link is refused by read_in, never followed
     if size > MAX_JSON_BYTES:
         raise VaelabError(
             f"{path} is {size} bytes, over the {MAX_JSON_BYTES // 2**20} MiB a vaelab {what} "
             "may have; refused unread"
         )
-    return parse_json(path.read_bytes(), str(path), what)
+    return parse_json(read_in(path.parent, path.name), str(path), what)
 
 
 def parse_json(data: bytes, where: str, what: str) -> Any:
@@ -323,9 +393,9 @@ class Run:
 
     ``Run.create`` starts a new run (refusing a folder that holds one), ``Run.load`` reads
     one; ``model()`` rebuilds the trained model, ``splits()`` its data, and the ``*_path``
-    properties name its files.  ``config.json`` holds ``model`` (registry name),
-    ``model_config`` (the model's constructor arguments), ``train``, ``data``, the vaelab
-    version and the loss unit.
+    properties name its files, each checked by ``file_in`` (a symbolic link is refused).
+    ``config.json`` holds ``model`` (registry name), ``model_config`` (the model's constructor
+    arguments), ``train``, ``data``, the vaelab version and the loss unit.
     """
 
     path: Path
@@ -340,28 +410,28 @@ class Run:
 
     @property
     def config_path(self) -> Path:
-        return self.path / CONFIG
+        return file_in(self.path, CONFIG)
 
     @property
     def checkpoint_path(self) -> Path:
-        return self.path / CHECKPOINT
+        return file_in(self.path, CHECKPOINT)
 
     @property
     def metrics_path(self) -> Path:
-        return self.path / METRICS
+        return file_in(self.path, METRICS)
 
     @property
     def evaluation_path(self) -> Path:
-        return self.path / EVALUATION
+        return file_in(self.path, EVALUATION)
 
     @property
     def figures_dir(self) -> Path:
-        return self.path / FIGURES
+        return folder_in(self.path, FIGURES)
 
     def weights_path(self, which: str = "best") -> Path:
         if which not in WEIGHTS:
             raise VaelabError(f"which must be 'best' or 'last', got {which!r}")
-        return self.path / f"{which}.safetensors"
+        return file_in(self.path, f"{which}.safetensors")
 
     # --- config.json -----------------------------------------------------------------------
 
@@ -496,7 +566,7 @@ class Run:
         if not path.exists():
             return []
         rows = []
-        for n, line in enumerate(path.read_bytes().split(b"\n"), 1):
+        for n, line in enumerate(read_in(self.path, METRICS).split(b"\n"), 1):
             if not line.strip():
                 continue
             row = parse_json(line, f"{path}: line {n}", "metrics row")
@@ -566,7 +636,7 @@ class RunWriter:
             raise VaelabError(
                 "--tensorboard needs the tensorboard package: pip install 'vaelab[tensorboard]'"
             ) from None
-        self.board = board.SummaryWriter(log_dir=str(self.run.path / TENSORBOARD))
+        self.board = board.SummaryWriter(log_dir=str(folder_in(self.run.path, TENSORBOARD)))
         return self.board.close
 
     def epoch_end(self, model: torch.nn.Module, row: dict[str, Any], state: dict[str, Any]):
