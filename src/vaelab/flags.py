@@ -19,6 +19,7 @@ import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
+from .config import INT_MAX
 from .registry import names
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence)
@@ -62,6 +63,23 @@ def option(f: Field, hint: Any) -> tuple[str, dict[str, Any]]:
         shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
         text = f"{text} (default: {shown})" if text else f"default: {shown}"
     return flag, kwargs | {"help": text}
+
+
+def integer(low: int, high: int = INT_MAX):
+    """An argparse ``type``: an integer in ``low`` .. ``high``, else argparse's one-line
+    error naming the range (an option that is no setting: ``sample --seed``, ``-n``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be >= {low:,} and <= {high:,}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
 def _default(f: Field) -> Any:

@@ -38,7 +38,7 @@ from safetensors import SafetensorError
 from safetensors.torch import load_file, save_file
 
 from . import __version__
-from .config import DataConfig, TrainConfig, type_problems
+from .config import DataConfig, TrainConfig, step_problems, type_problems
 from .data import data_facts, load_splits
 from .errors import VaelabError
 from .models import build_model, model_class
@@ -251,6 +251,9 @@ def _read_json(path: Path, what: str) -> Any:
         raise VaelabError(f"{path} is not a text file; not a vaelab {what}") from None
 
 
+ENTRIES = {"model", "model_config", "train", "data", "vaelab_version", "units"}
+
+
 def _typed(cls: type, values: Any, path: Path, key: str):
     if not isinstance(values, dict):
         raise VaelabError(f"{path}: {key!r} must be a mapping of settings")
@@ -336,6 +339,8 @@ class Run:
         data = data or DataConfig()
         model_config = fit_to_data(model_name, dict(model_config or {}), data)
         model = build_model(model_name, **model_config)
+        if step_problems(model.config, train or TrainConfig()):  # before anything is allocated
+            raise VaelabError(step_problems(model.config, train or TrainConfig())[0])
         return cls(
             path,
             model_name,
@@ -356,6 +361,10 @@ class Run:
         cfg = _read_json(path / CONFIG, "run config")
         if not isinstance(cfg, dict):
             raise VaelabError(f"{path / CONFIG} must hold a JSON object")
+        if set(cfg) - ENTRIES:  # a misspelt or foreign entry is refused, never ignored
+            raise VaelabError(
+                f"{path / CONFIG}: unknown entries {sorted(set(cfg) - ENTRIES)!r:.200}"
+            )
         for key in ("model", "model_config", "train", "data"):
             if key not in cfg:
                 raise VaelabError(f"{path / CONFIG} lacks the {key!r} entry; not a vaelab run")
