@@ -365,6 +365,16 @@ def _range_problem(name: str, value: Any, meta: Any) -> str:
     return f"{what} must be {limits}, got {preview(bad[0])}"
 
 
+def range_text(meta: Any) -> str:
+    """A field's declared range for ``--help``: ``1 to 65,536``, ``>= 0`` or ``""``."""
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is not None:
+        return f"{_number(low)} to {_number(high)}"
+    if low is not None or high is not None:
+        return f">= {_number(low)}" if low is not None else f"<= {_number(high)}"
+    return ""
+
+
 def _number(x: float) -> str:
     return f"{x:,}" if isinstance(x, int) else f"{x:g}"
 
