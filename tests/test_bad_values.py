@@ -6,15 +6,19 @@ from __future__ import annotations
 import json
 import math
 import time
+import typing
+from dataclasses import fields
 
 import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import run as vaelab
-from vaelab.config import STEP_BUDGET, TrainConfig, preview
+from vaelab.config import STEP_BUDGET, DataConfig, TrainConfig, preview
 from vaelab.errors import VaelabError
 from vaelab.eval_config import EvalConfig
+from vaelab.models import model_class
+from vaelab.registry import MODELS
 from vaelab.runs import Run
 from vaelab.settings import read_settings_file, resolve_settings
 
@@ -196,3 +200,16 @@ def test_any_settings_give_a_run_or_a_vaelab_error(flat):
         assert "\n" not in str(e) and len(str(e)) < 1000
         return
     assert run.train.epochs >= 0 and math.isfinite(run.train.lr)
+
+
+def test_every_number_setting_declares_its_range():
+    """A new integer setting without ``low=`` would take any value down to -2**63."""
+    classes = [TrainConfig, DataConfig, EvalConfig, *(model_class(n).config_class for n in MODELS)]
+    for cls in classes:
+        hints = typing.get_type_hints(cls)
+        for f in fields(cls):
+            kind = str(hints[f.name])
+            if "int" in kind and "bool" not in kind:
+                assert f.metadata.get("low") is not None, (cls.__name__, f.name)
+            if "float" in kind and f.name not in ("lr", "adam_eps", "sigma"):  # > 0: by hand
+                assert f.metadata.get("low") is not None, (cls.__name__, f.name)
