@@ -73,6 +73,7 @@ def test_a_bad_flag_is_one_line_and_leaves_no_folder(flags, needle, capsys, tmp_
         ("lr: 1e400", "lr must be finite, got inf"),
         (f"seed: {HUGE}", "seed must be >= 0 and <="),
         ("k: 1000000000", "k must be >= 1 and <= 1,000,000"),
+        ("k: 1e9", "k must be an integer, got float 1000000000.0"),
         ("image_shape: 7", "image_shape must be a list of integers"),
         ("preset: 3", "preset must be a list of strings or null, got int 3"),
         ("1: 2", "every setting's name must be a string"),
