@@ -14,6 +14,7 @@ from hypothesis import HealthCheck, event, given, settings
 from hypothesis import strategies as st
 
 from tests.helpers import run as vaelab
+from tests.helpers import synthetic
 from vaelab.config import STEP_BUDGET, DataConfig, TrainConfig, preview
 from vaelab.errors import VaelabError
 from vaelab.eval_config import EvalConfig
@@ -21,6 +22,7 @@ from vaelab.models import model_class
 from vaelab.registry import MODELS
 from vaelab.runs import Run
 from vaelab.settings import read_settings_file, resolve_settings
+from vaelab.train import resolve_run
 
 HUGE = "99999999999999999999999"
 
@@ -217,3 +219,14 @@ def test_every_number_setting_declares_its_range():
                 assert f.metadata.get("low") is not None, (cls.__name__, f.name)
             if "float" in kind and f.name not in ("lr", "adam_eps", "sigma"):  # > 0: by hand
                 assert f.metadata.get("low") is not None, (cls.__name__, f.name)
+
+
+def test_resume_checks_its_epochs_like_any_setting(tmp_path, tiny_splits):
+    run = Run.create(
+        tmp_path / "r", "vae", {"hidden": [8], "latent_dim": 2}, None, synthetic(tiny_splits)
+    )
+    run.save()
+    for bad in (2_000_000, -4):
+        with pytest.raises(VaelabError, match="epochs must be >= 0 and <= 1,000,000"):
+            resolve_run(run.path, resume=True, epochs=bad)
+    assert resolve_run(run.path, resume=True, epochs=3).train.epochs == 3

@@ -339,8 +339,8 @@ class Run:
         data = data or DataConfig()
         model_config = fit_to_data(model_name, dict(model_config or {}), data)
         model = build_model(model_name, **model_config)
-        if step_problems(model.config, train or TrainConfig()):  # before anything is allocated
-            raise VaelabError(step_problems(model.config, train or TrainConfig())[0])
+        for problem in step_problems(model.config, train or TrainConfig()):  # before allocation
+            raise VaelabError(problem)
         return cls(
             path,
             model_name,
