@@ -206,5 +206,7 @@ def test_models_take_the_image_shape(arch, shape):
 def test_a_bad_image_shape_is_refused_in_one_line():
     with pytest.raises(VaelabError, match="image_shape"):
         build_model("vae", image_shape=[28, 28])
-    with pytest.raises(VaelabError, match="parameters"):
+    with pytest.raises(VaelabError, match="each of image_shape must be >= 1 and <= 65,536"):
         build_model("vae", image_shape=[3, 100_000, 100_000])
+    with pytest.raises(VaelabError, match="parameters"):
+        build_model("vae", image_shape=[3, 60_000, 60_000])

@@ -20,7 +20,7 @@ from pathlib import Path
 from .config import DataConfig, TrainConfig
 from .errors import VaelabError
 from .eval_config import EvalConfig
-from .flags import add_settings, own_fields
+from .flags import add_settings, integer, own_fields
 from .registry import DATASETS, MODELS, resolve
 from .settings import Choices, family_of, read_settings_file, resolve_settings
 
@@ -410,11 +410,11 @@ def _add_evaluate_command(sub) -> None:
 def _add_picture_commands(sub) -> None:
     """sample, reconstruct, encode, plot, report, explore, pca: what a run shows."""
     p = _run_parser(sub, "sample", "a grid of samples from the prior")
-    p.add_argument("-n", type=int, default=64)
+    p.add_argument("-n", type=integer(1, 10_000), default=64)
     p.add_argument("--digit", type=int, help="conditional models: draw this label only")
     p.add_argument("-o", "--output", default="samples.png")
-    p.add_argument("--seed", type=int, default=0)
-    p.add_argument("--ncol", type=int, default=8)
+    p.add_argument("--seed", type=integer(0), default=0)
+    p.add_argument("--ncol", type=integer(1, 10_000), default=8)
     p.set_defaults(func=cmd_sample)
 
     p = _run_parser(sub, "reconstruct", "originals beside their reconstructions")
@@ -432,7 +432,7 @@ def _add_picture_commands(sub) -> None:
     p = _run_parser(sub, "plot", "all figures of a run into RUN/figures")
     p.add_argument("--all", action="store_true", help="every figure (the default)")
     p.add_argument("--device", default="cpu")
-    p.add_argument("--seed", type=int, default=0, help="seed of the prior samples")
+    p.add_argument("--seed", type=integer(0), default=0, help="seed of the prior samples")
     p.set_defaults(func=cmd_plot)
 
     p = _run_parser(

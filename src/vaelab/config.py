@@ -8,11 +8,12 @@ without loading them.
 from __future__ import annotations
 
 import collections.abc
+import functools
 import math
 import os
 import types
 import typing
-from dataclasses import MISSING, dataclass, field
+from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
 from .data import DEFAULT_DATASET, MNIST_DATASET
@@ -25,6 +26,14 @@ PRECISIONS = ("fp32", "tf32", "bf16", "fp16")  # the networks' products (precisi
 TRAIN_PRECISIONS = ("fp32", "tf32", "bf16")  # fp16 training needs loss scaling: not offered
 BURDA_STAGES = 8  # Burda et al. 2016: stage i = 0..7 lasts 3^i epochs at lr * 10^(-i/7)
 BURDA_EPOCHS = sum(3**i for i in range(BURDA_STAGES))  # 3,280
+INT_MAX = 2**63 - 1  # the largest integer setting (a seed: what torch's generators take)
+SIZE_MAX = 65_536  # the largest layer width, latent size or image side
+EPOCHS_MAX = 1_000_000
+K_MAX = 1_000_000  # importance samples per image
+BATCH_MAX = 1_048_576
+# The training step's largest tensor, k * batch_size * width elements, is refused above this
+# before anything is allocated: 2^31 float32 numbers are 8 GiB.
+STEP_BUDGET = 2**31
 
 
 def setting(
@@ -35,6 +44,8 @@ def setting(
     flag: str | None = None,
     metavar: str | None = None,
     cli: bool = True,
+    low: float | None = None,
+    high: float | None = None,
 ) -> Any:
     """A configuration field with the facts the command line is generated from.
 
@@ -42,8 +53,12 @@ def setting(
     ``choices`` a tuple of names or a registry's kind (``"architecture"``, ``"likelihood"``
     ...: ``registry.names``); ``flag`` the option's name when it is not ``--field-name``
     (``--no-verify`` for ``verify``); ``cli=False`` keeps a field that the data decide
-    (``image_shape``) off the command line.  A list default is copied for every instance."""
+    (``image_shape``) off the command line.  ``low`` and ``high``: the range a number (or
+    every number of a list) must lie in, both included (``field_problems`` checks it; an
+    integer without ``high`` stops at ``INT_MAX``).  A list default is copied for every
+    instance."""
     metadata = {"help": help, "choices": choices, "flag": flag, "metavar": metavar, "cli": cli}
+    metadata |= {"low": low, "high": high}
     if isinstance(default, list):
         return field(default_factory=lambda: list(default), metadata=metadata)
     return field(default=default, metadata=metadata)
@@ -82,7 +97,9 @@ class DataConfig:
         "pixels every time it is used",
         choices=BINARIZE,
     )
-    binarize_seed: int = setting(0, "seed of the one-off binarization of val and test images")
+    binarize_seed: int = setting(
+        0, "seed of the one-off binarization of val and test images", low=0, high=INT_MAX - 1
+    )
     data_dir: str | None = setting(
         None, "read the data set from this folder (IDX files) or .npz instead of the cache"
     )
@@ -92,12 +109,15 @@ class DataConfig:
         "any 28x28 data)",
         flag="--no-verify",
     )
-    train_limit: int | None = setting(None, "use only the first N training images", metavar="N")
+    train_limit: int | None = setting(
+        None, "use only the first N training images", metavar="N", low=1
+    )
     val_size: int | None = setting(
         None,
         f"the last N training images validate (unset: {MNIST_DATASET.val_size:,} for MNIST's "
         f"{MNIST_DATASET.train_size:,}; the paper protocol: 400)",
         metavar="N",
+        low=1,
     )
     data: str | None = setting(
         None,
@@ -110,9 +130,14 @@ class DataConfig:
         None,
         "with --data: resize every image to N x N once (cached); conv nets need N a multiple of 4",
         metavar="N",
+        low=4,
+        high=1024,
     )
 
     def __post_init__(self) -> None:
+        problems = field_problems(self)
+        if problems:
+            raise VaelabError("; ".join(problems))
         problem = check_choice("dataset", self.dataset)
         if problem:
             raise VaelabError(problem)
@@ -122,16 +147,10 @@ class DataConfig:
             object.__setattr__(self, "data", os.path.abspath(os.path.expanduser(self.data)))
         elif self.image_size is not None:
             raise VaelabError("--image-size resizes your images: it goes with --data PATH")
-        if self.image_size is not None and not 4 <= self.image_size <= 1024:
-            raise VaelabError(f"image_size must be between 4 and 1024, got {self.image_size}")
         if self.binarize not in BINARIZE:
             raise VaelabError(
                 f"unknown binarization {self.binarize!r}; choose from {', '.join(BINARIZE)}"
             )
-        if self.train_limit is not None and self.train_limit < 1:
-            raise VaelabError(f"train_limit must be >= 1, got {self.train_limit}")
-        if self.val_size is not None and self.val_size < 1:
-            raise VaelabError(f"val_size must be >= 1, got {self.val_size}")
 
     @property
     def binary(self) -> bool:
@@ -180,8 +199,8 @@ class TrainConfig:
     on a CUDA GPU, ``bf16``; see ``precision.py``); loss terms stay float32.
     """
 
-    epochs: int = setting(10, "total epochs")
-    batch_size: int = setting(128, "images per training step")
+    epochs: int = setting(10, "total epochs", low=0, high=EPOCHS_MAX)
+    batch_size: int = setting(128, "images per training step", low=1, high=BATCH_MAX)
     lr: float = setting(1e-3, "Adam's learning rate (its peak, under a schedule)")
     lr_schedule: str = setting(
         "none",
@@ -189,12 +208,14 @@ class TrainConfig:
         "of 3^i epochs at lr 10^(-i/7), scaled to --epochs; 3280 is the paper's)",
         choices=SCHEDULES,
     )
-    lr_step: int = setting(10, "epochs between steps (step schedule)")
-    lr_gamma: float = setting(0.5, "factor per step (step schedule)")
-    weight_decay: float = setting(0.0, "Adam's L2 penalty on the weights")
+    lr_step: int = setting(10, "epochs between steps (step schedule)", low=1, high=EPOCHS_MAX)
+    lr_gamma: float = setting(0.5, "factor per step (step schedule)", low=0.0)
+    weight_decay: float = setting(0.0, "Adam's L2 penalty on the weights", low=0.0)
     adam_eps: float = setting(1e-8, "Adam's epsilon (Burda et al. used 1e-4)")
-    kl_warmup: int = setting(0, "epochs over which the KL weight rises from 0 (0: none)")
-    seed: int = setting(0, "seed of the weights, the batches and the draws")
+    kl_warmup: int = setting(
+        0, "epochs over which the KL weight rises from 0 (0: none)", low=0, high=EPOCHS_MAX
+    )
+    seed: int = setting(0, "seed of the weights, the batches and the draws", low=0, high=INT_MAX)
     device: str = setting("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
     on_nan: str = setting(
         "stop",
@@ -212,23 +233,17 @@ class TrainConfig:
     )
 
     def __post_init__(self) -> None:
-        problems = []
-        if self.epochs < 0:
-            problems.append(f"epochs must be >= 0, got {self.epochs}")
-        if self.batch_size < 1:
-            problems.append(f"batch_size must be >= 1, got {self.batch_size}")
+        problems = field_problems(self)
+        if problems:
+            raise VaelabError("; ".join(problems))
         if not self.lr > 0:
             problems.append(f"lr must be > 0, got {self.lr}")
         if self.lr_schedule not in SCHEDULES:
             problems.append(
                 f"unknown lr_schedule {self.lr_schedule!r} (choose from {', '.join(SCHEDULES)})"
             )
-        if self.lr_step < 1:
-            problems.append(f"lr_step must be >= 1, got {self.lr_step}")
         if not self.adam_eps > 0:
             problems.append(f"adam_eps must be > 0, got {self.adam_eps}")
-        if self.kl_warmup < 0:
-            problems.append(f"kl_warmup must be >= 0, got {self.kl_warmup}")
         if self.on_nan not in ("stop", "skip"):
             problems.append(f"on_nan must be 'stop' or 'skip', got {self.on_nan!r}")
         if self.precision not in TRAIN_PRECISIONS:
@@ -257,6 +272,29 @@ class TrainConfig:
         return min(1.0, (epoch + step / max(steps, 1)) / self.kl_warmup)
 
 
+def step_problems(model_config: dict[str, Any], train: TrainConfig) -> list[str]:
+    """The training step's largest tensor, about ``k * batch_size * width`` numbers (width:
+    the widest of the image's pixels, the layers, the latent sizes and, under a VampPrior, its
+    components), against ``STEP_BUDGET``: a size that cannot fit is refused in one line before
+    anything is allocated or written."""
+    shape = model_config.get("image_shape") or [1, 28, 28]
+    widths = [math.prod(shape), model_config.get("latent_dim", 1), model_config.get("z1_dim", 1)]
+    for key, value in model_config.items():
+        if isinstance(value, list | tuple) and key != "image_shape":
+            widths += value
+    if model_config.get("prior") == "vamp":
+        widths.append(model_config.get("pseudo_inputs", 1))
+    width, k, batch = max(widths), model_config.get("k", 1), train.batch_size
+    if k * batch * width <= STEP_BUDGET:
+        return []
+    most = max(STEP_BUDGET // (batch * width), 0)
+    return [
+        f"k * batch_size * width = {k:,} * {batch:,} * {width:,} numbers in one training step, "
+        f"over the budget of {STEP_BUDGET:,} (8 GiB of float32): at this batch_size and width "
+        f"k must be <= {most:,}; lower k, batch_size or the sizes"
+    ]
+
+
 def burda_stage(epoch: int, epochs: int) -> int:
     """Stage 0..7 of Burda's schedule that (0-based) ``epoch`` of ``epochs`` falls in."""
     position = (epoch + 0.5) / max(epochs, 1) * BURDA_EPOCHS  # the epoch's centre, paper scale
@@ -273,15 +311,108 @@ def type_problems(cls: type, values: dict) -> list[str]:
     what a hand-edited or hostile config.json gets told before anything is built.  Checks
     ``int``, ``float`` (an int is fine), ``str``, ``bool``, ``X | None`` and sequences of
     ``int``; other hints are left to the class."""
-    hints = typing.get_type_hints(cls)
+    hints = _hints(cls)
     problems = []
     for key, value in values.items():
         hint = hints.get(key)
         if hint is not None and not _fits(value, hint):
             problems.append(
-                f"{key} must be {_describe(hint)}, got {type(value).__name__} {value!r:.40}"
+                f"{key} must be {_describe(hint)}, got {type(value).__name__} {preview(value)}"
             )
     return problems
+
+
+def field_problems(obj) -> list[str]:
+    """Everything wrong with the fields of the config dataclass ``obj`` that their
+    declarations say: a wrong type (``type_problems``), else a number that is not finite or
+    lies outside its field's ``low`` .. ``high`` (an integer's ``high`` defaults to
+    ``INT_MAX``), one phrase each naming the setting and its range."""
+    values = {f.name: getattr(obj, f.name) for f in fields(obj)}
+    problems = type_problems(type(obj), values)
+    if problems:
+        return problems
+    for f in fields(obj):
+        problem = _range_problem(f.name, values[f.name], f.metadata)
+        if problem:
+            problems.append(problem)
+    return problems
+
+
+def _range_problem(name: str, value: Any, meta: Any) -> str:
+    """A phrase when a number of ``value`` (or of the list ``value``) is not finite or lies
+    outside ``low`` .. ``high`` of the field's ``meta``; an integer field without ``high``
+    stops at ``INT_MAX`` (said only to a value above it)."""
+    numbers = value if isinstance(value, list | tuple) else [value]
+    numbers = [v for v in numbers if isinstance(v, int | float) and not isinstance(v, bool)]
+    low, high = meta.get("low"), meta.get("high")
+    implicit = high is None and all(isinstance(v, int) for v in numbers)
+    top = INT_MAX if implicit else high
+    bad = [
+        v
+        for v in numbers
+        if (isinstance(v, float) and not math.isfinite(v))
+        or (low is not None and v < low)
+        or (top is not None and v > top)
+    ]
+    if not bad:
+        return ""
+    shown = top if not implicit or bad[0] > INT_MAX else None
+    bounds = [f"{sign} {_number(b)}" for sign, b in ((">=", low), ("<=", shown)) if b is not None]
+    if any(isinstance(v, float) for v in numbers):
+        bounds.append("finite")
+    limits = " and ".join(bounds)
+    what = f"each of {name}" if isinstance(value, list | tuple) else name
+    return f"{what} must be {limits}, got {preview(bad[0])}"
+
+
+def range_text(meta: Any) -> str:
+    """A field's declared range for ``--help``: ``1 to 65,536``, ``>= 0`` or ``""``."""
+    low, high = meta.get("low"), meta.get("high")
+    if low is not None and high is not None:
+        return f"{_number(low)} to {_number(high)}"
+    if low is not None or high is not None:
+        return f">= {_number(low)}" if low is not None else f"<= {_number(high)}"
+    return ""
+
+
+def _number(x: float) -> str:
+    return f"{x:,}" if isinstance(x, int) else f"{x:g}"
+
+
+def preview(value: Any, limit: int = 40) -> str:
+    """About ``limit`` characters of ``value``'s repr, rendered without rendering all of a
+    large or deep value (a settings file's alias bomb, a huge integer)."""
+    if limit <= 0:
+        return "..."
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 128:
+        return f"an integer of {value.bit_length():,} bits"
+    if isinstance(value, str):
+        text = repr(value[: limit + 1])
+    elif isinstance(value, list | tuple | dict):
+        text = _preview_items(value, limit)
+    else:
+        text = repr(value)
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def _preview_items(value: list | tuple | dict, limit: int) -> str:
+    ends = "{}" if isinstance(value, dict) else "()" if isinstance(value, tuple) else "[]"
+    text = ends[0]
+    items = value.items() if isinstance(value, dict) else value
+    for i, item in enumerate(items):
+        if len(text) >= limit:
+            return text + "..."
+        text += ", " * (i > 0)
+        if isinstance(value, dict):
+            text += preview(item[0], limit - len(text)) + ": "
+            item = item[1]
+        text += preview(item, limit - len(text))
+    return text + ends[1]
+
+
+@functools.cache
+def _hints(cls: type) -> dict[str, Any]:
+    return typing.get_type_hints(cls)
 
 
 def _describe(hint, plural: bool = False) -> str:

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from .config import PRECISIONS, setting
+from .config import BATCH_MAX, INT_MAX, K_MAX, PRECISIONS, field_problems, setting
 from .errors import VaelabError
 
 SPLITS = ("train", "val", "test")
@@ -36,9 +36,13 @@ class EvalConfig:
         "best", "weights: best (lowest validation loss) or last", choices=("best", "last")
     )
     device: str = setting("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
-    seed: int = setting(0, "seed of the z draws")
+    seed: int = setting(0, "seed of the z draws", low=0, high=INT_MAX)
     nll_samples: int | None = setting(
-        None, "add the importance-sampled log-likelihood with K samples per image", metavar="K"
+        None,
+        "add the importance-sampled log-likelihood with K samples per image",
+        metavar="K",
+        low=1,
+        high=K_MAX,
     )
     protocol: str | None = setting(
         None,
@@ -47,8 +51,8 @@ class EvalConfig:
     )
     probes: bool = setting(False, "linear-probe and k-NN accuracy of the latent means")
     quality: bool = setting(False, "sample quality (digit features)")
-    limit: int | None = setting(None, "the first N images of the split only", metavar="N")
-    batch_size: int = setting(1000, "images per batch of the loss terms")
+    limit: int | None = setting(None, "the first N images of the split only", metavar="N", low=1)
+    batch_size: int = setting(1000, "images per batch of the loss terms", low=1, high=BATCH_MAX)
     compile: str = setting(
         "auto",
         "the likelihood estimate through torch.compile (auto: on a CPU, for large estimates, "
@@ -63,18 +67,15 @@ class EvalConfig:
     )
 
     def __post_init__(self) -> None:
+        problems = field_problems(self)
+        if problems:
+            raise VaelabError("; ".join(problems))
         if self.split not in SPLITS:
             raise VaelabError(f"unknown split {self.split!r}; choose from {', '.join(SPLITS)}")
         if self.which not in ("best", "last"):
             raise VaelabError(f"unknown weights {self.which!r}; choose from best, last")
         if self.protocol is not None and self.protocol not in PROTOCOLS:
             raise VaelabError(f"unknown protocol {self.protocol!r}; the only one is 'paper'")
-        for name in ("limit", "nll_samples"):
-            value = getattr(self, name)
-            if value is not None and value < 1:
-                raise VaelabError(f"{name} must be >= 1, got {value}")
-        if self.batch_size < 1:
-            raise VaelabError(f"batch_size must be >= 1, got {self.batch_size}")
         if self.compile not in COMPILE:
             raise VaelabError(f"unknown compile {self.compile!r}; choose from auto, on, off")
         if self.precision not in PRECISIONS:

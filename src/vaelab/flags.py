@@ -19,6 +19,7 @@ import typing
 from dataclasses import MISSING, Field, fields
 from typing import Any
 
+from .config import INT_MAX, range_text
 from .registry import names
 
 _SEQUENCES = (list, tuple, collections.abc.Sequence)
@@ -58,10 +59,32 @@ def option(f: Field, hint: Any) -> tuple[str, dict[str, Any]]:
         kwargs["metavar"] = meta["metavar"]
         if choices is not None:  # the metavar stands for the names: list them once, here
             text = f"{text}; one of {', '.join(kwargs['choices'])}"
-    if default is not None:
-        shown = " ".join(map(str, default)) if isinstance(default, list | tuple) else default
-        text = f"{text} (default: {shown})" if text else f"default: {shown}"
+    facts = [f"default: {_shown(default)}"] * (default is not None) + [range_text(meta)]
+    facts = [f for f in facts if f]
+    if facts:
+        text = f"{text} ({'; '.join(facts)})" if text else "; ".join(facts)
     return flag, kwargs | {"help": text}
+
+
+def _shown(default: Any) -> str:
+    return " ".join(map(str, default)) if isinstance(default, list | tuple) else str(default)
+
+
+def integer(low: int, high: int = INT_MAX):
+    """An argparse ``type``: an integer in ``low`` .. ``high``, else argparse's one-line
+    error naming the range (an option that is no setting: ``sample --seed``, ``-n``)."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"not an integer: {text[:40]!r}") from None
+        if not low <= value <= high:
+            raise argparse.ArgumentTypeError(f"must be >= {low:,} and <= {high:,}")
+        return value
+
+    parse.__name__ = "integer"
+    return parse
 
 
 def _default(f: Field) -> Any:

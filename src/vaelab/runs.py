@@ -44,7 +44,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
 from . import __version__
-from .config import DataConfig, TrainConfig, type_problems
+from .config import DataConfig, TrainConfig, step_problems, type_problems
 from .data import data_facts, load_splits
 from .errors import VaelabError
 from .models import build_model, model_class
@@ -358,6 +358,9 @@ def _depth(value: Any) -> int:
     return deepest
 
 
+ENTRIES = {"model", "model_config", "train", "data", "vaelab_version", "units"}
+
+
 def _typed(cls: type, values: Any, path: Path, key: str):
     if not isinstance(values, dict):
         raise VaelabError(f"{path}: {key!r} must be a mapping of settings")
@@ -457,6 +460,8 @@ class Run:
         data = data or DataConfig()
         model_config = fit_to_data(model_name, dict(model_config or {}), data)
         model = build_model(model_name, **model_config)
+        for problem in step_problems(model.config, train or TrainConfig()):  # before allocation
+            raise VaelabError(problem)
         return cls(
             path,
             model_name,
@@ -477,6 +482,10 @@ class Run:
         cfg = read_json(path / CONFIG, "run config")
         if not isinstance(cfg, dict):
             raise VaelabError(f"{path / CONFIG} must hold a JSON object")
+        if set(cfg) - ENTRIES:  # a misspelt or foreign entry is refused, never ignored
+            raise VaelabError(
+                f"{path / CONFIG}: unknown entries {sorted(set(cfg) - ENTRIES)!r:.200}"
+            )
         for key in ("model", "model_config", "train", "data"):
             if key not in cfg:
                 raise VaelabError(f"{path / CONFIG} lacks the {key!r} entry; not a vaelab run")

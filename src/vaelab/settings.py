@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import importlib
 import json
+import re
 from collections.abc import Sequence
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -17,7 +18,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
-from .config import DataConfig, TrainConfig, setting
+from .config import DataConfig, TrainConfig, preview, setting, type_problems
 from .errors import VaelabError
 from .registry import MODELS, resolve
 
@@ -58,6 +59,24 @@ PAPER = {
 }
 PAPER_PRESET = "burda"  # the net when no --preset is given
 
+# What a settings file may hold, checked before anything walks it: a YAML alias bomb
+# ("billion laughs") parses into a few shared lists that expand to billions of items.
+FILE_NODES = 10_000  # values in all, counted as reached (an alias counts every time)
+FILE_DEPTH = 32
+FILE_BYTES = 1_000_000
+
+
+class _Loader(yaml.SafeLoader):
+    """PyYAML's safe loader, reading ``1e-3`` as a number (YAML 1.2 and JSON do; YAML 1.1
+    wants ``1.0e-3``, and would read a learning rate of ``1e-3`` as a string)."""
+
+
+_Loader.add_implicit_resolver(
+    "tag:yaml.org,2002:float",
+    re.compile(r"^[-+]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+)[eE][-+]?[0-9]+$"),
+    list("-+0123456789."),
+)
+
 
 @dataclass
 class Choices:
@@ -96,8 +115,10 @@ def merge_presets(names: list[str] | tuple[str, ...]) -> dict[str, Any]:
     """The settings of presets ``names`` merged in order (later ones win), as written."""
     out: dict[str, Any] = {}
     for name in names:
-        if name not in PRESETS:
-            raise VaelabError(f"unknown preset {name!r}; choose from {', '.join(sorted(PRESETS))}")
+        if not isinstance(name, str) or name not in PRESETS:
+            raise VaelabError(
+                f"unknown preset {preview(name)}; choose from {', '.join(sorted(PRESETS))}"
+            )
         out |= PRESETS[name]
     return out
 
@@ -128,7 +149,7 @@ def _bounds_px(model_name: str) -> bool:
 
 def _presets(flat: dict[str, Any]) -> list[str]:
     presets = flat.get("preset") or []
-    return [presets] if isinstance(presets, str) else list(presets)
+    return list(presets) if isinstance(presets, list | tuple) else [presets]
 
 
 def family_of(flat: dict[str, Any]) -> str:
@@ -151,6 +172,12 @@ def resolve_settings(flat: dict[str, Any]) -> RunSettings:
 
 def _split(flat: dict) -> tuple[str, dict, dict, dict]:
     flat = dict(flat)
+    picks = {k: flat[k] for k in ("model", "preset", "protocol", "arch") if k in flat}
+    if isinstance(picks.get("preset"), str):
+        picks["preset"] = [picks["preset"]]
+    problems = type_problems(Choices, picks)
+    if problems:
+        raise VaelabError("; ".join(problems))
     if flat.get("protocol") not in (None, "paper"):
         raise VaelabError(f"unknown protocol {flat['protocol']!r}; the only one is 'paper'")
     paper = flat.pop("protocol", None) == "paper"
@@ -182,9 +209,13 @@ def _split(flat: dict) -> tuple[str, dict, dict, dict]:
         raise VaelabError(
             f"setting(s) that model {model_name!r} does not take: {', '.join(sorted(unknown))}"
         )
+    model = {k: v for k, v in settings.items() if k in model_keys}
+    problems = type_problems(cls.config_class, model)  # before the data are asked about them
+    if problems:
+        raise VaelabError("; ".join(problems))
     return (
         model_name,
-        {k: v for k, v in settings.items() if k in model_keys},
+        model,
         {k: v for k, v in settings.items() if k in train_keys},
         {k: v for k, v in settings.items() if k in data_keys},
     )
@@ -195,16 +226,55 @@ def read_settings_file(path: str) -> dict:
     p = Path(path)
     if not p.is_file():
         raise VaelabError(f"config file {path} not found")
+    if p.stat().st_size > FILE_BYTES:
+        raise VaelabError(f"config file {path} is over {FILE_BYTES:,} bytes; not a settings file")
     try:
-        obj = json.loads(p.read_text()) if p.suffix == ".json" else yaml.safe_load(p.read_text())
-    except (json.JSONDecodeError, yaml.YAMLError) as e:
+        text = p.read_text()
+        if _bracket_depth(text) > FILE_DEPTH:  # PyYAML would take seconds to find out
+            raise RecursionError
+        obj = json.loads(text) if p.suffix == ".json" else yaml.load(text, Loader=_Loader)
+    except (json.JSONDecodeError, yaml.YAMLError, UnicodeDecodeError) as e:
         raise VaelabError(f"cannot parse config file {path}: {str(e).splitlines()[0]}") from None
+    except RecursionError:
+        raise VaelabError(f"config file {path} nests deeper than {FILE_DEPTH}") from None
     if not isinstance(obj, dict):
         raise VaelabError(f"config file {path} must hold a mapping of settings")
+    _check_size(obj, path)
     flat = {}
     for key, value in obj.items():
         if key in ("model_config", "train", "data") and isinstance(value, dict):
-            flat |= value
+            flat |= {k.replace("-", "_"): v for k, v in value.items()}
         elif key not in ("vaelab_version", "units"):
             flat[key.replace("-", "_")] = value
     return flat
+
+
+def _bracket_depth(text: str) -> int:
+    """The deepest nesting of brackets in ``text`` (an upper bound on a YAML or JSON file's
+    nesting in flow style)."""
+    depth = most = 0
+    for c in re.sub(r"[^][{}]", "", text):
+        depth += 1 if c in "[{" else -1
+        most = max(most, depth)
+    return most
+
+
+def _check_size(obj: Any, path: str) -> None:
+    """Refuses a settings file of more than ``FILE_NODES`` values, nesting deeper than
+    ``FILE_DEPTH``, or with a key that is not a string; walks without recursion and stops at
+    the limit, so an alias bomb costs no more than the limit."""
+    stack, nodes = [(obj, 0)], 0
+    while stack:
+        value, depth = stack.pop()
+        nodes += 1
+        if nodes > FILE_NODES or depth > FILE_DEPTH:
+            raise VaelabError(
+                f"config file {path} holds more than {FILE_NODES:,} values or nests deeper "
+                f"than {FILE_DEPTH}; settings are a flat mapping of short values"
+            )
+        if isinstance(value, dict):
+            if not all(isinstance(k, str) for k in value):
+                raise VaelabError(f"config file {path}: every setting's name must be a string")
+            stack += [(v, depth + 1) for v in value.values()]
+        elif isinstance(value, list | tuple):
+            stack += [(v, depth + 1) for v in value]

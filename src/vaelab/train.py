@@ -17,7 +17,7 @@ import math
 import signal
 import threading
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Any
 
 import torch
@@ -66,7 +66,7 @@ def resolve_run(
     else:
         run = Run.create(out, model_name, model_config, train_cfg, data_cfg)
     if epochs is not None:
-        run.train.epochs = epochs
+        run.train = replace(run.train, epochs=epochs)  # checked as any setting is
     return run
 
 

@@ -37,7 +37,7 @@ from typing import Any
 import torch
 from torch import nn
 
-from ..config import setting
+from ..config import SIZE_MAX, field_problems, setting
 from ..errors import VaelabError
 from ..likelihoods import SCALES, Likelihood, build_likelihood
 from ..registry import check_choice
@@ -56,16 +56,22 @@ class ModelConfig:
     training sets it from the data.
     """
 
-    latent_dim: int = setting(20, "latent size")
+    latent_dim: int = setting(20, "latent size", low=1, high=SIZE_MAX)
     encoder: str = setting("mlp", "encoder network", choices="architecture")
     decoder: str = setting("mlp", "decoder network", choices="architecture")
     hidden: Sequence[int] = setting(
         [400],
         "encoder hidden sizes (conv: after the conv stack); the decoder mirrors them",
         metavar="N",
+        low=1,
+        high=SIZE_MAX,
     )
     decoder_hidden: Sequence[int] | None = setting(
-        None, "decoder hidden sizes (unset: the encoder's, mirrored)", metavar="N"
+        None,
+        "decoder hidden sizes (unset: the encoder's, mirrored)",
+        metavar="N",
+        low=1,
+        high=SIZE_MAX,
     )
     activation: str = setting("relu", "activation between layers", choices="activation")
     likelihood: str = setting(
@@ -79,7 +85,7 @@ class ModelConfig:
     )
     sigma: float = setting(1.0, "gaussian decoder scale (initial)")
     image_shape: Sequence[int] = setting(
-        [1, 28, 28], "the images' (channels, height, width)", cli=False
+        [1, 28, 28], "the images' (channels, height, width)", cli=False, low=1, high=SIZE_MAX
     )
 
     def __post_init__(self) -> None:
@@ -90,20 +96,17 @@ class ModelConfig:
                     setattr(self, f.name, [int(v) for v in value])
                 except (TypeError, ValueError):
                     pass  # problems() names it
-        problems = self.problems()
+        problems = field_problems(self) or self.problems()
         if problems:
             raise VaelabError("; ".join(problems))
 
     def problems(self) -> list[str]:
-        """Everything wrong with these settings, one phrase each (subclasses extend it)."""
+        """Everything wrong with these settings that the fields' declarations (types and
+        ranges: ``config.field_problems``) do not say, one phrase each (subclasses extend it)."""
         problems = []
         shape = list(self.image_shape)
-        if len(shape) != 3 or not all(isinstance(s, int) and s >= 1 for s in shape):
+        if len(shape) != 3:
             problems.append(f"image_shape must be [channels, height, width], got {shape}")
-        if self.latent_dim < 1:
-            problems.append(f"latent_dim must be >= 1, got {self.latent_dim}")
-        if any(h < 1 for h in [*self.hidden, *(self.decoder_hidden or [])]):
-            problems.append("hidden sizes must be >= 1")
         for kind, value in [
             ("architecture", self.encoder),
             ("architecture", self.decoder),

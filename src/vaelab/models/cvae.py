@@ -12,7 +12,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import setting
+from ..config import SIZE_MAX, setting
 from ..distributions import Normal
 from ..errors import VaelabError
 from .abilities import Conditional
@@ -30,13 +30,15 @@ class CVAEConfig(VAEConfig):
     for a chosen label come out as other digits more and more often as the code grows
     (docs/tutorial.md gives the measurement)."""
 
-    latent_dim: int = setting(2, "latent size (small: the code keeps the style only)")
-    num_classes: int = setting(10, "cvae: number of labels (the data's, when labelled)")
+    latent_dim: int = setting(
+        2, "latent size (small: the code keeps the style only)", low=1, high=SIZE_MAX
+    )
+    num_classes: int = setting(
+        10, "cvae: number of labels (the data's, when labelled)", low=2, high=SIZE_MAX
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
-        if self.num_classes < 2:
-            problems.append(f"num_classes must be >= 2, got {self.num_classes}")
         if self.encoder not in ("mlp", "linear"):
             problems.append(f"a cvae takes an mlp or linear encoder, not {self.encoder!r}")
         if self.prior != "standard":

@@ -19,7 +19,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import setting
+from ..config import SIZE_MAX, setting
 from ..distributions import Normal
 from ..nets import build_decoder, build_encoder, mlp
 from ..objectives import sample_terms
@@ -35,16 +35,20 @@ class HVAEConfig(VAEConfig):
     """``latent_dim`` is the top layer z2 (the prior's), ``z1_dim`` the lower one; ``hidden``
     the x <-> z1 nets, ``z1_hidden`` the z1 <-> z2 MLPs.  Defaults: Burda et al.'s."""
 
-    latent_dim: int = setting(50, "latent size of the top layer z2 (the prior's)")
-    hidden: Sequence[int] = setting([200, 200], "hidden sizes of the x <-> z1 nets")
+    latent_dim: int = setting(
+        50, "latent size of the top layer z2 (the prior's)", low=1, high=SIZE_MAX
+    )
+    hidden: Sequence[int] = setting(
+        [200, 200], "hidden sizes of the x <-> z1 nets", low=1, high=SIZE_MAX
+    )
     activation: str = setting("tanh", "activation between layers", choices="activation")
-    z1_dim: int = setting(100, "hvae: lower latent layer")
-    z1_hidden: Sequence[int] = setting([100, 100], "hvae: hidden sizes of the z1-z2 nets")
+    z1_dim: int = setting(100, "hvae: lower latent layer", low=1, high=SIZE_MAX)
+    z1_hidden: Sequence[int] = setting(
+        [100, 100], "hvae: hidden sizes of the z1-z2 nets", low=1, high=SIZE_MAX
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
-        if self.z1_dim < 1 or any(h < 1 for h in self.z1_hidden):
-            problems.append("z1_dim and z1_hidden sizes must be >= 1")
         if self.free_bits > 0:
             problems.append("free_bits needs a closed-form KL per unit; hvae has none")
         return problems

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from ..config import setting
+from ..config import K_MAX, setting
 from .vae import VAE, VAEConfig
 
 
@@ -15,7 +15,7 @@ from .vae import VAE, VAEConfig
 class IWAEConfig(VAEConfig):
     """The VAE's settings with ``k = 5`` importance samples by default."""
 
-    k: int = setting(5, "importance samples of the training bound (1: the ELBO)")
+    k: int = setting(5, "importance samples of the training bound (1: the ELBO)", low=1, high=K_MAX)
 
 
 class IWAE(VAE):

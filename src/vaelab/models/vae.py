@@ -7,7 +7,7 @@ from dataclasses import dataclass, replace
 
 import torch
 
-from ..config import setting
+from ..config import K_MAX, SIZE_MAX, setting
 from ..distributions import Normal
 from ..nets import build_decoder, build_encoder
 from ..objectives import free_bits_kl_per_image, sample_terms
@@ -26,26 +26,22 @@ class VAEConfig(ModelConfig):
     ``free_bits``: nats per latent unit below which the KL is not pushed down (Kingma et al.
     2016); 0 = off."""
 
-    beta: float = setting(1.0, "KL weight (1: the ELBO)")
-    k: int = setting(1, "importance samples of the training bound (1: the ELBO)")
+    beta: float = setting(1.0, "KL weight (1: the ELBO)", low=0.0)
+    k: int = setting(1, "importance samples of the training bound (1: the ELBO)", low=1, high=K_MAX)
     prior: str = setting("standard", "p(z): standard N(0, I) or vamp", choices="prior")
-    pseudo_inputs: int = setting(500, "VampPrior components (learned pseudo-inputs)")
-    free_bits: float = setting(0.0, "nats per latent unit kept free of KL pressure (0: off)")
+    pseudo_inputs: int = setting(
+        500, "VampPrior components (learned pseudo-inputs)", low=1, high=SIZE_MAX
+    )
+    free_bits: float = setting(
+        0.0, "nats per latent unit kept free of KL pressure (0: off)", low=0.0
+    )
 
     def problems(self) -> list[str]:
         problems = super().problems()
-        if not self.beta >= 0:
-            problems.append(f"beta must be >= 0, got {self.beta}")
-        if self.k < 1:
-            problems.append(f"k must be >= 1, got {self.k}")
         if self.k > 1 and self.beta != 1:
             problems.append("beta != 1 has no meaning in the importance-weighted bound (k > 1)")
-        if not self.free_bits >= 0:
-            problems.append(f"free_bits must be >= 0, got {self.free_bits}")
         if self.free_bits > 0 and (self.k > 1 or self.prior != "standard"):
             problems.append("free_bits needs k = 1 and the standard prior (a KL per unit)")
-        if self.pseudo_inputs < 1:
-            problems.append(f"pseudo_inputs must be >= 1, got {self.pseudo_inputs}")
         problem = check_choice("prior", self.prior)
         if problem:
             problems.append(problem)
