@@ -410,18 +410,18 @@ def _add_evaluate_command(sub) -> None:
 def _add_picture_commands(sub) -> None:
     """sample, reconstruct, encode, plot, report, explore, pca: what a run shows."""
     p = _run_parser(sub, "sample", "a grid of samples from the prior")
-    p.add_argument("-n", type=integer(1, MAX_GRID), default=64)
+    p.add_argument("-n", type=int, default=64)
     p.add_argument("--digit", type=int, help="conditional models: draw this label only")
     p.add_argument("-o", "--output", default="samples.png")
     p.add_argument("--seed", type=integer(0), default=0)
-    p.add_argument("--ncol", type=integer(1, MAX_NCOL), default=8)
+    p.add_argument("--ncol", type=int, default=8)
     p.set_defaults(func=cmd_sample)
 
     p = _run_parser(sub, "reconstruct", "originals beside their reconstructions")
-    p.add_argument("-n", type=integer(1, MAX_GRID), default=32)
+    p.add_argument("-n", type=int, default=32)
     p.add_argument("-o", "--output", default="reconstructions.png")
     p.add_argument("--split", default="test", choices=["train", "val", "test"])
-    p.add_argument("--ncol", type=integer(1, MAX_NCOL), default=8)
+    p.add_argument("--ncol", type=int, default=8)
     p.add_argument("--digit", type=int, help="conditional models: decode with this label")
     p.set_defaults(func=cmd_reconstruct, device="cpu")
 
