@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
+import tracemalloc
 from pathlib import Path
 
 from vaelab.cli import main
 from vaelab.config import DataConfig
-from vaelab.data import Split, put_splits
+from vaelab.data import DataError, Split, put_splits
 from vaelab.train import TrainConfig, train
 
 SYNTHETIC = "synthetic-test-data"  # a data_dir that no test reads from disk
@@ -34,3 +35,16 @@ def run(capsys, *argv):
 
 def console_problems(driver) -> list[dict]:
     return [e for e in driver.get_log("browser") if e["level"] in ("WARNING", "SEVERE")]
+
+
+def peak_bytes(fn) -> int:
+    """The peak of traced allocations while ``fn()`` runs (its DataError is expected)."""
+    tracemalloc.start()
+    try:
+        fn()
+    except DataError:
+        pass
+    finally:
+        peak = tracemalloc.get_traced_memory()[1]
+        tracemalloc.stop()
+    return peak

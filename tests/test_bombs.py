@@ -11,13 +11,12 @@ from __future__ import annotations
 import gzip
 import io
 import struct
-import tracemalloc
 import zipfile
 from pathlib import Path
 
 import numpy as np
 import pytest
-from helpers import run
+from helpers import peak_bytes, run
 from PIL import Image
 
 from vaelab.data import DataError, formats, load_images, read_idx, read_npz
@@ -31,19 +30,6 @@ from vaelab.data.formats import (
 )
 
 MB = 2**20
-
-
-def peak_bytes(fn) -> int:
-    """The peak of traced allocations while ``fn()`` runs (its DataError is expected)."""
-    tracemalloc.start()
-    try:
-        fn()
-    except DataError:
-        pass
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
 
 
 def npy_header(shape: tuple[int, ...], descr: str = "|u1") -> bytes:

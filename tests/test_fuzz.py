@@ -7,11 +7,11 @@ import gzip
 import io
 import pickle
 import struct
-import tracemalloc
 import zipfile
 
 import numpy as np
 import pytest
+from helpers import peak_bytes
 from hypothesis import HealthCheck, example, given, settings
 from hypothesis import strategies as st
 
@@ -19,19 +19,6 @@ from vaelab.data import DataError
 from vaelab.data.formats import _gunzip, _load_npz, _restricted_loads, parse_idx
 
 FUZZ = settings(max_examples=300, deadline=None, suppress_health_check=[HealthCheck.too_slow])
-
-
-def peak_bytes(fn) -> int:
-    """The peak of traced allocations while ``fn()`` runs (its DataError is expected)."""
-    tracemalloc.start()
-    try:
-        fn()
-    except DataError:
-        pass
-    finally:
-        peak = tracemalloc.get_traced_memory()[1]
-        tracemalloc.stop()
-    return peak
 
 
 def idx_header(ndim: int, dims: list[int]) -> bytes:

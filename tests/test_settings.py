@@ -91,15 +91,18 @@ def test_no_option_in_cli_names_a_model_setting():
     assert not set(written) & flags, f"written by hand in cli.py: {sorted(set(written) & flags)}"
 
 
-def test_top_level_help_does_not_import_torch():
+def test_help_and_data_commands_do_not_import_torch():
     code = (
         "import sys, contextlib, io\n"
-        "from vaelab.cli import main\n"
+        "from vaelab.cli import build_parser, main\n"
         "with contextlib.redirect_stdout(io.StringIO()):\n"
         "    try: main(['--help'])\n"
         "    except SystemExit: pass\n"
         "    try: main(['data', 'fetch', '--help'])\n"
         "    except SystemExit: pass\n"
+        "    try: build_parser().parse_args(['train', '--help'])\n"  # no model's settings
+        "    except SystemExit: pass\n"
+        "import vaelab.data\n"
         "assert 'torch' not in sys.modules, 'torch was imported'\n"
     )
     p = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
