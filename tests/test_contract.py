@@ -18,7 +18,9 @@ from vaelab.errors import VaelabError
 from vaelab.models import MODELS, build_model, model_class
 from vaelab.models.abilities import (
     Conditional,
+    Diagnostics,
     HasBound,
+    ParameterGroups,
     Samples,
     ShapedCodes,
     StepHook,
@@ -194,3 +196,67 @@ def test_the_toy_model_goes_through_every_caller(toy, tmp_path, tiny_splits, cap
     assert code == 1 and err.count("\n") == 1 and "sampling needs a way to draw codes" in err
     code, _, err = run(capsys, "evaluate", out, "--nll-samples", 10)
     assert code == 1 and err.count("\n") == 1 and "needs a bound on log p(x)" in err
+
+
+# --- abilities that reach the optimizer and the epoch's metrics ----------------------------
+
+
+class _GroupedAE(model_class("ae"), ParameterGroups, Diagnostics):
+    """An AE whose decoder has an Adam rate and betas of its own, and which reports the mean
+    code size over a split."""
+
+    def parameter_groups(self, lr):
+        return [
+            {"params": list(self.encoder.parameters())},
+            {"params": list(self.decoder.parameters()), "lr": lr / 10, "betas": (0.5, 0.9)},
+            {"params": [b for b in self.parameters() if not any(
+                b is p for p in [*self.encoder.parameters(), *self.decoder.parameters()])]},
+        ]  # fmt: skip
+
+    def diagnostics(self, x, y=None):
+        return {"code_size": self.code(x).norm(dim=1).mean().item(), "images": len(x)}
+
+    @property
+    def diagnostics_about(self):
+        return {"code_size": "mean Euclidean norm of the codes", "images": "images seen"}
+
+
+def test_parameter_groups_give_each_part_its_own_adam(monkeypatch, tmp_path, tiny_splits):
+    from vaelab.train import make_optimizer, train_step
+
+    monkeypatch.setitem(registry.MODELS, "grouped", f"{__name__}:_GroupedAE")
+    model = build_model("grouped", hidden=[8], latent_dim=2)
+    opt = make_optimizer(model, TrainConfig(lr=1e-2), torch.device("cpu"))
+    assert [g["lr"] for g in opt.param_groups] == [1e-2, 1e-3, 1e-2]
+    assert opt.param_groups[1]["betas"] == (0.5, 0.9)
+    # the decoder's step is the one a separate Adam with its settings takes
+    ref = torch.optim.Adam(
+        [p.clone().detach().requires_grad_() for p in model.decoder.parameters()],
+        lr=1e-3, betas=(0.5, 0.9),
+    )  # fmt: skip
+    x = torch.rand(5, 784)
+    torch.manual_seed(0)
+    model.zero_grad()
+    model.loss(x)["loss"].backward()
+    for p, q in zip(model.decoder.parameters(), ref.param_groups[0]["params"], strict=True):
+        q.grad = p.grad.clone()
+    ref.step()
+    torch.manual_seed(0)
+    train_step(model, opt, x, torch.zeros(5, dtype=torch.long))
+    for p, q in zip(model.decoder.parameters(), ref.param_groups[0]["params"], strict=True):
+        torch.testing.assert_close(p, q)
+
+    from vaelab.runs import Run
+    from vaelab.train import train
+
+    out = tmp_path / "grouped"
+    train(out, "grouped", {"hidden": [8], "latent_dim": 2}, TrainConfig(epochs=2),
+          synthetic(tiny_splits), progress=False)  # fmt: skip
+    rows = Run.load(out).metrics()
+    assert [r["val_images"] for r in rows] == [len(tiny_splits["val"])] * 2
+    assert all(r["val_code_size"] > 0 for r in rows)
+    from vaelab.evaluate import evaluate_run, format_result
+
+    r = evaluate_run(out, progress=False)
+    assert r["diagnostics"]["images"] == len(tiny_splits["test"])
+    assert "mean Euclidean norm of the codes" in format_result(r)

@@ -23,12 +23,12 @@ from .data import Split, binarize_once, dataset_entry
 from .devices import pick_device
 from .errors import VaelabError
 from .eval_config import PAPER_K, SPLITS, EvalConfig  # noqa: F401  (re-exported)
-from .models.abilities import Conditional, HasBound
+from .models.abilities import Conditional, Diagnostics, HasBound
 from .nll import EstimateSettings, diagnose, importance_sampled
 from .precision import check_precision
 from .quality import sample_quality
 from .runs import Run
-from .scores import evaluate_loss
+from .scores import evaluate_loss, split_diagnostics
 
 logger = logging.getLogger(__name__)
 
@@ -93,6 +93,9 @@ def evaluate_run(
     result |= {"seed": cfg.seed, "has_elbo": isinstance(model, HasBound)}
     x, y = data.x.to(dev), data.y.to(dev)
     result |= _loss_terms(model, terms, x, y, cfg.batch_size)
+    if isinstance(model, Diagnostics):
+        result["diagnostics"] = split_diagnostics(model, data)
+        result["diagnostics_about"] = dict(model.diagnostics_about)
     if cfg.samples is not None:
         result |= _likelihood(model, x, y, cfg, meaning["kind"], progress)
     if cfg.probes:
@@ -222,7 +225,7 @@ def format_result(r: dict[str, Any]) -> str:
             f"  reconstruction   {r['recon']:10.3f}  {r['unit']}",
             f"  mean squared error per pixel {r['mse_per_pixel']:.5f}",
         ]
-    lines += _probe_and_quality_lines(r)
+    lines += _diagnostic_lines(r) + _probe_and_quality_lines(r)
     lines.append(f"  meaning: {r['meaning']}")
     return "\n".join(lines)
 
@@ -272,6 +275,16 @@ def _estimate_lines(r: dict[str, Any]) -> list[str]:
     if r.get("nll_precision", "fp32") != "fp32":
         lines.append(f"    the networks' products in {r['nll_precision']} (log-probs in fp32)")
     return lines
+
+
+def _diagnostic_lines(r: dict[str, Any]) -> list[str]:
+    """A model's own numbers about the split (``abilities.Diagnostics``), each with its
+    meaning."""
+    about = r.get("diagnostics_about", {})
+    return [
+        f"  {name:<17}{value:10.3f}  {about.get(name, '')}".rstrip()
+        for name, value in r.get("diagnostics", {}).items()
+    ]
 
 
 def _probe_and_quality_lines(r: dict[str, Any]) -> list[str]:

@@ -30,3 +30,12 @@ def evaluate_loss(
     if shared:
         sums = dist.sum_values(sums)
     return {k: v.item() / max(len(split), 1) for k, v in sums.items()}
+
+
+def split_diagnostics(model, split: Split) -> dict[str, float]:
+    """A model's ``diagnostics`` (``abilities.Diagnostics``) over every image of ``split``,
+    in evaluation mode, without gradients; every process of a group computes the same."""
+    device = model_device(model)
+    with eval_mode(model):
+        values = model.diagnostics(split.x.to(device), split.y.to(device))
+    return {k: float(v) for k, v in values.items()}

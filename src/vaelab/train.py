@@ -29,10 +29,10 @@ from .config import DataConfig, TrainConfig
 from .data import Split, batches, load_splits
 from .devices import pick_device
 from .errors import VaelabError
-from .models.abilities import EpochHooks, StepHook
+from .models.abilities import Diagnostics, EpochHooks, ParameterGroups, StepHook
 from .precision import check_precision, products_in
 from .runs import Run, RunLock, RunWriter, load_state, remove_stale_temporaries
-from .scores import evaluate_loss
+from .scores import evaluate_loss, split_diagnostics
 
 logger = logging.getLogger(__name__)
 
@@ -400,9 +400,11 @@ def make_optimizer(model: torch.nn.Module, cfg: TrainConfig, device: torch.devic
     the CPU (docs/performance.md; tools/bench/floor.py measures it)."""
     params = list(model.parameters())
     fused = device.type in ("cpu", "cuda") and all(p.dtype.is_floating_point for p in params)
+    groups = model.parameter_groups(cfg.lr) if isinstance(model, ParameterGroups) else None
     return torch.optim.Adam(
-        params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay, fused=fused or None
-    )
+        groups or params, lr=cfg.lr, eps=cfg.adam_eps, weight_decay=cfg.weight_decay,
+        fused=fused or None,
+    )  # fmt: skip
 
 
 def check_group(train: Split, val: Split, batch_size: int) -> None:
@@ -516,6 +518,8 @@ def _epoch(run: Run, state: Training, epoch: int, progress: bool) -> dict[str, A
     if isinstance(model, EpochHooks):
         model.on_epoch_end(state.train)
     val_m = evaluate_loss(model, state.val)
+    if isinstance(model, Diagnostics):
+        val_m |= split_diagnostics(model, state.val)
     _check_finite(train_m | val_m, f"in epoch {epoch + 1}", run, epoch)
     return {
         "epoch": epoch + 1,

@@ -16,6 +16,10 @@ and must then give the methods listed there.  Callers ask ``isinstance(model, Ha
 ``ShapedCodes``     codes that are not flat (B, D): ``code_shape`` and how to flatten them
 ``KLPerUnit``       ``kl_units(x, y)``: KL(q(z_u|x) ‖ p(z_u)) per latent unit
 ``LatentPictures``  ``latent_grid(n)`` and ``browser_decoder()`` for pictures of a 2-D code
+``Diagnostics``     ``diagnostics(x, y)``: numbers about a split that are not per-image terms
+                    (a codebook's usage), after every epoch and in ``evaluate``
+``ParameterGroups`` ``parameter_groups(lr)``: parts trained with optimizer settings of their
+                    own (a discriminator's rate and betas)
 =================== =============================================================================
 """
 
@@ -32,10 +36,12 @@ from ..errors import VaelabError
 
 __all__ = [
     "Conditional",
+    "Diagnostics",
     "EpochHooks",
     "HasBound",
     "KLPerUnit",
     "LatentPictures",
+    "ParameterGroups",
     "Samples",
     "ShapedCodes",
     "StepHook",
@@ -181,6 +187,38 @@ class LatentPictures(Ability):
         """The decoder as a module of the code alone (for the explorer page); None where it
         needs more than the code (a label)."""
         return self.decoder
+
+
+class Diagnostics(Ability):
+    """Numbers about the model on a set of images that are not means of per-image terms (a
+    codebook's usage and perplexity): measured on the validation split after every epoch
+    (metrics ``val_<name>``) and on the evaluated split by ``evaluate`` (``diagnostics``)."""
+
+    needs = "diagnostics"
+
+    @abstractmethod
+    def diagnostics(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
+        """Named numbers over the images x (flat, on the model's device), computed without
+        gradients; their meanings and units are ``diagnostics_about``."""
+
+    @property
+    @abstractmethod
+    def diagnostics_about(self) -> dict[str, str]:
+        """What each of ``diagnostics``' numbers is, with its unit (for printing)."""
+
+
+class ParameterGroups(Ability):
+    """Parts of the model trained with optimizer settings of their own (a FactorVAE's
+    discriminator, with its own Adam rate and betas).  Adam keeps its state per parameter, so
+    one Adam with a group per part takes the same steps as one Adam per part; the run's
+    learning-rate schedule scales every group's rate alike."""
+
+    needs = "parameter groups"
+
+    @abstractmethod
+    def parameter_groups(self, lr: float) -> list[dict[str, Any]]:
+        """``torch.optim`` parameter groups covering every parameter once; ``lr`` is the
+        run's rate, which groups without their own ``lr`` take."""
 
 
 def require(model, ability: type[Ability], what: str) -> None:
