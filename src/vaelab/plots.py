@@ -405,11 +405,12 @@ def training_curves(
     if not rows:
         raise VaelabError("no metrics to plot (metrics.jsonl is empty)")
     epochs = [r["epoch"] for r in rows]
-    parts = [(k, d) for k, d in parts if f"train_{k}" in rows[0]][:2]
+    parts = [(k, d) for k, d in parts if f"train_{k}" in rows[0]]
     marker = "o" if len(rows) <= 30 else None
-    if parts:  # the loss on the left; its parts, on their own scales, on the right
-        fig = Figure(figsize=(12, 5.5))
-        grid = fig.add_gridspec(2, 2)
+    if parts:  # the loss on the left; its parts, on their own scales, stacked on the right
+        n = max(len(parts), 2)
+        fig = Figure(figsize=(12, 2.75 * n))
+        grid = fig.add_gridspec(n, 2)
         ax = fig.add_subplot(grid[:, 0])
         part_axes = [fig.add_subplot(grid[i, 1]) for i in range(len(parts))]
     else:
