@@ -12,7 +12,7 @@ gives one deterministic code per image.
 encoder gives mu, log sigma and a context h; z_0 = mu + sigma * eps, eps ~ N(0, I), then for
 t = 1..T a MADE network (Germain et al. 2015) of (z_{t-1}, h) gives m_t and s_t, and
 
-    sigma_t = sigmoid(s_t),   z_t = sigma_t * z_{t-1} + (1 - sigma_t) * m_t      (eq. 14)
+    sigma_t = sigmoid(s_t),   z_t = sigma_t * z_{t-1} + (1 - sigma_t) * m_t
 
 (the numerically stable, LSTM-type update), with the order of the variables reversed from one
 step to the next.  Each step's Jacobian is triangular with diagonal sigma_t (m_t and s_t of
@@ -163,7 +163,7 @@ class IAFPosterior(nn.Module):
         return Flowing(gaussian(out[..., : 2 * d]), at_least_fp32(out[..., 2 * d :]))
 
     def flow(self, z: torch.Tensor, h: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """z_0 (..., D) -> z_T and sum_t sum_i log sigma_t,i (...,): eq. 14 step by step."""
+        """z_0 (..., D) -> z_T and sum_t sum_i log sigma_t,i (...,): the update, step by step."""
         log_det = torch.zeros(z.shape[:-1], dtype=z.dtype, device=z.device)
         for step in self.steps:
             m, s = step(z, h)
