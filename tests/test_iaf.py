@@ -201,6 +201,8 @@ def test_an_iaf_run_goes_through_every_caller(tmp_path, tiny_splits, capsys):
         ("sample", out, "-o", tmp_path / "s.png"),
         ("reconstruct", out, "-o", tmp_path / "r.png"),
         ("export", out, tmp_path / "export", "--which", "last"),
+        ("explore", out),
+        ("compare", out, out),
         ("train", "--resume", out, "--epochs", 2, "--no-progress", "--no-figures"),
     ):
         code, _, err = run(capsys, *argv)
