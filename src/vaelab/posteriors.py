@@ -60,6 +60,7 @@ class GaussianPosterior(nn.Module):
         super().__init__()
         self.latent_dim = latent_dim
         self.description = "diagonal Gaussian q(z|x)"
+        self.codes = "means of q(z|x)"  # what ``code`` returns
 
     def outputs(self, latent_dim: int) -> int:
         return 2 * latent_dim
@@ -154,6 +155,7 @@ class IAFPosterior(nn.Module):
         )
         widths = "-".join(map(str, hidden))
         self.description = f"IAF q(z|x) ({steps} steps, MADE {widths}, context {context})"
+        self.codes = "z_T of the IAF at eps = 0 (the flow of the mean of q(z_0|x))"
 
     def outputs(self, latent_dim: int) -> int:
         return 2 * latent_dim + self.context

@@ -111,16 +111,13 @@ class VAE(Model, HasBound, KLPerUnit, LatentPictures, EpochHooks):
     def about(self) -> About:
         base = super().about
         extra = f", k={self.cfg.k}" if self.cfg.k > 1 else ""
-        flow = self.cfg.posterior != "gaussian"
-        if flow:
+        if self.cfg.posterior != "gaussian":  # the default goes unsaid, as before
             extra += f", posterior {self.posterior.description}"
         return replace(
             base,
             summary=f"{base.summary}, prior {self.prior.description}{extra}",
             loss_parts=(("recon", "reconstruction −log p(x|z)"), ("kl", "KL(q(z|x) ‖ p(z))")),
-            codes="z_T of the IAF at eps = 0 (the flow of the mean of q(z_0|x))"
-            if flow
-            else "means of q(z|x)",
+            codes=self.posterior.codes,
             samples=f"samples: mean of p(x|z), z ~ {self.prior.description}",
         )
 
