@@ -1,4 +1,5 @@
-"""Every pluggable part of vaelab, by name: models, likelihoods, priors, networks, presets.
+"""Every pluggable part of vaelab, by name: models, likelihoods, priors, posteriors,
+networks, presets.
 
 A new model (likelihood, prior, network) is one file plus one line here; named settings
 (presets, the paper protocol) are in ``settings.py``.  Entries are
@@ -38,6 +39,12 @@ PRIORS: dict[str, str] = {
     "vamp": "vaelab.priors:VampPrior",
 }
 
+# q(z|x) of the VAE family (posteriors.py).
+POSTERIORS: dict[str, str] = {
+    "gaussian": "vaelab.posteriors:GaussianPosterior",
+    "iaf": "vaelab.posteriors:IAFPosterior",
+}
+
 # Encoder / decoder networks (nets.py); each module holds a builder for both directions.
 ARCHS: dict[str, str] = {
     "mlp": "vaelab.nets:MLPNet",
@@ -59,6 +66,7 @@ _TABLES = {
     "model": MODELS,
     "likelihood": LIKELIHOODS,
     "prior": PRIORS,
+    "posterior": POSTERIORS,
     "architecture": ARCHS,
     "dataset": DATASETS,
 }
@@ -82,6 +90,6 @@ def check_choice(kind: str, name: str) -> str | None:
 
 
 def names(kind: str) -> tuple[str, ...]:
-    """The registered names of ``kind`` (model, likelihood, prior, architecture, dataset,
-    activation), sorted: the choices the command line offers."""
+    """The registered names of ``kind`` (model, likelihood, prior, posterior, architecture,
+    dataset, activation), sorted: the choices the command line offers."""
     return tuple(sorted(_TABLES[kind] if kind in _TABLES else ACTIVATIONS))

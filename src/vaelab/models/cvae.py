@@ -13,11 +13,10 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..config import SIZE_MAX, setting
-from ..distributions import Normal
 from ..errors import VaelabError
 from .abilities import Conditional
 from .base import About
-from .vae import VAE, VAEConfig, gaussian
+from .vae import VAE, VAEConfig
 
 
 @dataclass
@@ -70,18 +69,22 @@ class CVAE(VAE, Conditional):
 
     @property
     def about(self) -> About:
+        base = super().about
         return replace(
-            super().about,
+            base,
             loss_parts=(
                 ("recon", "reconstruction −log p(x|z, y)"),
                 ("kl", "KL(q(z|x, y) ‖ p(z))"),
             ),
-            codes="means of q(z|x, y)",
+            codes=base.codes.replace("|x)", "|x, y)"),
             samples="samples: mean of p(x|z, y), z ~ N(0, I), one digit y per row",
         )
 
-    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None) -> Normal:
-        return gaussian(self.encoder(torch.cat([x, one_hot(y, self.num_classes, len(x), x)], -1)))
+    def encode(self, x: torch.Tensor, y: torch.Tensor | None = None):
+        """q(z | x, y): the posterior (``posteriors.py``) of the encoder's outputs."""
+        return self.posterior(
+            self.encoder(torch.cat([x, one_hot(y, self.num_classes, len(x), x)], -1))
+        )
 
     def decode(self, z: torch.Tensor, y: torch.Tensor | None = None):
         h = torch.cat([z, one_hot(y, self.num_classes, len(z), z)], -1)

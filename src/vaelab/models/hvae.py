@@ -51,6 +51,8 @@ class HVAEConfig(VAEConfig):
         problems = super().problems()
         if self.free_bits > 0:
             problems.append("free_bits needs a closed-form KL per unit; hvae has none")
+        if self.posterior != "gaussian":
+            problems.append("hvae: posterior must be gaussian (its q(z1|x), q(z2|z1) are)")
         return problems
 
 
