@@ -174,6 +174,7 @@ def test_alpha_and_gamma_weigh_their_terms():
         ({"prior": "vamp"}, "needs the standard prior"),
         ({"free_bits": 0.5}, "no free bits"),
         ({"estimator": "exact"}, "unknown estimator 'exact'"),
+        ({"posterior": "iaf"}, "needs the gaussian posterior"),
         ({"gamma": -1.0}, "gamma must be >= 0"),
     ],
 )

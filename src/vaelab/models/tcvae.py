@@ -68,6 +68,8 @@ class TCVAEConfig(VAEConfig):
             problems.append("tcvae splits the ELBO's KL term: k must be 1")
         if self.prior != "standard":
             problems.append("tcvae needs the standard prior (a log p(z_j) per unit)")
+        if self.posterior != "gaussian":
+            problems.append("tcvae needs the gaussian posterior (a density q(z_j|x) per unit)")
         if self.free_bits > 0:
             problems.append("tcvae has no free bits (its KL is split over the batch, not units)")
         if self.estimator not in ESTIMATORS:
