@@ -22,6 +22,8 @@ MODELS: dict[str, str] = {
     "iwae": "vaelab.models.iwae:IWAE",
     "cvae": "vaelab.models.cvae:CVAE",
     "hvae": "vaelab.models.hvae:HVAE",
+    "infovae": "vaelab.models.infovae:InfoVAE",
+    "wae": "vaelab.models.wae:WAE",
 }
 
 # p(x | z): what the decoder's outputs parameterise (likelihoods.py).
