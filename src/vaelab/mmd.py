@@ -43,6 +43,7 @@ import torch
 KERNELS = ("rbf", "imq")
 ESTIMATORS = ("unbiased", "biased")
 IMQ_SCALES = (0.1, 0.2, 0.5, 1.0, 2.0, 5.0, 10.0)
+SPLIT_IMAGES = 1000  # images of a split whose codes the models' ``diagnostics`` compare
 
 
 def kernel_scale(dim: int, prior_var: float = 1.0) -> float:

@@ -15,7 +15,8 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..config import setting
-from ..mmd import ESTIMATORS, KERNELS, kernel_scale, mmd2
+from ..mmd import ESTIMATORS, KERNELS, SPLIT_IMAGES, kernel_scale, mmd2
+from .abilities import Diagnostics
 from .base import About
 from .vae import VAE, VAEConfig
 
@@ -58,7 +59,7 @@ class InfoVAEConfig(VAEConfig):
         return self.alpha + self.lambd - 1
 
 
-class InfoVAE(VAE):
+class InfoVAE(VAE, Diagnostics):
     """q(z|x) = N(mu(x), diag sigma^2(x)), p(z) = N(0, I), p(x|z) from the likelihood.
 
     ``terms(x)`` per image (B,): ``recon`` = -log p(x|z) at one z ~ q(z|x) and ``kl`` =
@@ -87,11 +88,34 @@ class InfoVAE(VAE):
             ),
         )
 
-    def mmd_to_prior(self, z: torch.Tensor) -> torch.Tensor:
+    def mmd_to_prior(self, z: torch.Tensor, generator=None) -> torch.Tensor:
         """MMD^2 between codes z (B, D) and B draws from the prior N(0, I): a scalar."""
         cfg = self.cfg
-        p = self.sample_codes(len(z)).to(z)
+        p = self.sample_codes(len(z), generator).to(z)
         return mmd2(z, p, cfg.kernel, kernel_scale(z.shape[-1]), cfg.estimator)
+
+    def numbers_mean(self, binary: bool) -> dict:
+        out = super().numbers_mean(binary)
+        out["meaning"] += (
+            "; reported for comparison: training minimised the InfoVAE loss recon + "
+            "(1 - alpha) KL + (alpha + lambda - 1) MMD^2, not the ELBO"
+        )
+        return out
+
+    def diagnostics(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
+        """MMD^2 between z ~ q(z|x) of the first ``SPLIT_IMAGES`` images and as many prior
+        draws, both drawn with seed 0: the same number for the same weights."""
+        g = torch.Generator().manual_seed(0)
+        q = self.encode(x[:SPLIT_IMAGES])
+        z = q.mean + q.scale * torch.randn(q.mean.shape, generator=g).to(q.mean)
+        return {"mmd_1k": self.mmd_to_prior(z, g).item()}
+
+    @property
+    def diagnostics_about(self) -> dict[str, str]:
+        return {
+            "mmd_1k": f"MMD² ({self.cfg.estimator}) of z ~ q(z|x) of the first {SPLIT_IMAGES} "
+            "images to as many N(0, I) draws (seed 0), kernel units"
+        }
 
     def terms(
         self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0

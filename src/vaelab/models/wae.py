@@ -21,9 +21,9 @@ from dataclasses import dataclass, replace
 import torch
 
 from ..config import SIZE_MAX, setting
-from ..mmd import ESTIMATORS, KERNELS, kernel_scale, mmd2
+from ..mmd import ESTIMATORS, KERNELS, SPLIT_IMAGES, kernel_scale, mmd2
 from ..nets import build_decoder, build_encoder
-from .abilities import EpochHooks, LatentPictures, Samples
+from .abilities import Diagnostics, EpochHooks, LatentPictures, Samples
 from .base import About, Model, ModelConfig
 from .helpers import start_at_mean_image
 
@@ -59,7 +59,7 @@ class WAEConfig(ModelConfig):
         return problems
 
 
-class WAE(Model, Samples, LatentPictures, EpochHooks):
+class WAE(Model, Samples, LatentPictures, EpochHooks, Diagnostics):
     """Deterministic codes z = Q(x) (B, D), p(x|z) from the likelihood, prior N(0, sigma_z^2 I).
 
     ``terms(x)`` per image (B,): ``recon`` = the cost c(x, G(Q(x))) summed over pixels (the
@@ -108,11 +108,25 @@ class WAE(Model, Samples, LatentPictures, EpochHooks):
         eps = torch.randn(n, self.cfg.latent_dim, generator=generator)
         return (self.cfg.prior_scale * eps).to(self.device())
 
-    def mmd_to_prior(self, z: torch.Tensor) -> torch.Tensor:
+    def mmd_to_prior(self, z: torch.Tensor, generator=None) -> torch.Tensor:
         """MMD^2 between codes z (B, D) and B prior draws, with C = 2 d sigma_z^2: a scalar."""
         cfg = self.cfg
         scale = kernel_scale(z.shape[-1], cfg.prior_scale**2)
-        return mmd2(z, self.sample_codes(len(z)).to(z), cfg.kernel, scale, cfg.estimator)
+        p = self.sample_codes(len(z), generator).to(z)
+        return mmd2(z, p, cfg.kernel, scale, cfg.estimator)
+
+    def diagnostics(self, x: torch.Tensor, y: torch.Tensor | None = None) -> dict[str, float]:
+        """MMD^2 between the codes of the first ``SPLIT_IMAGES`` images and as many prior
+        draws (seed 0): the same number for the same weights."""
+        g = torch.Generator().manual_seed(0)
+        return {"mmd_1k": self.mmd_to_prior(self.encoder(x[:SPLIT_IMAGES]), g).item()}
+
+    @property
+    def diagnostics_about(self) -> dict[str, str]:
+        return {
+            "mmd_1k": f"MMD² ({self.cfg.estimator}) of the codes of the first {SPLIT_IMAGES} "
+            f"images to as many N(0, {self.cfg.prior_scale:g}² I) draws (seed 0), kernel units"
+        }
 
     def terms(
         self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0
