@@ -8,7 +8,7 @@ and Tolstikhin et al. (WAE-MMD, Algorithm 2: cost + lambda MMD^2, deterministic 
 their own kernels and U-statistic (no vaelab code but the data loading and, for vaelab's side,
 ``vaelab.train.train``).  Same data (the first N training images), nets (784-400-d MLPs, ReLU),
 seed, batch size (100), Adam (lr 1e-3) and epochs.  MMD-VAE: dynamically binarized pixels,
-Bernoulli decoder, d = 20, lambda = 1000, RBF k = exp(-||a - b||^2 / (2 d)); WAE: grayscale
+Bernoulli decoder, d = 20, lambda = 100, RBF k = exp(-||a - b||^2 / (2 d)); WAE: grayscale
 pixels, squared-error cost, d = 8, lambda = 10, IMQ summed over C x {.1, ..., 10}, C = 2 d.
 Both are scored by the same plain metrics on the validation images: the reconstruction
 (MMD-VAE: -log p(x|z) in nats per image, one z ~ q(z|x); WAE: squared error per image, summed
@@ -155,7 +155,7 @@ def main() -> None:
     logging.getLogger("vaelab").setLevel(logging.ERROR)
     if args.model in ("infovae", "both"):
         torch.manual_seed(args.seed)  # the plain model's initial weights
-        compare("infovae", {"alpha": 1.0, "lambd": 1000.0}, Plain(20, True), True, args)
+        compare("infovae", {"alpha": 1.0, "lambd": 100.0}, Plain(20, True), True, args)
     if args.model in ("wae", "both"):
         torch.manual_seed(args.seed)
         compare("wae", {"mmd_weight": 10.0, "likelihood": "gaussian"}, Plain(8, False), False, args)
