@@ -26,7 +26,7 @@ class InfoVAEConfig(VAEConfig):
     """The VAE's networks with the InfoVAE weights.  ``alpha`` trades the per-image KL for
     the aggregate divergence (1: the MMD-VAE); ``lambd`` is Zhao et al.'s lambda, so the MMD
     term's weight is alpha + lambd - 1 (they require it >= 0).  Zhao et al.'s MNIST code
-    weighs a per-pixel mean squared error by 1 against an unweighted MMD, about 1000 to 1
+    weighs a per-pixel mean squared error by 1 against an unweighted MMD, i.e. 784 to 1
     against an error summed over 784 pixels; but their encoder there is deterministic, and
     with a Gaussian q(z|x), which starts near N(0, I), lambda = 1000 holds every q(z|x) at
     the prior (MMD^2 about 0, reconstruction at the mean image's cost) through short runs,
