@@ -13,8 +13,8 @@ prior's variance sigma_z^2, since E ||a - b||^2 = 2 d sigma_z^2 for a, b ~ N(0, 
   MMD-Variational-Autoencoder, ``compute_kernel``) uses exp(-||a - b||^2 / d^2), i.e.
   2 s^2 = d^2: the same as ours at d = 2 with sigma_z = 1, flatter than ours for d > 2.
 - ``imq``: the inverse multiquadric k(a, b) = sum_s sC / (sC + ||a - b||^2) over the scales
-  s in ``IMQ_SCALES`` = {0.1, 0.2, 0.5, 1, 2, 5, 10}: Tolstikhin et al. 2018 (section 4,
-  "we used C = 2 d_z sigma_z^2") and their code (github.com/tolstikhin/wae, ``mmd_penalty``),
+  s in ``IMQ_SCALES`` = {0.1, 0.2, 0.5, 1, 2, 5, 10}: Tolstikhin et al. 2018 (section 4:
+  C = 2 d_z sigma_z^2) and their code (github.com/tolstikhin/wae, ``mmd_penalty``),
   which sums the kernel over these scales.  k(a, a) = 7.
 
 Estimators of MMD^2 from X = (x_1..x_n) ~ P and Y = (y_1..y_m) ~ Q (Gretton et al. 2012,
