@@ -24,6 +24,8 @@ MODELS: dict[str, str] = {
     "cvae": "vaelab.models.cvae:CVAE",
     "hvae": "vaelab.models.hvae:HVAE",
     "tcvae": "vaelab.models.tcvae:TCVAE",
+    "infovae": "vaelab.models.infovae:InfoVAE",
+    "wae": "vaelab.models.wae:WAE",
 }
 
 # p(x | z): what the decoder's outputs parameterise (likelihoods.py).
