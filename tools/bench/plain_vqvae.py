@@ -1,6 +1,6 @@
 """vaelab's VQ-VAE against a plain PyTorch VQ-VAE (EMA codebook), trained side by side.
 
-    python -m tools.bench.plain_vqvae --epochs 3 --train-limit 10000
+    python -m tools.bench.plain_vqvae --epochs 3 --train-limit 10000 --val-size 10000
 
 The plain version is written from van den Oord et al. (2017) and its appendix A.1 (no vaelab code
 but the data loading): the same nets, codebook (K = 128, D = 16), EMA decay, Laplace smoothing,
@@ -112,10 +112,11 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--epochs", type=int, default=3)
     ap.add_argument("--train-limit", type=int, default=10_000)
+    ap.add_argument("--val-size", type=int, default=10_000)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args()
     logging.getLogger("vaelab").setLevel(logging.ERROR)
-    data_cfg = DataConfig(binarize="dynamic", train_limit=args.train_limit)
+    data_cfg = DataConfig(binarize="dynamic", train_limit=args.train_limit, val_size=args.val_size)
     data = load_splits(data_cfg)
     cfg = TrainConfig(epochs=args.epochs, batch_size=128, lr=1e-3, seed=args.seed)
     with tempfile.TemporaryDirectory() as tmp:
@@ -133,7 +134,7 @@ def main() -> None:
     bound = score_bound(ours, val)
     print(
         f"VQ-VAE (K={K}, D={D}, EMA), {args.epochs} epochs on the first {len(data['train'])} "
-        f"training images, seed {args.seed}, validation {len(val)} images:\n"
+        f"training images, seed {args.seed}, validation: the last {len(val)} of the 60,000:\n"
         f"  reconstruction -log p(x|z_q), nats per image: vaelab {ours_r:.2f} ({ours_s:.0f} s "
         f"with its prior), plain {plain_r:.2f} ({plain_s:.0f} s), difference "
         f"{ours_r - plain_r:+.2f}\n"
