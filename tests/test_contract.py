@@ -38,6 +38,8 @@ def small(name: str, **kw):
     cfg = {"hidden": [16], "latent_dim": 3, **kw}
     if name == "hvae":
         cfg |= {"z1_dim": 4, "z1_hidden": [8]}
+    if name == "vqvae":
+        cfg |= {"res_layers": 0, "num_codes": 16, "prior_channels": 8, "prior_layers": 1}
     return build_model(name, **cfg)
 
 

@@ -26,6 +26,7 @@ MODELS: dict[str, str] = {
     "tcvae": "vaelab.models.tcvae:TCVAE",
     "infovae": "vaelab.models.infovae:InfoVAE",
     "wae": "vaelab.models.wae:WAE",
+    "vqvae": "vaelab.models.vqvae:VQVAE",
 }
 
 # p(x | z): what the decoder's outputs parameterise (likelihoods.py).
