@@ -30,7 +30,7 @@ from vaelab.config import DataConfig
 from vaelab.data import load_splits
 from vaelab.train import TrainConfig, train
 
-K, D, GAMMA, EPS, DEAD = 128, 16, 0.99, 1e-5, 0.01
+K, D, GAMMA, EPS, DEAD = 128, 16, 0.99, 1e-5, 1.0
 
 
 class Res(nn.Module):
