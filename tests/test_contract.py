@@ -38,6 +38,7 @@ def small(name: str, **kw):
     cfg = {"hidden": [16], "latent_dim": 3, **kw}
     if name == "hvae":
         cfg |= {"z1_dim": 4, "z1_hidden": [8]}
+    cfg |= {"disc_hidden": [8]} if name == "factorvae" else {}
     return build_model(name, **cfg)
 
 

@@ -22,6 +22,7 @@ MODELS: dict[str, str] = {
     "iwae": "vaelab.models.iwae:IWAE",
     "cvae": "vaelab.models.cvae:CVAE",
     "hvae": "vaelab.models.hvae:HVAE",
+    "factorvae": "vaelab.models.factorvae:FactorVAE",
 }
 
 # p(x | z): what the decoder's outputs parameterise (likelihoods.py).
