@@ -5,6 +5,9 @@ discriminator estimates a known total correlation, and a run goes through every 
 from __future__ import annotations
 
 import math
+import os
+import subprocess
+import sys
 
 import numpy as np
 import pytest
@@ -221,3 +224,24 @@ def test_resume_gives_the_uninterrupted_run(tmp_path, tiny_splits):
     assert any("discriminator" in k for k in a)
     for k in a:
         assert torch.equal(a[k], b[k]), k
+
+
+def test_two_processes_train_both_parts(tmp_path, idx_dir):
+    """Under DistributedDataParallel (two CPU processes, gloo) every parameter gets its
+    gradient from the one loss (D's through its zero-valued term): the run trains, then
+    resumes, and the discriminator has moved from its initial weights."""
+    env = os.environ | {"OMP_NUM_THREADS": "1"}
+    launch = [sys.executable, "-m", "torch.distributed.run", "--standalone", "--nproc-per-node",
+              "2", "-m", "vaelab", "train", "--no-figures", "--no-progress"]  # fmt: skip
+    first = ["--model", "factorvae", "--hidden", "16", "--latent-dim", "3", "--disc-hidden", "8",
+             "--data-dir", str(idx_dir), "--no-verify", "--out", str(tmp_path / "two"),
+             "--epochs", "1"]  # fmt: skip
+    for more in (first, ["--resume", str(tmp_path / "two"), "--epochs", "2"]):
+        p = subprocess.run([*launch, *more], capture_output=True, text=True, timeout=300, env=env)
+        assert p.returncode == 0, p.stderr[-3000:]
+    rows = Run.load(tmp_path / "two").metrics()
+    assert len(rows) == 2 and all(0 <= r["val_disc_acc"] <= 1 for r in rows)
+    trained = load_run(tmp_path / "two", "last").discriminator[0].weight
+    torch.manual_seed(0)  # the initial weights: the run's seed
+    fresh = build_model("factorvae", hidden=[16], latent_dim=3, disc_hidden=[8])
+    assert not torch.equal(trained, fresh.discriminator[0].weight)
