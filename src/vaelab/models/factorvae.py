@@ -51,8 +51,9 @@ class FactorVAEConfig(VAEConfig):
     """The VAE's settings, ``gamma`` (the TC weight) and the discriminator's: ``disc_hidden``
     (the paper's six layers of 1000 units with leaky ReLU 0.2) and its Adam settings
     (``disc_lr`` 1e-4, betas (0.5, 0.9): the paper's Appendix).  The VAE's own Adam takes the
-    run's ``--lr`` (the paper: 1e-4, betas (0.9, 0.999), Adam's defaults).  ``gamma`` = 6.4,
-    the value used for 2D Shapes (dSprites); the paper sweeps 10 to 100 elsewhere."""
+    run's ``--lr`` (the paper: 1e-4, betas (0.9, 0.999), Adam's defaults) and schedule; the
+    schedule scales ``disc_lr`` alike.  ``gamma`` = 6.4, the 2D Shapes (dSprites) value of the
+    public reimplementations; the paper's sweeps go from 10 to 100."""
 
     gamma: float = setting(6.4, "weight of the total correlation term", low=0.0)
     disc_hidden: Sequence[int] = setting(
