@@ -245,3 +245,16 @@ def test_two_processes_train_both_parts(tmp_path, idx_dir):
     torch.manual_seed(0)  # the initial weights: the run's seed
     fresh = build_model("factorvae", hidden=[16], latent_dim=3, disc_hidden=[8])
     assert not torch.equal(trained, fresh.discriminator[0].weight)
+
+
+def test_the_tc_term_is_taken_at_the_z_of_the_reconstruction():
+    """Algorithm 2: one z ~ q(z|x) per image serves the reconstruction and the TC term."""
+    model = small()
+    x = torch.rand(6, 784)
+    torch.manual_seed(4)
+    t = model.terms(x)
+    torch.manual_seed(4)
+    z = model.encode(x).rsample()  # the draw the VAE's terms make first
+    logits = model.tc_logits(z)
+    torch.testing.assert_close(t["tc"], logits[:, JOINT] - logits[:, PERMUTED], rtol=0, atol=0)
+    torch.testing.assert_close(t["recon"], -model.decode(z).log_prob(x), rtol=0, atol=0)

@@ -98,11 +98,11 @@ class FactorVAE(VAE, ParameterGroups):
     """The VAE with a discriminator on its codes (module docstring).
 
     ``terms(x)`` gives per-image values: the VAE's ``recon``, ``kl``, ``neg_elbo`` (nats);
-    ``tc``, the discriminator's estimate log D(z) / (1 - D(z)) at a z ~ q(z|x) drawn apart
-    from the one of ``recon`` (nats; its batch mean estimates TC(z)); ``disc_loss``, D's
-    cross-entropy on this image's sample (nats: joint for the batch's first half, permuted
-    for the second); ``disc_acc``, 1 when D classes that sample right, else 0 (its mean is
-    D's accuracy); ``loss`` = the VAE's loss + gamma * tc (+ D's loss, zero in value).
+    ``tc``, the discriminator's estimate log D(z) / (1 - D(z)) at the z ~ q(z|x) of ``recon``
+    (Algorithm 2; the RNG is replayed to draw it again; nats; its batch mean estimates TC(z));
+    ``disc_loss``, D's cross-entropy on this image's sample (nats: joint for the batch's first
+    half, permuted for the second); ``disc_acc``, 1 when D classes that sample right, else 0
+    (its mean is D's accuracy); ``loss`` = the VAE's loss + gamma * tc (+ D's loss, zero in value).
     """
 
     config_class = FactorVAEConfig
@@ -160,8 +160,10 @@ class FactorVAE(VAE, ParameterGroups):
         self, x: torch.Tensor, y: torch.Tensor | None = None, kl_weight: float = 1.0
     ) -> dict[str, torch.Tensor]:
         """Kim & Mnih 2018, eq. 2 with eq. 3's estimate of TC and D's loss (Algorithm 2)."""
-        parts = super().terms(x, y, kl_weight)
-        z = self.encode(x, y).rsample()  # (B, D), z ~ q(z|x)
+        cuda = [x.device.index or 0] if x.device.type == "cuda" else []
+        with torch.random.fork_rng(devices=cuda):  # the RNG comes back to its state before
+            parts = super().terms(x, y, kl_weight)
+        z = self.encode(x, y).rsample()  # (B, D): the same draw, so the z of ``recon``
         logits = self.tc_logits(z)
         tc = logits[:, JOINT] - logits[:, PERMUTED]  # log D(z) / (1 - D(z))
         disc = self.discriminator_terms(z)
