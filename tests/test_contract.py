@@ -40,6 +40,7 @@ def small(name: str, **kw):
         cfg |= {"z1_dim": 4, "z1_hidden": [8]}
     if name == "vqvae":
         cfg |= {"res_layers": 0, "num_codes": 16, "prior_channels": 8, "prior_layers": 1}
+    cfg |= {"disc_hidden": [8]} if name == "factorvae" else {}
     return build_model(name, **cfg)
 
 

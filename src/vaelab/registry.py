@@ -27,6 +27,7 @@ MODELS: dict[str, str] = {
     "infovae": "vaelab.models.infovae:InfoVAE",
     "wae": "vaelab.models.wae:WAE",
     "vqvae": "vaelab.models.vqvae:VQVAE",
+    "factorvae": "vaelab.models.factorvae:FactorVAE",
 }
 
 # p(x | z): what the decoder's outputs parameterise (likelihoods.py).
