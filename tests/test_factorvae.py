@@ -247,14 +247,16 @@ def test_two_processes_train_both_parts(tmp_path, idx_dir):
     assert not torch.equal(trained, fresh.discriminator[0].weight)
 
 
-def test_the_tc_term_is_taken_at_the_z_of_the_reconstruction():
-    """Algorithm 2: one z ~ q(z|x) per image serves the reconstruction and the TC term."""
-    model = small()
+@pytest.mark.parametrize("posterior", ["gaussian", "iaf"])
+def test_the_tc_term_is_taken_at_the_z_of_the_reconstruction(posterior):
+    """Algorithm 2: one z ~ q(z|x) per image serves the reconstruction and the TC term (with
+    an inverse autoregressive flow too: z is the flow's output)."""
+    model = small(posterior=posterior, flow_hidden=[8], flow_context=4)
     x = torch.rand(6, 784)
     torch.manual_seed(4)
     t = model.terms(x)
     torch.manual_seed(4)
-    z = model.encode(x).rsample()  # the draw the VAE's terms make first
+    z, _ = model.posterior.rsample(model.encode(x))  # the draw the VAE's terms make first
     logits = model.tc_logits(z)
     torch.testing.assert_close(t["tc"], logits[:, JOINT] - logits[:, PERMUTED], rtol=0, atol=0)
     torch.testing.assert_close(t["recon"], -model.decode(z).log_prob(x), rtol=0, atol=0)

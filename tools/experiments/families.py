@@ -51,6 +51,7 @@ ROWS = [
     ("factorvae", "--model factorvae",
      "the negative ELBO + gamma TC, TC from a discriminator with its own Adam"),
 ]  # fmt: skip
+START, END = "<!-- made by tools/experiments/families.py -->", "<!-- end of the made part -->"
 BEFORE = 6  # rows above that were vaelab's families before this page
 
 
@@ -143,7 +144,14 @@ def write_page(args, table: list[list[str]], seconds: float) -> None:
         "|" + "---|" * len(head),
     ]
     lines += ["| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in table]
-    args.doc.write_text("\n".join(lines) + "\n")
+    block = "\n".join(lines[2:])  # below the title
+    old = args.doc.read_text() if args.doc.exists() else ""
+    if START in old and END in old:  # keep what the page says around the table
+        head, rest = old.split(START, 1)
+        page = f"{head}{START}\n{block}\n{END}{rest.split(END, 1)[1]}"
+    else:
+        page = f"{lines[0]}\n\n{START}\n{block}\n{END}\n"
+    args.doc.write_text(page)
 
 
 def main() -> None:

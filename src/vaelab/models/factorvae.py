@@ -163,7 +163,7 @@ class FactorVAE(VAE, ParameterGroups):
         cuda = [x.device.index or 0] if x.device.type == "cuda" else []
         with torch.random.fork_rng(devices=cuda):  # the RNG comes back to its state before
             parts = super().terms(x, y, kl_weight)
-        z = self.encode(x, y).rsample()  # (B, D): the same draw, so the z of ``recon``
+        z, _ = self.posterior.rsample(self.encode(x, y))  # (B, D): the same draw as ``recon``'s
         logits = self.tc_logits(z)
         tc = logits[:, JOINT] - logits[:, PERMUTED]  # log D(z) / (1 - D(z))
         disc = self.discriminator_terms(z)
