@@ -109,8 +109,10 @@ def cells(name: str, flags: str, optimises: str, path: Path, ev: dict) -> list[s
     else:
         first = f"{ev['recon']:.2f} (reconstruction)"
     nll = f"{ev['nll']:.2f} ± {ev['nll_sem']:.2f}" if "nll" in ev else "no bound"
-    return [name, optimises, f"`vaelab train {flags}`", first, nll, own_numbers(ev, rows),
-            f"{per_epoch:.1f}"]  # fmt: skip
+    code = "x".join(map(str, vaelab.load_run(path).code_shape))
+    command = f"`vaelab train {flags}`"
+    own = own_numbers(ev, rows)
+    return [f"{name} ({code} code)", optimises, command, first, nll, own, f"{per_epoch:.1f}"]
 
 
 def write_page(args, table: list[list[str]], seconds: float) -> None:
