@@ -191,8 +191,10 @@ def test_a_run_records_tc_and_accuracy_and_goes_through_every_command(trained, t
         assert row["val_disc_loss"] > 0
     r = evaluate_run(trained, progress=False)
     assert r["has_elbo"] and r["neg_elbo"] == pytest.approx(r["recon"] + r["kl"])
+    assert set(r["other_terms"]) >= {"tc", "disc_acc"}
     code, out, err = run(capsys, "evaluate", trained, "--nll-samples", 20)
     assert code == 0 and "NLL" in out, err
+    assert "disc_acc" in out
     names = {p.name for p in all_figures(trained)}
     assert {"curves.png", "samples.png", "reconstructions.png", "traversals.png"} <= names
     assert write_report(trained).exists()

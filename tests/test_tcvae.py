@@ -209,8 +209,12 @@ def test_a_run_goes_through_every_command(tmp_path, tiny_splits, capsys):
     assert int(model.dataset_size) == len(tiny_splits["train"])  # kept in the checkpoint
     r = evaluate_run(out, progress=False)
     assert r["has_elbo"] and r["neg_elbo"] > 0
+    assert set(r["other_terms"]) == {"mi", "tc", "dim_kl"}  # the KL's parts, in evaluate too
+    total = sum(r["other_terms"].values())
+    assert total == pytest.approx(r["kl"], abs=1.0)  # one draw per image: an estimate of it
     code, stdout, err = run(capsys, "evaluate", out, "--nll-samples", 10)
     assert code == 0, err
+    assert "total correlation" in stdout and "training loss" in stdout
     names = {p.name for p in all_figures(out)}
     assert {"samples.png", "reconstructions.png", "latents.png"} <= names
     assert write_report(out).exists()

@@ -142,6 +142,11 @@ def _loss_terms(model, terms: dict, x, y, batch_size: int) -> dict[str, Any]:
     out = {"neg_elbo": terms["neg_elbo"], "recon": terms["recon"], "kl": terms["kl"]}
     if abs(terms["loss"] - terms["neg_elbo"]) > 1e-9:
         out["training_loss"] = terms["loss"]
+    shown = {"loss", "neg_elbo", "recon", "kl"}
+    about = dict(model.about.loss_parts)
+    other = {k: v for k, v in terms.items() if k not in shown and k in about}
+    if other:  # the model's own parts (a total correlation, an MMD), with what they are
+        out |= {"other_terms": other, "other_terms_about": {k: about[k] for k in other}}
     au = active_units(model, x, y)
     return out | {"active_units": au["active_units"], "active_threshold": au["threshold"]}
 
@@ -241,7 +246,15 @@ def _elbo_lines(r: dict[str, Any]) -> list[str]:
         f"    KL             {r['kl']:10.3f}  KL(q(z|x) || p(z))",
     ]
     if "training_loss" in r:
-        lines.append(f"  training loss    {r['training_loss']:10.3f}  (beta, k or free bits)")
+        lines.append(
+            f"  training loss    {r['training_loss']:10.3f}  what training minimised (the "
+            "-ELBO reweighted or with other terms)"
+        )
+    about = r.get("other_terms_about", {})
+    lines += [
+        f"    {name:<15}{value:10.3f}  {about.get(name, '')}".rstrip()
+        for name, value in r.get("other_terms", {}).items()
+    ]
     return lines
 
 
