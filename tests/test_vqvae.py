@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from helpers import run, synthetic
 
 import vaelab
+from vaelab.errors import VaelabError
 from vaelab.grid_prior import PixelCNNPrior
 from vaelab.models import build_model
 from vaelab.models.vqvae import (
@@ -247,3 +248,18 @@ def test_a_tiny_vqvae_goes_through_every_caller(tmp_path, tiny_splits, capsys):
         rtol=0,
         atol=0,
     )
+
+
+@pytest.mark.parametrize(
+    "bad, message",
+    [
+        ({"encoder": "mlp"}, "a vqvae encoder is conv or resnet, not 'mlp'"),
+        ({"decoder": "linear"}, "a vqvae decoder is conv or resnet, not 'linear'"),
+        ({"image_shape": [1, 30, 30]}, "multiples of 4"),
+        ({"ema_decay": 1.0}, "ema_decay must be < 1"),
+    ],
+)
+def test_settings_a_vqvae_cannot_take_are_refused_in_one_line(bad, message):
+    with pytest.raises(VaelabError, match=message) as e:
+        tiny(**bad)
+    assert "\n" not in str(e.value)
