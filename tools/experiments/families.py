@@ -93,11 +93,11 @@ def own_numbers(ev: dict, rows: list[dict]) -> str:
     """The model's own numbers: its loss parts beyond recon and KL (last epoch, validation)
     and its diagnostics (test)."""
     last = rows[-1]
-    skip = {"loss", "recon", "kl", "neg_elbo"}
+    skip = {"loss", "recon", "kl", "neg_elbo", *ev.get("diagnostics", {})}
     parts = [
         f"{k[4:]} {v:.3g}" for k, v in last.items() if k.startswith("val_") and k[4:] not in skip
     ]
-    parts += [f"{k} {v:.3g}" for k, v in ev.get("diagnostics", {}).items()]
+    parts += [f"{k} {v:.3g} (test)" for k, v in ev.get("diagnostics", {}).items()]
     return ", ".join(parts)
 
 
@@ -105,7 +105,7 @@ def cells(name: str, flags: str, optimises: str, path: Path, ev: dict) -> list[s
     rows = Run.load(path).metrics()
     per_epoch = sum(r["seconds"] for r in rows) / len(rows)
     if ev.get("has_elbo"):
-        first = f"{ev['neg_elbo']:.2f} (-ELBO)"
+        first = f"{ev['neg_elbo']:.2f} = {ev['recon']:.2f} + {ev['kl']:.2f}"
     else:
         first = f"{ev['recon']:.2f} (reconstruction)"
     nll = f"{ev['nll']:.2f} ± {ev['nll_sem']:.2f}" if "nll" in ev else "no bound"
@@ -117,8 +117,8 @@ def cells(name: str, flags: str, optimises: str, path: Path, ev: dict) -> list[s
 
 def write_page(args, table: list[list[str]], seconds: float) -> None:
     nll = f"test NLL, K = {args.k} (nats per image)"
-    head = ["family", "optimises", "command", "test -ELBO or loss (nats per image)", nll,
-            "its own numbers", "s per epoch"]  # fmt: skip
+    first = "test -ELBO = recon + KL, or loss (nats per image)"
+    head = ["family", "optimises", "command", first, nll, "its own numbers", "s per epoch"]
     lines = [
         "# The families",
         "",
