@@ -130,7 +130,7 @@ def reconstruction_grid(
         for images in (x[start : start + ncol], recon[start : start + ncol]):
             blank = torch.ones(ncol - len(images), images.shape[1], device=images.device)
             rows.append(torch.cat([images, blank]))  # a short last row, padded with white
-    title = "originals and their reconstructions: mean of p(x|z) at the encoder's mean z"
+    title = f"originals and their reconstructions: mean of p(x|z) at z = {model.about.codes}"
     labels = ["original", "reconstruction"] * (len(rows) // 2)
     return save_grid(path, torch.cat(rows).cpu(), title, ncol, labels, model.image_shape)
 

@@ -20,7 +20,7 @@ from .runs import Run, atomic_write, read_in, read_json
 CAPTIONS = {  # known figures first, in this order; any other PNG follows by name
     "curves.png": "Training curves: loss per epoch on the training and validation splits.",
     "reconstructions.png": "Images (odd rows) and their reconstructions (even rows): the "
-    "mean of p(x|z) at the encoder's mean code.",
+    "mean of p(x|z) at the image's code (the model's codes are named in the figure's title).",
     "samples.png": "Samples: decoder means of p(x|z) at random codes z (VAE: z ~ N(0, I); "
     "AE: z from a Gaussian fitted to the training codes).",
     "latents.png": "Latent means of the test images, coloured by label (a PCA projection "
