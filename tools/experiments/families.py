@@ -89,11 +89,10 @@ def train_row(name: str, flags: str, args) -> Path:
     return out
 
 
-def evaluate_row(path: Path, args) -> dict:
-    model = vaelab.load_run(path)
+def evaluate_row(path: Path, run: Run, model, args) -> dict:
     k = args.k if isinstance(model, HasBound) else None
     limit = 300 if args.quick else None
-    saved = Run.load(path).evaluation().get("test", {})
+    saved = run.evaluation().get("test", {})
     if args.reuse and not args.quick and saved.get("nll_k") == k:  # kept from an earlier pass
         return saved
     return evaluate_run(path, nll_samples=k, limit=limit, progress=False)
@@ -111,15 +110,13 @@ def own_numbers(ev: dict, rows: list[dict]) -> str:
     return ", ".join(parts)
 
 
-def cells(name: str, flags: str, path: Path, ev: dict) -> list[str]:
-    rows = Run.load(path).metrics()
+def cells(name: str, flags: str, shape: tuple[int, ...], rows: list[dict], ev: dict) -> list[str]:
     per_epoch = sum(r["seconds"] for r in rows) / len(rows)
     if ev.get("has_elbo"):
         first = f"{ev['neg_elbo']:.2f} = {ev['recon']:.2f} + {ev['kl']:.2f}"
     else:
         first = f"{ev['recon']:.2f} (reconstruction)"
     nll = f"{ev['nll']:.2f} ± {ev['nll_sem']:.2f}" if "nll" in ev else "no bound"
-    shape = vaelab.load_run(path).code_shape
     code = f"{shape[0]}-D" if len(shape) == 1 else "x".join(map(str, shape))
     family = f"**{name}**, {code} code: `{flags}`"
     return [family, first, nll, own_numbers(ev, rows), f"{per_epoch:.1f}"]
@@ -189,9 +186,13 @@ def main() -> None:
         if args.only and name not in args.only:
             continue
         path = train_row(name, flags, args)
-        table.append(cells(name, flags, path, evaluate_row(path, args)))
+        run, model = Run.load(path), vaelab.load_run(path)
+        rows = run.metrics()
+        table.append(
+            cells(name, flags, model.code_shape, rows, evaluate_row(path, run, model, args))
+        )
         done.add(name)
-        seconds += sum(row["seconds"] for row in Run.load(path).metrics())
+        seconds += sum(row["seconds"] for row in rows)
     write_page(args, table, seconds, done)
     print(f"wrote {args.doc}")
 
