@@ -44,12 +44,15 @@ class Split:
     ``pixels`` (N, C*H*W), channels first: uint8 bytes (scaled to [0, 1] when read: ``x``,
     ``rows``) or float32 in [0, 1] (or {0, 1} once binarized).  ``y`` (N,) int64 labels, -1
     for unlabelled images.  ``shape`` the images' (C, H, W); ``classes`` the labels' names
-    (None when the data have no labels)."""
+    (None when the data have no labels).  Data made from known factors (``data/factors.py``)
+    also carry each image's ``factors`` (N, F) int64 indices, named by ``factor_names``."""
 
     pixels: torch.Tensor
     y: torch.Tensor
     shape: tuple[int, int, int] = MNIST_DATASET.image_shape
     classes: tuple[str, ...] | None = DIGITS
+    factors: torch.Tensor | None = None
+    factor_names: tuple[str, ...] | None = None
 
     def __len__(self) -> int:
         return len(self.pixels)
@@ -71,13 +74,19 @@ class Split:
     def to(self, device: torch.device | str) -> Split:
         return replace(self, pixels=self.pixels.to(device), y=self.y.to(device))
 
+    @property
+    def has_factors(self) -> bool:
+        """Whether every image comes with the factors that made it."""
+        return self.factors is not None and self.factor_names is not None
+
     def head(self, n: int | None) -> Split:
         """The first ``n`` images (all when ``n`` is None)."""
         return self if n is None else self.take(slice(0, n))
 
     def take(self, idx: torch.Tensor | slice) -> Split:
-        """The images ``idx`` (an index or a slice) with their labels."""
-        return replace(self, pixels=self.pixels[idx], y=self.y[idx])
+        """The images ``idx`` (an index or a slice) with their labels (and factors)."""
+        factors = None if self.factors is None else self.factors[idx]
+        return replace(self, pixels=self.pixels[idx], y=self.y[idx], factors=factors)
 
 
 _CACHE: dict[DataConfig, dict[str, Split]] = {}
