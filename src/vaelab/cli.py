@@ -136,13 +136,12 @@ def _data_name(data: DataConfig) -> str:
 
 
 def cmd_data(args: argparse.Namespace) -> int:
-    from .data import fetch_dataset
+    from .data import fetch_report
 
     if args.dataset not in DATASETS:
         known = ", ".join(sorted(DATASETS))
         raise VaelabError(f"unknown data set {args.dataset!r}; vaelab knows: {known}")
-    path = fetch_dataset(args.dataset, args.data_dir, source=args.source, cache_dir=args.cache_dir)
-    print(path)
+    print(fetch_report(args.dataset, args.data_dir, source=args.source, cache_dir=args.cache_dir))
     return 0
 
 

