@@ -24,9 +24,12 @@ from vaelab.data import (
     ground_truth,
     load_splits,
 )
+from vaelab.data import colour_sprites as cs
 from vaelab.data import sprites as sp
 
 GRID = sp.SpritesGrid()
+COLOUR = cs.ColourSpritesGrid()
+COLOUR_SAMPLE_SHA256 = "1b6a217d43a0b02965789ceebb3121335a625f9527863d7f47e816eec113e085"
 MASKS_SHA256 = "9d5dfd2587a06418e804417be5c2f338e9071eeec4013f86562b454777127c61"
 SAMPLE_SHA256 = "8687872e2239a791cdab6d0bb7fd3f6dbb70db4249afd6727cee849f9d316b26"
 
@@ -154,3 +157,56 @@ def test_fetch_says_sprites_are_rendered_when_used(capsys):
     assert main(["data", "fetch", "sprites"]) == 0
     out = capsys.readouterr().out.strip().splitlines()
     assert len(out) == 1 and "nothing to fetch" in out[0] and "not DeepMind's file" in out[0]
+
+
+# sprites-colour: the same masks in 4 colours on a hashed noise background
+
+
+def test_splitmix64_matches_its_published_outputs():
+    # SplitMix64 seeded with 0 gives 0xE220A8397B1DCDAF, then 0x6E789E6AA1B965F4 (Vigna's
+    # splitmix64.c); our function of counter c is the generator's output at state c + golden
+    got = cs.splitmix64(np.array([0, 0x9E3779B97F4A7C15], dtype=np.uint64))
+    assert got.tolist() == [0xE220A8397B1DCDAF, 0x6E789E6AA1B965F4]
+
+
+def test_colour_sprites_have_their_pinned_bytes_and_render_alone_as_in_a_batch():
+    index = (np.arange(128, dtype=np.int64) * 23_039 + 5) % len(COLOUR)
+    images = COLOUR.images(COLOUR.factors_of(index))
+    assert images.shape == (128, 3 * 64 * 64) and len(COLOUR) == 4 * 737_280
+    assert hashlib.sha256(images.tobytes()).hexdigest() == COLOUR_SAMPLE_SHA256
+    for k in (0, 77, 127):  # one image alone: the same bytes, nothing else generated
+        np.testing.assert_array_equal(COLOUR.images(COLOUR.factors_of(index[[k]]))[0], images[k])
+
+
+def test_colour_sprites_are_the_masks_in_their_colour_on_low_contrast_noise():
+    rng = np.random.default_rng(7)
+    f = COLOUR.sample_factors(200, rng)
+    images = COLOUR.images(f).reshape(200, 3, 64, 64).astype(np.int64)
+    masks = GRID.images(f[:, 1:]).reshape(200, 64, 64) > 0  # the sprites grid's masks
+    for k in range(200):
+        on = images[k][:, masks[k]]  # (3, pixels)
+        assert (on == cs.RGB[f[k, 0]][:, None]).all()
+        off = images[k][:, ~masks[k]]
+        assert (off[0] == off[1]).all() and (off[0] == off[2]).all()  # grey
+        assert off.max() < cs.NOISE_LEVELS
+    noise = images[:, 0][~masks]
+    counts = np.bincount(noise, minlength=cs.NOISE_LEVELS)
+    expected = len(noise) / cs.NOISE_LEVELS  # uniform levels; 5 sigma of a binomial count
+    assert np.abs(counts - expected).max() < 5 * np.sqrt(expected)
+
+
+def test_the_noise_depends_on_the_grid_index_not_on_the_factors_alone():
+    a, b, a_again = cs.background(np.array([10, 11, 10]))
+    np.testing.assert_array_equal(a, a_again)
+    np.testing.assert_array_equal(a, cs.background(np.array([10]))[0])
+    assert (a != b).mean() > 0.9  # two images' noise: independent levels differ 31/32 of the time
+
+
+def test_colour_splits_label_the_shape_and_refuse_a_full_train_split():
+    cfg = DataConfig(dataset="sprites-colour", train_limit=16, val_size=8)
+    train = load_splits(cfg)["train"]
+    assert train.shape == (3, 64, 64) and train.factor_names[:2] == ("colour", "shape")
+    assert torch.equal(train.y, train.factors[:, 1]) and not cfg.binary
+    assert data_facts(cfg) == {"image_shape": [3, 64, 64], "num_classes": 3}
+    with pytest.raises(DataError, match="--train-limit"):
+        load_splits(DataConfig(dataset="sprites-colour"))

@@ -63,6 +63,8 @@ DATASETS: dict[str, str] = {
     "fashion-mnist": "vaelab.data.catalogue:FASHION_MNIST",
     "kmnist": "vaelab.data.catalogue:KMNIST",
     "sprites": "vaelab.data.catalogue:SPRITES",
+    "sprites-colour": "vaelab.data.catalogue:SPRITES_COLOUR",
+    "dsprites": "vaelab.data.catalogue:DSPRITES",
 }
 
 ACTIVATIONS = ("relu", "tanh", "elu", "gelu", "softplus", "leaky_relu")

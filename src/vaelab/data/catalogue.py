@@ -172,3 +172,27 @@ SPRITES = KnownDataset(
     grid="vaelab.data.sprites:sprites_grid",
     binary=True,
 )
+
+SPRITES_COLOUR = KnownDataset(
+    name="sprites-colour",
+    title="Colour sprites (vaelab's rendering: the dSprites grid in 4 colours on noise)",
+    homepage=DSPRITES_HOME,
+    classes=SPRITE_SHAPES,
+    image_shape=(3, 64, 64),
+    train_size=4 * 737_280 - 10_000,
+    reference=DSPRITES_REFERENCE,
+    grid="vaelab.data.colour_sprites:colour_sprites_grid",
+)
+
+# DeepMind's dSprites file, read from --data-dir (data/dsprites.py); never fetched or cached.
+DSPRITES = KnownDataset(
+    name="dsprites",
+    title="dSprites (DeepMind's file, read from --data-dir)",
+    homepage=DSPRITES_HOME,
+    classes=SPRITE_SHAPES,
+    image_shape=(1, 64, 64),
+    train_size=737_280 - 10_000,
+    reference=DSPRITES_REFERENCE,
+    grid="vaelab.data.dsprites:dsprites_grid",
+    binary=True,
+)
