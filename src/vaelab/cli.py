@@ -369,7 +369,10 @@ def _add_data_command(sub) -> None:
     dsub = p.add_subparsers(dest="action", required=True, parser_class=Parser)
     f = dsub.add_parser("fetch", help="put a data set, checksum-verified, into the cache")
     f.add_argument("dataset", help=f"one of: {', '.join(sorted(DATASETS))}")
-    f.add_argument("--data-dir", help="a folder of IDX files (raw or .gz) or a Keras mnist.npz")
+    f.add_argument(
+        "--data-dir",
+        help="a folder of IDX files (raw or .gz), a Keras mnist.npz, or the dSprites .npz",
+    )
     f.add_argument(
         "--source",
         default="auto",

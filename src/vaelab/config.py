@@ -174,6 +174,8 @@ class DataConfig:
             data = f"images from {self.data}{size}, "
         if self.binarize == "none":
             pixels = "pixels" if self.data is not None else "grayscale pixels"
+            if self.data is None and dataset_entry(self.dataset).image_shape[0] == 3:
+                pixels = "RGB pixels"
             if self.binary_data:
                 return f"{data}binary pixels (0 or 1){split}"
             return f"{data}{pixels} in [0, 1]{split}"
