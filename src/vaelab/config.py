@@ -73,7 +73,9 @@ class DataConfig:
     is used (pixel = 1 when a uniform draw falls below its intensity, Burda et al. 2016);
     validation and test images are binarized once with ``binarize_seed``.
     ``dataset``: ``mnist``, or another data set vaelab knows by name (``registry.DATASETS``:
-    ``fashion-mnist``, ``kmnist``), verified against its published checksums.
+    ``fashion-mnist``, ``kmnist``), verified against its published checksums; or data made
+    from known factors (``sprites``, ``sprites-colour``: rendered; ``dsprites``: DeepMind's
+    file from ``data_dir``), split by a fixed permutation of the grid (``data/factors.py``).
     ``data_dir`` reads the data set from a folder or .npz instead of the cache; ``verify=False``
     accepts files that are not the named data set (any 28x28 data).
     ``data``: your own images instead (a folder of image files, optionally one subfolder per
@@ -87,8 +89,9 @@ class DataConfig:
 
     dataset: str = setting(
         DEFAULT_DATASET,
-        "a data set vaelab knows by name; others than MNIST are fetched first with "
-        "`vaelab data fetch NAME --data-dir DIR` from their published .gz files",
+        "a data set vaelab knows by name; fashion-mnist and kmnist are fetched first with "
+        "`vaelab data fetch NAME --data-dir DIR` from their published .gz files; sprites and "
+        "sprites-colour are rendered; dsprites is read from --data-dir",
         choices="dataset",
     )
     binarize: str = setting(

@@ -10,7 +10,9 @@ original dSprites file.
 
 A data set with known factors names its grid in its catalogue entry (``KnownDataset.grid``);
 ``ground_truth(cfg)`` gives the grid of a run's data settings, or None when its data have no
-known factors.  This module imports numpy only.
+known factors.  Its splits are ``grid_split``'s: a fixed permutation of the grid positions
+(seed ``GRID_SPLIT_SEED``), the first ``GRID_TEST_SIZE`` test, then val, then train.  This
+module imports numpy, not torch.
 """
 
 from __future__ import annotations
