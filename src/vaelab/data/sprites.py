@@ -12,8 +12,9 @@ the original file's pixels; ``--dataset dsprites`` reads that file when you have
 
 - geometry: a pixel is on when its centre lies inside the shape (no anti-aliasing, as the
   original's binary images).  At scale 1 the square's side is 19 pixels, the ellipse's
-  semi-axes 11 and 6 pixels, the heart (the curve (x^2 + y^2 - 1)^3 = x^2 y^3, Taubin 1994)
-  19.4 pixels wide; these were chosen to resemble the original's sprites, not measured on it;
+  semi-axes 11.4 and 5.7 pixels, the heart (inside the sextic curve
+  (x^2 + y^2 - 1)^3 = x^2 y^3) 19.4 pixels wide; these were chosen to resemble the
+  original's sprites, not measured on it;
 - position: x-position ``j`` puts the sprite's centre on the centre of pixel column
   ``16 + j`` (y: row ``16 + i``, top to bottom), so positions 0 and 1 lie 16.5 pixels from
   the edges and one step is exactly one pixel; the original places its sprites with its own
