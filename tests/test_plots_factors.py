@@ -134,6 +134,7 @@ def test_a_run_on_factor_data_draws_one_scatter_per_factor(tmp_path, factor_spli
 
 def test_plot_colour_by_and_encode_on_factor_data(tmp_path, factor_splits, capsys):
     out = tiny_run(tmp_path / "run", factor_splits, hidden=[16], latent_dim=2)
+    capsys.readouterr()  # the training's own notes
     code, stdout, err = run(capsys, "plot", out, "--colour-by", "nope")
     assert code == 1 and err.count("\n") == 1
     assert "unknown factor 'nope'; this run's data have: shape, scale, x-position" in err
