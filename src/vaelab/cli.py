@@ -21,6 +21,7 @@ from .config import DataConfig, TrainConfig
 from .errors import VaelabError
 from .eval_config import EvalConfig
 from .flags import add_settings, integer, own_fields
+from .plot_config import PlotConfig
 from .registry import DATASETS, MODELS, resolve
 from .settings import Choices, family_of, read_settings_file, resolve_settings
 
@@ -228,18 +229,22 @@ def cmd_encode(args: argparse.Namespace) -> int:
 
     model, split = _model_and_split(args)
     z = flat_codes(model, split.x, _labels(model, split, None)).numpy()
-    labels = split.y.numpy()
+    arrays = {"z": z, "labels": split.y.numpy()}
+    if split.has_factors:  # data made from known factors: each image's factor indices
+        arrays["factors"] = split.factors.numpy()
+        arrays["factor_names"] = np.array(split.factor_names)
     out = Path(args.output)
+    shapes = ", ".join(f"{k} {v.shape}" for k, v in arrays.items() if k != "z")
     if out.suffix == ".npz":
-        atomic_write(out, lambda p: np.savez(open(p, "wb"), z=z, labels=labels))
-        print(f"{out}: z {z.shape} ({model.about.codes}), labels {labels.shape}")
+        atomic_write(out, lambda p: np.savez(open(p, "wb"), **arrays))
+        print(f"{out}: z {z.shape} ({model.about.codes}), {shapes}")
     elif out.suffix == ".npy":
-        lab = out.with_name(out.stem + "_labels.npy")
-        atomic_write(out, lambda p: np.save(open(p, "wb"), z))
-        atomic_write(lab, lambda p: np.save(open(p, "wb"), labels))
-        print(f"{out}: z {z.shape} ({model.about.codes}); {lab}: labels {labels.shape}")
+        for key, value in arrays.items():
+            path = out if key == "z" else out.with_name(f"{out.stem}_{key}.npy")
+            atomic_write(path, lambda p, v=value: np.save(open(p, "wb"), v))
+        print(f"{out}: z {z.shape} ({model.about.codes}); beside it {out.stem}_*.npy: {shapes}")
     else:
-        raise VaelabError(f"output {out} must end in .npz (z and labels) or .npy")
+        raise VaelabError(f"output {out} must end in .npz (z, labels and any factors) or .npy")
     return 0
 
 
@@ -247,7 +252,9 @@ def cmd_plot(args: argparse.Namespace) -> int:
     from .devices import pick_device
     from .plots import all_figures
 
-    for path in all_figures(Path(args.run), device=pick_device(args.device), seed=args.seed):
+    colour_by = getattr(args, "colour_by", None)
+    device = pick_device(args.device)
+    for path in all_figures(Path(args.run), device=device, seed=args.seed, colour_by=colour_by):
         print(path)
     return 0
 
@@ -435,6 +442,7 @@ def _add_picture_commands(sub) -> None:
     p.add_argument("--all", action="store_true", help="every figure (the default)")
     p.add_argument("--device", default="cpu")
     p.add_argument("--seed", type=integer(0), default=0, help="seed of the prior samples")
+    add_settings(p, PlotConfig)
     p.set_defaults(func=cmd_plot)
 
     p = _run_parser(

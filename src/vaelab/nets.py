@@ -219,6 +219,86 @@ class ResNet(ConvNet):
     label = "resnet"
 
 
+def _sixteenths(shape: Sequence[int]) -> tuple[int, int]:
+    """The (H/16, W/16) feature map at the top of the disentanglement_lib nets, or a one-line
+    refusal for sides that are not multiples of 16."""
+    _, h, w = shape
+    if h % 16 or w % 16:
+        raise VaelabError(
+            f"the dlconv nets need image sides that are multiples of 16 (64x64 gives 4x4 at "
+            f"the top), not {h}x{w}; use --image-size to resize, or the conv nets"
+        )
+    return h // 16, w // 16
+
+
+class DLConvEncoder(nn.Module):
+    """disentanglement_lib's ``conv_encoder`` (Locatello et al. 2019; beta-VAE, Higgins et al.
+    2017, Table 1): convolutions of 32, 32, 64, 64 channels, each stride 2 (kernels 4, 4, 2,
+    2 with TensorFlow's "same" padding: 64 -> 32 -> 16 -> 8 -> 4), a 256-unit layer, then the
+    output layer (a VAE's means and log-variances together)."""
+
+    def __init__(self, out_dim: int, activation: str = "relu", shape: Sequence[int] = (1, 64, 64)):
+        super().__init__()
+        self.shape = tuple(shape)
+        top = _sixteenths(self.shape)
+        layers: list[nn.Module] = []
+        channels = self.shape[0]
+        for out, kernel, pad in ((32, 4, 1), (32, 4, 1), (64, 2, 0), (64, 2, 0)):
+            layers += [nn.Conv2d(channels, out, kernel, stride=2, padding=pad)]
+            layers += [_activation(activation)]
+            channels = out
+        self.features = nn.Sequential(*layers, nn.Flatten())
+        self.head = mlp([64 * math.prod(top), 256, out_dim], activation)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.head(self.features(x.reshape(-1, *self.shape)))
+
+
+class DLConvDecoder(nn.Module):
+    """disentanglement_lib's ``deconv_decoder``: layers of 256 and 64 * (H/16) * (W/16) units
+    (1024 for 64x64), then transposed convolutions of 64, 32, 32 and C channels, each 4x4
+    stride 2 (4 -> 8 -> 16 -> 32 -> 64), the activation between them and none at the end."""
+
+    def __init__(self, in_dim: int, activation: str = "relu", shape: Sequence[int] = (1, 64, 64)):
+        super().__init__()
+        self.shape = tuple(shape)
+        self.start = (64, *_sixteenths(self.shape))
+        self.project = nn.Sequential(
+            mlp([in_dim, 256, math.prod(self.start)], activation), _activation(activation)
+        )
+        layers: list[nn.Module] = []
+        channels = 64
+        for out in (64, 32, 32):
+            layers += [nn.ConvTranspose2d(channels, out, 4, stride=2, padding=1)]
+            layers += [_activation(activation)]
+            channels = out
+        layers.append(nn.ConvTranspose2d(channels, self.shape[0], 4, stride=2, padding=1))
+        self.deconv = nn.Sequential(*layers)
+
+    def forward(self, z: torch.Tensor) -> torch.Tensor:
+        h = self.project(z).reshape(-1, *self.start)
+        return self.deconv(h).reshape(-1, math.prod(self.shape))
+
+
+class DLConvNet:
+    """The conv nets of disentanglement_lib (Locatello et al. 2019), the usual ones of the
+    disentanglement literature on 64x64 images; fixed layer sizes (``hidden`` is ignored)."""
+
+    @staticmethod
+    def encoder(
+        in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
+    ) -> nn.Module:
+        _images_only("dlconv", in_dim, "encoder", shape)
+        return DLConvEncoder(out_dim, activation, shape)
+
+    @staticmethod
+    def decoder(
+        in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
+    ) -> nn.Module:
+        _images_only("dlconv", out_dim, "decoder", shape)
+        return DLConvDecoder(in_dim, activation, shape)
+
+
 @torch.no_grad()
 def init_output_bias(decoder: nn.Module, mean_image: torch.Tensor, to_output) -> bool:
     """Set the bias of the decoder's last layer to ``to_output(mean_image)``, the outputs whose

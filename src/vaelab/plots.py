@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -19,7 +20,8 @@ import torch
 from matplotlib.figure import Figure
 from matplotlib.lines import Line2D
 
-from .data import DIGITS
+from .analysis import unit_factor_information
+from .data import DIGITS, Split
 from .errors import VaelabError
 from .models.abilities import (
     Conditional,
@@ -193,7 +195,7 @@ def _scatter_coordinates(z: np.ndarray, labels: np.ndarray, word: str, rng) -> t
     if d == 1:
         xs = np.maximum(labels, 0) + rng.uniform(-0.3, 0.3, size=n)
         ys = z[:, 0]
-        xlabel, ylabel = f"{word} label (points jittered sideways)", "latent mean z (unitless)"
+        xlabel, ylabel = f"{word} (points jittered sideways)", "latent mean z (unitless)"
         what = "1-D latent means"
     elif d == 2:
         xs, ys = z[:, 0], z[:, 1]
@@ -213,6 +215,34 @@ def _scatter_coordinates(z: np.ndarray, labels: np.ndarray, word: str, rng) -> t
     return xs, ys, xlabel, ylabel, what
 
 
+@dataclass(frozen=True)
+class FactorColours:
+    """One factor of the data to colour a latent scatter by: its ``name``, each image's index
+    (N,) of it, and the names of its values when it is categorical (the first factor, whose
+    values are the labels: a sprite's shape); None for an ordered factor (scale, position),
+    drawn with a continuous colour map."""
+
+    name: str
+    index: np.ndarray
+    classes: tuple[str, ...] | None = None
+
+
+def factor_colours(split: Split, name: str) -> FactorColours:
+    """The factor ``name`` of a split made from known factors, or a one-line error naming the
+    factors the split has."""
+    if not split.has_factors:
+        raise VaelabError(
+            f"cannot colour by {name!r}: this run's data were not made from known factors"
+        )
+    names = list(split.factor_names)
+    if name not in names:
+        raise VaelabError(f"unknown factor {name!r}; this run's data have: {', '.join(names)}")
+    k = names.index(name)
+    index = _numpy(split.factors[:, k]).astype(np.int64)
+    categorical = k == 0 and split.classes is not None and np.array_equal(index, _numpy(split.y))
+    return FactorColours(name, index, tuple(split.classes) if categorical else None)
+
+
 def latent_scatter(
     z: np.ndarray | torch.Tensor,
     labels,
@@ -220,9 +250,12 @@ def latent_scatter(
     title_extra: str = "",
     prior_circles: bool = False,
     classes: Sequence[str] | None = None,
+    factor: FactorColours | None = None,
 ) -> Path:
     """Latent means (N, D) as points coloured by label (``classes``: the labels' names, MNIST's
-    digits when None; labels -1, unlabelled images, are drawn in one colour).
+    digits when None; labels -1, unlabelled images, are drawn in one colour), or by a
+    ``factor`` of the data: a categorical one like labels, an ordered one on a continuous
+    colour map with its colour bar.
 
     D == 2 is drawn as is; D > 2 as its projection on the first two principal components of the
     means (the axis labels give the share of variance each explains); D == 1 as the value
@@ -233,42 +266,63 @@ def latent_scatter(
     z = _numpy(z).astype(np.float64)
     z = z[:, None] if z.ndim == 1 else z
     labels = _numpy(labels).astype(np.int64).reshape(-1)
+    if factor is not None:
+        labels, classes = factor.index, factor.classes or classes
     if len(z) != len(labels):
         raise VaelabError(f"{len(z)} latent vectors but {len(labels)} labels")
     n, d = z.shape
     rng = np.random.default_rng(0)
-    unlabelled = bool(n) and labels.min() < 0
+    ordered = factor is not None and factor.classes is None
+    unlabelled = not ordered and bool(n) and labels.min() < 0
     word = "digit" if classes is None or tuple(classes) == DIGITS else "class"
+    word = factor.name if factor is not None else word
     xs, ys, xlabel, ylabel, what = _scatter_coordinates(z, labels, word, rng)
 
     fig, ax = _subplots((8, 6.5))
     order = rng.permutation(n)  # random drawing order: no digit is painted over all others
-    colors = np.array([DIGIT_COLORS[lab % 10] if lab >= 0 else (0.3, 0.3, 0.6) for lab in labels])
     size = 4 if n > 2000 else 12
-    ax.scatter(xs[order], ys[order], c=colors[order], s=size, alpha=0.7, linewidths=0)
-    if d == 1 and not unlabelled:
+    if ordered:
+        points = ax.scatter(xs[order], ys[order], c=labels[order], cmap="viridis", s=size,
+                            alpha=0.7, linewidths=0)  # fmt: skip
+        bar = fig.colorbar(points, ax=ax, pad=0.02)
+        bar.set_label(f"{word} (index of its value, 0 .. {labels.max(initial=0)})")
+    else:
+        colors = [DIGIT_COLORS[lab % 10] if lab >= 0 else (0.3, 0.3, 0.6) for lab in labels]
+        ax.scatter(xs[order], ys[order], c=np.array(colors)[order], s=size, alpha=0.7,
+                   linewidths=0)  # fmt: skip
+    if d == 1 and not unlabelled and not ordered:
         ax.set_xticks(range(int(labels.max()) + 1))
     if prior_circles and d == 2:
-        t = np.linspace(0, 2 * np.pi, 200)
-        for r, share in ((1, 39), (2, 86)):
-            ax.plot(r * np.cos(t), r * np.sin(t), color="black", linestyle="--", linewidth=1)
-            ax.annotate(f"N(0, I): {share}% of samples inside", (r * 0.71, r * 0.71),
-                        fontsize=8, xytext=(4, 4), textcoords="offset points")  # fmt: skip
-        ax.set_aspect("equal", adjustable="datalim")
+        _prior_circles(ax)
     ax.set_xlabel(xlabel)
     ax.set_ylabel(ylabel)
     ax.grid(alpha=0.25)
     title = f"{what} of {n:,} images, " + ("unlabelled" if unlabelled else f"coloured by {word}")
     ax.set_title(title + (f"\n{title_extra}" if title_extra else ""), fontsize=10)
-    if not unlabelled:
-        names = list(classes if classes is not None else DIGITS)
-        handles = [
-            Line2D([], [], marker="o", linestyle="", color=DIGIT_COLORS[k % 10],
-                   label=names[k] if k < len(names) else str(k))
-            for k in np.unique(labels)
-        ]  # fmt: skip
-        ax.legend(handles=handles, title=word, loc="center left", bbox_to_anchor=(1.01, 0.5))
+    if not unlabelled and not ordered:
+        _label_legend(ax, labels, classes, word)
     return save_figure(fig, path)
+
+
+def _label_legend(ax, labels: np.ndarray, classes: Sequence[str] | None, word: str) -> None:
+    """One legend entry per label present, in its colour, named by ``classes`` (digits)."""
+    names = list(classes if classes is not None else DIGITS)
+    handles = [
+        Line2D([], [], marker="o", linestyle="", color=DIGIT_COLORS[k % 10],
+               label=names[k] if k < len(names) else str(k))
+        for k in np.unique(labels)
+    ]  # fmt: skip
+    ax.legend(handles=handles, title=word, loc="center left", bbox_to_anchor=(1.01, 0.5))
+
+
+def _prior_circles(ax) -> None:
+    """The circles of radius 1 and 2, holding 39% and 86% of a 2-D N(0, I)'s mass."""
+    t = np.linspace(0, 2 * np.pi, 200)
+    for r, share in ((1, 39), (2, 86)):
+        ax.plot(r * np.cos(t), r * np.sin(t), color="black", linestyle="--", linewidth=1)
+        ax.annotate(f"N(0, I): {share}% of samples inside", (r * 0.71, r * 0.71),
+                    fontsize=8, xytext=(4, 4), textcoords="offset points")  # fmt: skip
+    ax.set_aspect("equal", adjustable="datalim")
 
 
 @torch.no_grad()
@@ -448,43 +502,84 @@ def training_curves(
 # --- all figures of a run ------------------------------------------------------------------
 
 
+TRAVERSAL_ORDERS = ("variance", "factor")
+
+
 @torch.no_grad()
 def traversal_grid(
     model,
-    x: torch.Tensor,
+    x: torch.Tensor | Split,
     path: Path,
     units: int = 8,
     steps: int = 9,
     span: float = 2.5,
-    y: torch.Tensor | None = None,
     index: int = 0,
+    order_by: str = "variance",
 ) -> Path:
     """Latent traversals: each row starts from the latent mean of image ``index`` of ``x`` and
     moves one latent unit from m - span·s to m + span·s (m, s: that unit's mean and standard
     deviation over the latent means of ``x``), the other units fixed; the ``units`` units whose
-    means vary most over ``x`` are shown, most varying first."""
+    means vary most over ``x`` are shown.
+
+    ``x``: images (N, C*H*W), or a ``Split``, whose labels a conditional model reads and whose
+    factors, for data made from known factors, name the factor each row's unit follows most
+    (``traversal_rows``).  ``order_by``: "variance" (most varying unit first) or "factor"."""
+    split = x if isinstance(x, Split) else None
+    images = split.x if split is not None else x
     device = model_device(model)
-    x = x.to(device)
-    yy = None if y is None else y.to(device)
+    yy = split.y.to(device) if split is not None and isinstance(model, Conditional) else None
     with eval_mode(model):
-        means = flat_codes(model, x, yy).to(device)  # (N, D)
+        means = flat_codes(model, images, yy).to(device)  # (N, D)
+    order, labels = traversal_rows(means.cpu(), split, units, order_by)
     m, s = means.mean(0), means.std(0)
-    order = torch.argsort(means.var(0), descending=True)[: min(units, means.shape[1])]
     t = torch.linspace(-span, span, steps, device=device)
-    codes, labels = [], []
-    for u in order.tolist():
+    codes = []
+    for u in order:
         z = means[index].repeat(steps, 1)
         z[:, u] = m[u] + t * s[u]
         codes.append(z)
-        labels.append(f"unit {u} (var {s[u] ** 2:.2f})")
     z = torch.cat(codes)
     y_rep = None if yy is None else yy[index].repeat(len(z))
     with eval_mode(model):
-        images = model.decode(shape_codes(model, z), y_rep).mean.cpu()
+        decoded = model.decode(shape_codes(model, z), y_rep).mean.cpu()
     title = (f"{model.about.label}: one latent unit at a time, from its mean - {span:g} sd to "
              f"+ {span:g} sd over the codes,\nthe others kept at one test image's code "
              "(mean of p(x|z))")  # fmt: skip
-    return save_grid(path, images, title, steps, labels, model.image_shape)
+    if split is not None and split.has_factors:
+        title += (
+            "\nrow: the factor the unit follows most; in brackets, the mutual information of "
+            "the unit's code (20 equal-width bins) with it, in nats, over its entropy in nats"
+        )
+    return save_grid(path, decoded, title, steps, labels, model.image_shape)
+
+
+def traversal_rows(
+    means: torch.Tensor, split: Split | None, units: int = 8, order_by: str = "variance"
+) -> tuple[list[int], list[str]]:
+    """The rows of ``traversal_grid`` for latent means (N, D) of the images of ``split``: the
+    ``units`` units whose means vary most, and one label each.
+
+    On data made from known factors a row reads "unit u: FACTOR (I)": the factor whose index
+    the unit's code says most about, I = ``analysis.unit_factor_information`` (the mutual
+    information of the code in 20 equal-width bins with the factor, over the factor's
+    entropy; 0 .. 1).  ``order_by="factor"`` groups the units by that factor, in the data's
+    order of factors, strongest first; "variance" keeps the most varying unit first."""
+    if order_by not in TRAVERSAL_ORDERS:
+        raise VaelabError(
+            f"order_by must be one of {', '.join(TRAVERSAL_ORDERS)}, not {order_by!r}"
+        )
+    var = means.var(0)
+    order = torch.argsort(var, descending=True)[: min(units, means.shape[1])].tolist()
+    if split is None or not split.has_factors:
+        if order_by == "factor":
+            raise VaelabError("ordering traversals by factor needs data made from known factors")
+        return order, [f"unit {u} (var {var[u]:.2f})" for u in order]
+    info = unit_factor_information(means.numpy(), _numpy(split.factors))
+    best = {u: int(np.argmax(info[u])) for u in order}
+    if order_by == "factor":
+        order = sorted(order, key=lambda u: (best[u], -info[u, best[u]]))
+    names = split.factor_names
+    return order, [f"unit {u}: {names[best[u]]} ({info[u, best[u]]:.2f})" for u in order]
 
 
 @torch.no_grad()
@@ -563,18 +658,23 @@ def interpolation_pairs(y: torch.Tensor | np.ndarray, n_pairs: int = 8) -> list[
     return pairs[:n_pairs]
 
 
-def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0) -> list[Path]:
+def all_figures(
+    run_dir: Path, device: str | torch.device = "cpu", seed: int = 0, colour_by: str | None = None
+) -> list[Path]:
     """Every figure of a run's best weights, on its test split, into ``run_dir/figures``.
 
-    reconstructions, samples, latents (test-set latent means by digit), traversals (one latent
-    unit at a time), means-draws (decoder means beside draws from p(x|z)), kl-per-unit (models
-    with an ELBO and a N(0, I) prior), interpolation, curves (from metrics.jsonl), for a 2-D
-    latent space the manifold over the prior and over the codes, and for a conditional model
-    the style grid.  Returns the paths.
+    reconstructions, samples, latents (test-set latent means by digit, or by the factor
+    ``colour_by`` of data made from known factors), traversals (one latent unit at a time),
+    means-draws (decoder means beside draws from p(x|z)), kl-per-unit (models with an ELBO
+    and a N(0, I) prior), interpolation, curves (from metrics.jsonl), for a 2-D latent space
+    the manifold over the prior and over the codes, and for a conditional model the style
+    grid.  Data made from known factors add latents-FACTOR (one scatter per factor), and
+    their traversals name and group the units by the factor each follows.  Returns the paths.
     """
     run = Run.load(run_dir)
     model = run.model("best", device)
     test = run.splits()["test"]
+    colours = None if colour_by is None else factor_colours(test, colour_by)
     figures = run.figures_dir
     about, conditional = model.about, isinstance(model, Conditional)
     y = test.y if conditional else None
@@ -582,14 +682,7 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     if isinstance(model, Samples):
         paths.append(sample_grid(model, figures / "samples.png", seed=seed))
     z = flat_codes(model, test.x, y)
-    extra = f"{about.label}: {about.codes}, test split"
-    bound = isinstance(model, HasBound)
-    circles = model.latent_dim == 2 and bound and model.standard_normal_prior
-    if circles:
-        extra += "; dashed: circles of the N(0, I) prior"
-    paths.append(latent_scatter(z, test.y, figures / "latents.png", title_extra=extra,
-                                prior_circles=circles, classes=test.classes))  # fmt: skip
-    paths.append(traversal_grid(model, test.x[:2000], figures / "traversals.png", y=y))
+    paths += _latent_figures(model, test, z, figures, colours)
     if isinstance(model, Samples):
         paths.append(means_and_draws(model, figures / "means-draws.png", seed=seed))
     device = model_device(model)
@@ -619,6 +712,35 @@ def all_figures(run_dir: Path, device: str | torch.device = "cpu", seed: int = 0
     if conditional:
         paths.append(style_grid(model, test.x, test.y, figures / "styles.png"))
     return paths
+
+
+def _latent_figures(
+    model, test: Split, z: torch.Tensor, figures: Path, colours: FactorColours | None
+) -> list[Path]:
+    """latents.png (by label, or by ``colours``), one latents-FACTOR.png per factor of data
+    made from known factors, and traversals.png (its rows by factor on such data)."""
+    about = model.about
+    extra = f"{about.label}: {about.codes}, test split"
+    circles = model.latent_dim == 2 and isinstance(model, HasBound) and model.standard_normal_prior
+    if circles:
+        extra += "; dashed: circles of the N(0, I) prior"
+    paths = [
+        latent_scatter(z, test.y, figures / "latents.png", title_extra=extra,
+                       prior_circles=circles, classes=test.classes, factor=colours)
+    ]  # fmt: skip
+    for name in test.factor_names if test.has_factors else ():
+        path = figures / f"latents-{_file_word(name)}.png"
+        paths.append(latent_scatter(z, test.y, path, title_extra=extra, prior_circles=circles,
+                                    factor=factor_colours(test, name)))  # fmt: skip
+    order_by = "factor" if test.has_factors else "variance"
+    paths.append(traversal_grid(model, test.head(2000), figures / "traversals.png",
+                                order_by=order_by))  # fmt: skip
+    return paths
+
+
+def _file_word(name: str) -> str:
+    """``name`` fit for a file name: letters, digits, '-' and '_' kept, the rest '-'."""
+    return "".join(c if c.isalnum() or c in "-_" else "-" for c in name)
 
 
 def compare_curves(rows, path: Path) -> Path:

@@ -55,6 +55,7 @@ ARCHS: dict[str, str] = {
     "linear": "vaelab.nets:LinearNet",
     "conv": "vaelab.nets:ConvNet",
     "resnet": "vaelab.nets:ResNet",
+    "dlconv": "vaelab.nets:DLConvNet",
 }
 
 # Data sets by name: their catalogue entries (data/catalogue.py: files, checksums, classes).
