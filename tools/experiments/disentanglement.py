@@ -1,0 +1,221 @@
+"""Regenerate docs/disentanglement.md: what beta-VAE, beta-TCVAE and FactorVAE learn on the
+sprites, over seeds, by every disentanglement metric vaelab computes.
+
+Five models (beta-VAE with beta 1, 4 and 16, beta-TCVAE, FactorVAE) share one encoder and
+decoder (disentanglement_lib's conv nets, `--encoder dlconv --decoder dlconv`, a 10-D code)
+and one budget (the same training images, epochs, batch and learning rate); each is trained
+with several seeds, then `vaelab evaluate RUN --disentanglement` scores its code (the mean of
+q(z|x)) on the sprites' factor grid, and its test -ELBO (reconstruction + KL, nats per image)
+is measured on the 10,000 test images.  The page gets the table (mean, sd and range over
+seeds), the figure of each metric against reconstruction, the traversals of each model's best
+and worst seed, and the commands.
+
+    nohup python -m tools.experiments.disentanglement --jobs 2 > runs/disentanglement.log 2>&1 &
+    python -m tools.experiments.disentanglement --quick --run-dir /tmp/d --page /tmp/d/page.md
+
+Resumable: a run that reached its epochs is not trained again, and one whose evaluation holds
+the metrics is not evaluated again; run the same command after an interruption.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import shlex
+import statistics
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from tools import ROOT
+from tools.machine import cpu_name
+from vaelab import plots
+from vaelab.runs import Run
+
+
+@dataclass(frozen=True)
+class Model:
+    key: str  # the run folders' prefix
+    label: str  # the table's row
+    args: tuple[str, ...]  # `vaelab train` options of its own
+
+
+MODELS = (
+    Model("vae-b1", "beta-VAE, beta = 1 (the VAE)", ("--model", "vae", "--beta", "1")),
+    Model("vae-b4", "beta-VAE, beta = 4", ("--model", "vae", "--beta", "4")),
+    Model("vae-b16", "beta-VAE, beta = 16", ("--model", "vae", "--beta", "16")),
+    Model("tcvae", "beta-TCVAE, beta = 6", ("--model", "tcvae", "--beta", "6")),
+    Model("factorvae", "FactorVAE, gamma = 35", ("--model", "factorvae", "--gamma", "35")),
+)
+COMMON = ("--dataset", "sprites", "--encoder", "dlconv", "--decoder", "dlconv",
+          "--latent-dim", "10", "--batch-size", "64")  # fmt: skip
+START, END = (
+    "<!-- made by tools/experiments/disentanglement.py -->",
+    "<!-- end of the made part -->",
+)
+RANK_BY = "mig"  # best and worst seed of a model: by this metric
+
+
+def parse_args(argv=None) -> argparse.Namespace:
+    p = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    p.add_argument("--epochs", type=int, default=1, help="training epochs of every run")
+    p.add_argument("--train-limit", type=int, default=120_000, help="training images (sprites)")
+    p.add_argument("--lr", type=float, default=5e-4, help="Adam's learning rate")
+    p.add_argument("--seeds", type=int, nargs="+", default=[0, 1, 2])
+    p.add_argument("--jobs", type=int, default=1, help="runs trained side by side")
+    p.add_argument("--run-dir", default="runs/disentanglement")
+    p.add_argument("--page", default="docs/disentanglement.md")
+    p.add_argument("--figures", help="folder of the page's figures (default: beside the page)")
+    p.add_argument("--train-only", action="store_true", help="train the runs, evaluate nothing")
+    p.add_argument("--quick", action="store_true",
+                   help="minutes: 2,000 images, 1 epoch, 2 seeds, few metric samples")  # fmt: skip
+    args = p.parse_args(argv)
+    if args.quick:
+        args.epochs, args.train_limit, args.seeds = 1, 2000, args.seeds[:2]
+    args.run_dir, args.page = Path(args.run_dir), Path(args.page)
+    args.figures = Path(args.figures) if args.figures else args.page.parent / "figures"
+    return args
+
+
+def vaelab(*args) -> list[str]:
+    return [sys.executable, "-m", "vaelab", *map(str, args)]
+
+
+def train_command(args, model: Model, seed: int, out: Path) -> list[str]:
+    return vaelab("train", *COMMON, *model.args, "--lr", args.lr, "--epochs", args.epochs,
+                  "--train-limit", args.train_limit, "--seed", seed, "--out", out,
+                  "--no-progress", "--no-figures")  # fmt: skip
+
+
+def evaluate_command(args, out: Path) -> list[str]:
+    extra = ["--disentanglement-preset", "test"] if args.quick else []
+    return vaelab("evaluate", out, "--disentanglement", "--json", "--no-progress", *extra)
+
+
+def run_logged(cmd: list[str], log: Path, threads: int) -> int:
+    env = dict(os.environ, OMP_NUM_THREADS=str(threads), PYTHONPATH=os.pathsep.join(
+        [str(ROOT / "src"), str(ROOT), os.environ.get("PYTHONPATH", "")]))  # fmt: skip
+    with log.open("a") as f:
+        f.write("$ " + shlex.join(cmd) + "\n")
+        f.flush()
+        return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env).returncode
+
+
+def evaluation(out: Path) -> dict:
+    path = out / "evaluation.json"
+    return json.loads(path.read_text()).get("test", {}) if path.exists() else {}
+
+
+def one(args, model: Model, seed: int) -> dict:
+    """Train (unless trained) and evaluate (unless evaluated) one run; its numbers."""
+    out = args.run_dir / f"{model.key}-s{seed}"
+    log = args.run_dir / "logs" / f"{model.key}-s{seed}.log"
+    log.parent.mkdir(parents=True, exist_ok=True)
+    threads = max(1, (os.cpu_count() or 1) // args.jobs)
+    done = Run.load(out).metrics() if (out / "config.json").exists() else []
+    if len(done) < args.epochs:
+        if out.exists():
+            raise SystemExit(f"{out} holds an unfinished run: remove it or finish it by hand")
+        print(f"{out.name}: training", flush=True)
+        if run_logged(train_command(args, model, seed, out), log, threads):
+            raise SystemExit(f"{out.name}: training failed; see {log}")
+    if args.train_only:
+        return {}
+    if "disentanglement" not in evaluation(out):
+        print(f"{out.name}: evaluating", flush=True)
+        if run_logged(evaluate_command(args, out), log, threads):
+            raise SystemExit(f"{out.name}: evaluation failed; see {log}")
+    ev, rows = evaluation(out), Run.load(out).metrics()
+    commands = [line[2:] for line in log.read_text().splitlines() if line.startswith("$ ")]
+    return {
+        "model": model.key,
+        "seed": seed,
+        "run": str(out),
+        "recon": ev["recon"],
+        "kl": ev["kl"],
+        "metrics": metric_values(ev["disentanglement"]),
+        "metric_seconds": ev["disentanglement"].get("seconds"),
+        "train_seconds": sum(r["seconds"] for r in rows),
+        "commands": [shlex.join(["vaelab", *shlex.split(c)[3:]]) for c in commands[:2]],
+    }
+
+
+def metric_values(entry: dict) -> dict[str, float]:
+    """The evaluation's metrics as flat {name: value}."""
+    return {k: float(v) for k, v in entry["values"].items()}
+
+
+def mean_sd(values: list[float]) -> str:
+    if len(values) == 1:
+        return f"{values[0]:.2f}"
+    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+
+
+def spread(values: list[float]) -> str:
+    return f"{min(values):.2f} – {max(values):.2f}"
+
+
+def main(argv=None) -> None:
+    args = parse_args(argv)
+    started = time.time()
+    jobs = [(m, s) for m in MODELS for s in args.seeds]
+    with ThreadPoolExecutor(max_workers=args.jobs) as pool:
+        results = list(pool.map(lambda ms: one(args, *ms), jobs))
+    if args.train_only:
+        return
+    (args.run_dir / "results.json").write_text(json.dumps(results, indent=1))
+    write_page(args, results, time.time() - started)
+    print(args.page)
+
+
+def write_page(args, results: list[dict], seconds: float) -> None:
+    args.figures.mkdir(parents=True, exist_ok=True)
+    names = list(results[0]["metrics"])
+    by_model = {m.key: [r for r in results if r["model"] == m.key] for m in MODELS}
+    head = ["model (seeds)", "reconstruction, nats per image", "KL, nats per image", *names]
+    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
+    for m in MODELS:
+        rs = by_model[m.key]
+        cells = [f"{m.label} ({len(rs)})", mean_sd([r["recon"] for r in rs]),
+                 mean_sd([r["kl"] for r in rs])]  # fmt: skip
+        cells += [mean_sd([r["metrics"][n] for r in rs]) for n in names]
+        lines.append("| " + " | ".join(cells) + " |")
+    figure = plots.metric_against_reconstruction(
+        results, names, args.figures / "disentanglement-metrics.png",
+        labels={m.key: m.label for m in MODELS},
+    )  # fmt: skip
+    traversals = traversal_figures(args, by_model)
+    made = [START, *lines, "", f"![]({figure.relative_to(args.page.parent)})", *traversals, END]
+    text = args.page.read_text() if args.page.exists() else f"# Disentanglement\n\n{START}\n{END}\n"
+    before, rest = text.split(START, 1)
+    after = rest.split(END, 1)[1]
+    args.page.parent.mkdir(parents=True, exist_ok=True)
+    args.page.write_text(before + "\n".join(made) + after)
+    print(f"{len(results)} runs in {seconds / 60:.1f} minutes on {cpu_name()}")
+
+
+def traversal_figures(args, by_model: dict[str, list[dict]]) -> list[str]:
+    """Traversals of each model's best and worst seed (by ``RANK_BY``), side by side."""
+    out = ["", "| model | best seed | worst seed |", "|---|---|---|"]
+    for m in MODELS:
+        rs = sorted(by_model[m.key], key=lambda r: r["metrics"][RANK_BY])
+        cells = []
+        for r, which in ((rs[-1], "best"), (rs[0], "worst")):
+            run = Run.load(Path(r["run"]))
+            model, test = run.model("best", "cpu"), run.splits()["test"]
+            path = args.figures / f"disentanglement-{m.key}-{which}.png"
+            plots.traversal_grid(
+                model, test.take(slice(0, 2000)), path, units=10, order_by="factor"
+            )
+            cells.append(f"![seed {r['seed']}]({path.relative_to(args.page.parent)}) "
+                         f"seed {r['seed']}, {RANK_BY} {r['metrics'][RANK_BY]:.2f}")  # fmt: skip
+        out.append(f"| {m.label} | " + " | ".join(cells) + " |")
+    return out
+
+
+if __name__ == "__main__":
+    main()
