@@ -40,6 +40,7 @@ _BY_FILE = {
     "cache": ("default_cache_dir",),
     "fetch": ("WEB_MIRRORS", "fetch_mnist", "fetch_dataset", "load_mnist", "load_dataset"),
     "images": ("EXTENSIONS", "Images", "load_images"),
+    "factors": ("FactorGrid", "ground_truth"),
     "splits": (
         "SPLITS",
         "Split",
