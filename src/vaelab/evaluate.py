@@ -136,14 +136,15 @@ def known_factors(model, data: DataConfig, run_dir):
 
 def _disentanglement(model, grid, cfg: EvalConfig, dev) -> dict[str, Any]:
     """The six metrics of the model's codes (``Model.code``: the mean of q(z|x) for the VAEs)
-    of the grid's images, encoded ``batch`` at a time without gradients."""
+    of the grid's images, encoded ``batch_size`` at a time without gradients."""
 
     @torch.no_grad()
     def represent(images):
         x = torch.from_numpy(images).to(dev).to(torch.float32) / 255.0
         return model.code(x).reshape(len(x), -1).double().cpu().numpy()
 
-    settings = DisentangleSettings.preset(cfg.disentanglement_preset, seed=cfg.seed)
+    preset = cfg.disentanglement_preset
+    settings = DisentangleSettings.preset(preset, seed=cfg.seed, batch=cfg.batch_size)
     model.eval()
     out = disentanglement(grid, represent, settings)
     return out | {"preset": cfg.disentanglement_preset, "grid": grid.title or type(grid).__name__}
