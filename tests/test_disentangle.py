@@ -169,7 +169,7 @@ def test_mig_as_disentanglement_lib():
 
 
 def test_dci_as_disentanglement_lib():
-    counts = dict(code_train=1000, code_test=1000, dci_trees=20)
+    counts = dict(code_train=1000, code_test=1000, dci_trees=10)
     good = scores(identity, "dci", **counts)
     assert good["dci_disentanglement"] >= 0.9 and good["dci_completeness"] >= 0.9
     bad = scores(shuffled(), "dci", **counts)
