@@ -78,3 +78,11 @@ def test_a_run_without_the_metrics_has_no_entry_and_no_column(factor_run):
     assert "disentanglement" not in result
     row = row_of(factor_run)
     assert row.disentanglement is None and cells(row)[-1] == ""
+
+
+def test_the_report_shows_a_malformed_entry_without_failing(factor_run):
+    (factor_run / "evaluation.json").write_text(
+        json.dumps({"test": {"disentanglement": {"values": [1], "seconds": "x", "meaning": 3}}})
+    )
+    assert "<h3>disentanglement</h3>" in write_report(factor_run).read_text()
+    assert row_of(factor_run).disentanglement is None

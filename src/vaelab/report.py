@@ -171,16 +171,18 @@ def _evaluation_section(path: Path) -> str:
 def disentanglement_table(d: dict[str, Any]) -> str:
     """The disentanglement metrics of an evaluation: one row per number (in [0, 1], higher
     is better) with what it means, and the seconds and settings they took."""
-    values = d.get("values") if isinstance(d.get("values"), dict) else {}
-    meaning = d.get("meaning") if isinstance(d.get("meaning"), dict) else {}
+    values, meaning, seconds, settings = (
+        d.get(k) if isinstance(d.get(k), dict) else {}
+        for k in ("values", "meaning", "seconds", "settings")
+    )
     rows = "".join(
         f"<tr><th>{escape(str(k))}</th><td{_num_class(v)}>{escape(_text(v))}</td>"
         f"<td>{escape(_text(meaning.get(k, '')))}</td></tr>"
         for k, v in values.items()
     )
     head = "<tr><th>metric</th><th>value (0 to 1)</th><th>meaning</th></tr>"
-    extra = {f"seconds.{k}": v for k, v in (d.get("seconds") or {}).items()}
-    extra |= {f"settings.{k}": v for k, v in (d.get("settings") or {}).items()}
+    extra = {f"seconds.{k}": v for k, v in seconds.items()}
+    extra |= {f"settings.{k}": v for k, v in settings.items()}
     extra |= {k: d[k] for k in ("preset", "grid") if k in d}
     return (
         "<h3>disentanglement</h3>"
