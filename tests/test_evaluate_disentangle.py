@@ -4,6 +4,7 @@ evaluation.json, printed, in the report and in compare's table; refused without 
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import pytest
@@ -86,3 +87,20 @@ def test_the_report_shows_a_malformed_entry_without_failing(factor_run):
     )
     assert "<h3>disentanglement</h3>" in write_report(factor_run).read_text()
     assert row_of(factor_run).disentanglement is None
+
+
+def test_a_grid_of_other_images_than_the_models_is_refused(factor_run, monkeypatch):
+    monkeypatch.setattr(vaelab.data, "ground_truth", lambda cfg: IndexGrid((4, 5)))
+    with pytest.raises(VaelabError, match=r"factor grid's images are \(1, 1, 2\)"):
+        evaluate_run(factor_run, disentanglement=True, progress=False)
+
+
+def test_the_command_prints_every_number_with_its_meaning_and_the_time(factor_run, capsys):
+    code, out, _ = run(capsys, "evaluate", factor_run, "--disentanglement", "--no-progress")
+    assert code == 0
+    assert "disentanglement on factor indices (quick preset" in out
+    assert re.search(r"s in all: beta_vae \d+\.\d s, .*, modularity \d+\.\d s\)", out)
+    lines = [line.split() for line in out.splitlines() if line.startswith("    ")]
+    named = {words[0]: words for words in lines if words[0] in MEANINGS}
+    assert set(named) == set(MEANINGS)
+    assert all(0.0 <= float(words[1]) <= 1.0 and len(words) > 4 for words in named.values())
