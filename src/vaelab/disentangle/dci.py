@@ -44,7 +44,11 @@ def _classifier(s: DisentangleSettings, seed: int):
     # every unit considered at every split (sklearn's default of sqrt(D) random units would
     # split on units a factor does not depend on, spreading importance that is not there)
     return RandomForestClassifier(
-        n_estimators=s.dci_trees, max_depth=8, max_features=None, random_state=seed, n_jobs=1
+        n_estimators=s.dci_trees,
+        max_depth=s.dci_depth,
+        max_features=None,
+        random_state=seed,
+        n_jobs=1,
     )
 
 

@@ -41,7 +41,8 @@ class DisentangleSettings:
     classifier whose feature importances make DCI's importance matrix: ``boosting`` is
     disentanglement_lib's (sklearn's GradientBoostingClassifier, 100 trees per class), too
     slow for factors of 32-40 values (docs/disentanglement.md), so the default is a random
-    forest of ``dci_trees`` trees, which Eastwood & Williams (2018) themselves use.
+    forest of ``dci_trees`` trees of depth ``dci_depth`` at most, which Eastwood & Williams
+    (2018) themselves use.
     ``sap_classifier``: ``svm`` is disentanglement_lib's (LinearSVC, C = 0.01, balanced
     classes) on one unit; ``tree`` a decision tree on one unit, which can cut a unit into
     intervals where a linear classifier cannot."""
@@ -64,6 +65,7 @@ class DisentangleSettings:
     )
     dci_model: str = setting("forest", "DCI's classifier per factor", choices=DCI_MODELS)
     dci_trees: int = setting(50, "trees of DCI's random forest", low=1, high=10_000)
+    dci_depth: int = setting(8, "depth limit of the forest's trees", low=1, high=64)
     sap_classifier: str = setting("svm", "SAP's classifier on one unit", choices=SAP_CLASSIFIERS)
     batch: int = setting(1000, "images encoded at a time", low=1, high=BATCH_MAX)
     seed: int = setting(0, "seed of the factor draws and the classifiers", low=0, high=INT_MAX)
