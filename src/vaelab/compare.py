@@ -47,6 +47,7 @@ class Row:
     ess_p5: float | None = None
     active: str | None = None
     n_images: int | None = None
+    disentanglement: dict[str, float] | None = None
     curve: list[tuple[int, float]] = field(default_factory=list)
     values: int = 784  # pixel values per image, C x H x W (MNIST: 784)
 
@@ -98,6 +99,7 @@ def row_of(path: str | Path, split: str = "test") -> Row:
     row.recon = ev.get("recon")
     if "active_units" in ev and "latent_dim" in ev:
         row.active = f"{ev['active_units']}/{ev['latent_dim']}"
+    row.disentanglement = _scores(ev.get("disentanglement"))
     key = ESTIMATE_KEYS.get(row.kind or "")
     if key and key in ev:
         row.nll, row.nll_sem, row.k = ev[key], ev.get(f"{key}_sem"), ev.get("nll_k")
@@ -125,6 +127,32 @@ def _readable(ev: dict) -> dict:
         if real and math.isfinite(value) and (key not in COUNTS or isinstance(value, int)):
             out[key] = value
     return out
+
+
+# The disentanglement numbers the table shows, by their short names (docs/disentanglement.md).
+SCORES = {
+    "beta_vae": "BetaVAE",
+    "factor_vae": "FactorVAE",
+    "mig": "MIG",
+    "dci_disentanglement": "DCI-D",
+    "dci_completeness": "DCI-C",
+    "dci_informativeness": "DCI-I",
+    "sap": "SAP",
+    "modularity": "modularity",
+}
+
+
+def _scores(entry) -> dict[str, float] | None:
+    """The finite numbers of an evaluation's "disentanglement" entry that the table shows."""
+    values = entry.get("values") if isinstance(entry, dict) else None
+    if not isinstance(values, dict):
+        return None
+    out = {
+        k: float(v)
+        for k, v in values.items()
+        if k in SCORES and isinstance(v, int | float) and not isinstance(v, bool)
+    }
+    return {k: v for k, v in out.items() if math.isfinite(v)} or None
 
 
 def _num(value: float | None, digits: int = 2) -> str:
@@ -166,6 +194,7 @@ def cells(row: Row) -> list[str]:
         ess,
         row.active or "",
         "" if row.n_images is None else str(row.n_images),
+        ", ".join(f"{SCORES[k]} {v:.2f}" for k, v in (row.disentanglement or {}).items()),
     ]
 
 
@@ -181,6 +210,7 @@ HEADER = [
     "ESS median / 5th pct",
     "active units",
     "test images",
+    "disentanglement (0 to 1, higher is better)",
 ]
 
 
@@ -216,6 +246,13 @@ def notes(rows: list[Row]) -> list[str]:
         out.append(
             f"The rows are evaluated on different numbers of test images "
             f"({', '.join(map(str, sorted(images)))})."
+        )
+    if any(r.disentanglement for r in rows):
+        out.append(
+            "Disentanglement: the metrics of the model's codes on its data's known factors "
+            "(BetaVAE and FactorVAE scores, mutual information gap, DCI disentanglement, "
+            "completeness and informativeness, SAP, modularity), each in [0, 1]; compare rows "
+            "evaluated with the same preset and data (docs/disentanglement.md)."
         )
     pixels = {r.pixels for r in rows}
     if len(pixels) > 1:

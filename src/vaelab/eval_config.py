@@ -16,6 +16,7 @@ from .errors import VaelabError
 SPLITS = ("train", "val", "test")
 PROTOCOLS = ("paper",)
 COMPILE = {"auto": None, "on": True, "off": False}
+DISENTANGLEMENT_PRESETS = ("quick", "paper")  # disentangle.settings.PRESETS
 PAPER_K = 5000  # importance samples of the paper protocol (Burda et al. 2016)
 
 
@@ -27,7 +28,9 @@ class EvalConfig:
     with ``seed``, and the active units.  ``nll_samples``: the importance-sampled likelihood
     with K samples per image; ``protocol="paper"`` requires a run trained under the paper
     protocol and makes K 5000 unless given.  ``probes``: linear-probe and k-NN accuracy of
-    the latent means; ``quality``: sample quality in the features of a digit classifier.
+    the latent means; ``quality``: sample quality in the features of a digit classifier;
+    ``disentanglement``: the six metrics of ``vaelab.disentangle`` on the data's known
+    factors, with the sample counts of ``disentanglement_preset`` and seed ``seed``.
     ``compile`` and ``precision`` say how the likelihood estimate is computed
     (``nll.EstimateSettings``)."""
 
@@ -51,6 +54,15 @@ class EvalConfig:
     )
     probes: bool = setting(False, "linear-probe and k-NN accuracy of the latent means")
     quality: bool = setting(False, "sample quality (digit features)")
+    disentanglement: bool = setting(
+        False,
+        "the six disentanglement metrics on the data's known factors (docs/disentanglement.md)",
+    )
+    disentanglement_preset: str = setting(
+        "quick",
+        "their sample counts: quick, or paper (disentanglement_lib's, much slower)",
+        choices=DISENTANGLEMENT_PRESETS,
+    )
     limit: int | None = setting(None, "the first N images of the split only", metavar="N", low=1)
     batch_size: int = setting(1000, "images per batch of the loss terms", low=1, high=BATCH_MAX)
     compile: str = setting(
@@ -78,6 +90,11 @@ class EvalConfig:
             raise VaelabError(f"unknown protocol {self.protocol!r}; the only one is 'paper'")
         if self.compile not in COMPILE:
             raise VaelabError(f"unknown compile {self.compile!r}; choose from auto, on, off")
+        if self.disentanglement_preset not in DISENTANGLEMENT_PRESETS:
+            raise VaelabError(
+                f"unknown disentanglement preset {self.disentanglement_preset!r}; choose from "
+                + ", ".join(DISENTANGLEMENT_PRESETS)
+            )
         if self.precision not in PRECISIONS:
             raise VaelabError(
                 f"unknown precision {self.precision!r}: choose from {', '.join(PRECISIONS)}"

@@ -15,12 +15,15 @@ from typing import Any
 
 import torch
 
+from . import data as data_layer
 from . import distributed
 from .analysis import active_units, mse_per_pixel, pca_probes
 from .analysis import probes as latent_probes
 from .config import DataConfig
 from .data import Split, binarize_once, dataset_entry
 from .devices import pick_device
+from .disentangle import DisentangleSettings
+from .disentangle.suite import disentanglement
 from .errors import VaelabError
 from .eval_config import PAPER_K, SPLITS, EvalConfig  # noqa: F401  (re-exported)
 from .models.abilities import Conditional, Diagnostics, HasBound
@@ -84,6 +87,7 @@ def evaluate_run(
     model = run.model(cfg.which, dev)
     if cfg.protocol == "paper":
         check_paper_protocol(model, run.data, run_dir)
+    grid = known_factors(model, run.data, run_dir) if cfg.disentanglement else None
     splits = run.splits()
     data = splits[cfg.split].head(cfg.limit)
     torch.manual_seed(cfg.seed)
@@ -102,10 +106,48 @@ def evaluate_run(
         result |= _probes(model, splits, run.data)
     if cfg.quality:
         result |= _quality(model, splits, run.data, cfg.seed)
+    if grid is not None:
+        result["disentanglement"] = _disentanglement(model, grid, cfg, dev)
     if save and distributed.current().is_main:
         whole = len(data) == len(splits[cfg.split])
         run.save_evaluation(result, evaluation_key(cfg, None if whole else len(data)))
     return result
+
+
+def known_factors(model, data: DataConfig, run_dir):
+    """The factor grid of the run's data, or a one-line refusal: data without known factors,
+    a model whose code needs labels, or images of another shape than the model's."""
+    grid = data_layer.ground_truth(data)
+    if grid is None:
+        raise VaelabError(
+            f"{run_dir}: its data ({data.describe()}) have no known factors; --disentanglement "
+            "needs data made from a factor grid (docs/disentanglement.md)"
+        )
+    if isinstance(model, Conditional):
+        raise VaelabError(f"{run_dir}: a {model.about.label}'s code needs labels; the "
+                          "disentanglement metrics encode images alone")  # fmt: skip
+    if tuple(grid.shape) != tuple(model.cfg.image_shape):
+        raise VaelabError(
+            f"{run_dir}: the factor grid's images are {tuple(grid.shape)}, the model's "
+            f"{tuple(model.cfg.image_shape)}"
+        )
+    return grid
+
+
+def _disentanglement(model, grid, cfg: EvalConfig, dev) -> dict[str, Any]:
+    """The six metrics of the model's codes (``Model.code``: the mean of q(z|x) for the VAEs)
+    of the grid's images, encoded ``batch_size`` at a time without gradients."""
+
+    @torch.no_grad()
+    def represent(images):
+        x = torch.from_numpy(images).to(dev).to(torch.float32) / 255.0
+        return model.code(x).reshape(len(x), -1).double().cpu().numpy()
+
+    preset = cfg.disentanglement_preset
+    settings = DisentangleSettings.preset(preset, seed=cfg.seed, batch=cfg.batch_size)
+    model.eval()
+    out = disentanglement(grid, represent, settings)
+    return out | {"preset": cfg.disentanglement_preset, "grid": grid.title or type(grid).__name__}
 
 
 def evaluation_key(cfg: EvalConfig, images: int | None = None) -> str:
@@ -230,7 +272,7 @@ def format_result(r: dict[str, Any]) -> str:
             f"  reconstruction   {r['recon']:10.3f}  {r['unit']}",
             f"  mean squared error per pixel {r['mse_per_pixel']:.5f}",
         ]
-    lines += _diagnostic_lines(r) + _probe_and_quality_lines(r)
+    lines += _diagnostic_lines(r) + _probe_and_quality_lines(r) + disentanglement_lines(r)
     lines.append(f"  meaning: {r['meaning']}")
     return "\n".join(lines)
 
@@ -319,4 +361,25 @@ def _probe_and_quality_lines(r: dict[str, Any]) -> list[str]:
             f"  samples: digit-feature Frechet distance {q['fd']:.3f}, precision "
             f"{q['precision']:.3f}, recall {q['recall']:.3f} (n={q['n']}; not FID)"
         )
+    return lines
+
+
+def disentanglement_lines(r: dict[str, Any]) -> list[str]:
+    """The disentanglement metrics, each in [0, 1] with what 1 and 0 mean, and their time."""
+    d = r.get("disentanglement")
+    if not isinstance(d, dict):
+        return []
+    seconds = d.get("seconds", {})
+    lines = [
+        f"  disentanglement on {d.get('grid', 'the known factors')} ({d.get('preset', '')} "
+        f"preset; every number in [0, 1], higher is better; "
+        f"{sum(seconds.values()):.1f} s in all: "
+        + ", ".join(f"{k} {v:.1f} s" for k, v in seconds.items())
+        + ")"
+    ]
+    meaning = d.get("meaning", {})
+    lines += [
+        f"    {name:<26}{value:6.3f}  {meaning.get(name, '')}".rstrip()
+        for name, value in d.get("values", {}).items()
+    ]
     return lines

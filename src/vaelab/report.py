@@ -154,6 +154,8 @@ def _evaluation_section(path: Path) -> str:
         if not isinstance(result, dict):
             out.append(_key_value_table({"value": result}))
             continue
+        result = dict(result)
+        scores = result.pop("disentanglement", None)
         flat = _flatten(result)
         notes = {k: v for k, v in flat.items() if k.rsplit(".", 1)[-1] in ("meaning", "unit")}
         for key, value in notes.items():
@@ -161,7 +163,31 @@ def _evaluation_section(path: Path) -> str:
         rest = {k: v for k, v in flat.items() if k not in notes}
         if rest:
             out.append(_key_value_table(rest))
+        if isinstance(scores, dict):
+            out.append(disentanglement_table(scores))
     return "\n".join(out)
+
+
+def disentanglement_table(d: dict[str, Any]) -> str:
+    """The disentanglement metrics of an evaluation: one row per number (in [0, 1], higher
+    is better) with what it means, and the seconds and settings they took."""
+    values, meaning, seconds, settings = (
+        d.get(k) if isinstance(d.get(k), dict) else {}
+        for k in ("values", "meaning", "seconds", "settings")
+    )
+    rows = "".join(
+        f"<tr><th>{escape(str(k))}</th><td{_num_class(v)}>{escape(_text(v))}</td>"
+        f"<td>{escape(_text(meaning.get(k, '')))}</td></tr>"
+        for k, v in values.items()
+    )
+    head = "<tr><th>metric</th><th>value (0 to 1)</th><th>meaning</th></tr>"
+    extra = {f"seconds.{k}": v for k, v in seconds.items()}
+    extra |= {f"settings.{k}": v for k, v in settings.items()}
+    extra |= {k: d[k] for k in ("preset", "grid") if k in d}
+    return (
+        "<h3>disentanglement</h3>"
+        f"<table><thead>{head}</thead><tbody>{rows}</tbody></table>" + _key_value_table(extra)
+    )
 
 
 def _figures_section(folder: Path) -> str:
