@@ -11,12 +11,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from .config import BATCH_MAX, INT_MAX, K_MAX, PRECISIONS, field_problems, setting
+from .disentangle.settings import PRESETS
 from .errors import VaelabError
 
 SPLITS = ("train", "val", "test")
 PROTOCOLS = ("paper",)
 COMPILE = {"auto": None, "on": True, "off": False}
-DISENTANGLEMENT_PRESETS = ("quick", "paper")  # disentangle.settings.PRESETS
+DISENTANGLEMENT_PRESETS = tuple(PRESETS)
 PAPER_K = 5000  # importance samples of the paper protocol (Burda et al. 2016)
 
 
@@ -60,7 +61,8 @@ class EvalConfig:
     )
     disentanglement_preset: str = setting(
         "quick",
-        "their sample counts: quick, or paper (disentanglement_lib's, much slower)",
+        "their sample counts: quick, paper (disentanglement_lib's, much slower), check (a "
+        "few: pipeline checks, not to report)",
         choices=DISENTANGLEMENT_PRESETS,
     )
     limit: int | None = setting(None, "the first N images of the split only", metavar="N", low=1)

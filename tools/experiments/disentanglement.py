@@ -92,7 +92,7 @@ def train_command(args, model: Model, seed: int, out: Path) -> list[str]:
 
 
 def evaluate_command(args, out: Path) -> list[str]:
-    extra = ["--disentanglement-preset", "test"] if args.quick else []
+    extra = ["--disentanglement-preset", "check"] if args.quick else []
     return vaelab("evaluate", out, "--disentanglement", "--json", "--no-progress", *extra)
 
 

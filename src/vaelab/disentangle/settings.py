@@ -28,7 +28,19 @@ PAPER = {
     "code_train": 10_000,
     "code_test": 5_000,
 }
-PRESETS = {"quick": {}, "paper": PAPER}
+# A few samples of each: to check that a pipeline runs end to end, never to report.
+CHECK = {
+    "vote_batch": 8,
+    "beta_vae_train": 20,
+    "beta_vae_eval": 20,
+    "factor_vae_variance": 200,
+    "factor_vae_train": 20,
+    "factor_vae_eval": 20,
+    "code_train": 200,
+    "code_test": 100,
+    "dci_trees": 10,
+}
+PRESETS = {"quick": {}, "paper": PAPER, "check": CHECK}
 
 
 @dataclass(frozen=True)
@@ -81,8 +93,9 @@ class DisentangleSettings:
 
     @classmethod
     def preset(cls, name: str, **over: Any) -> DisentangleSettings:
-        """The ``quick`` (the defaults) or ``paper`` (disentanglement_lib's counts) settings,
-        with the fields ``over`` on top."""
+        """The ``quick`` (the defaults), ``paper`` (disentanglement_lib's counts) or ``check``
+        (a few samples: pipeline checks, numbers not to report) settings, with the fields
+        ``over`` on top."""
         if name not in PRESETS:
             raise VaelabError(f"unknown preset {name!r}; choose from {', '.join(PRESETS)}")
         return replace(cls(), **PRESETS[name], **over)
