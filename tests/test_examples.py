@@ -104,3 +104,34 @@ def test_likelihood_table_quick_mode(tmp_path):
     assert len(rows) == 8  # K=50 on 300 test images, one line per row
     assert "vaelab train --protocol paper --batch-size 100" in text and "--preset burda2" in text
     assert (tmp_path / "figures" / "likelihood-vs-time.png").stat().st_size > 1000
+
+
+def test_disentanglement_study_quick_mode(tmp_path):
+    """`python -m tools.experiments.disentanglement --quick` trains every model of the study
+    on the sprites with two seeds, scores each with every metric, and writes the page's made
+    part (tables with mean ± sd, the seeds-against-models table, the figures) where told."""
+    page = tmp_path / "page.md"
+    page.write_text("# kept above\n\n<!-- made by tools/experiments/disentanglement.py -->\n"
+                    "old\n<!-- end of the made part -->\n\nkept below\n")  # fmt: skip
+    p = subprocess.run(
+        [sys.executable, "-m", "tools.experiments.disentanglement", "--quick", "--jobs", "2",
+         "--run-dir", tmp_path / "runs", "--page", page],
+        capture_output=True, text=True, timeout=900, cwd=ROOT,
+    )  # fmt: skip
+    assert p.returncode == 0, p.stderr[-2000:]
+    text = page.read_text()
+    assert text.startswith("# kept above") and text.rstrip().endswith("kept below")
+    assert "\nold\n" not in text
+    results = json.loads((tmp_path / "runs" / "results.json").read_text())
+    assert len(results) == 10 and {r["seed"] for r in results} == {0, 1}
+    for r in results:
+        assert set(r["metrics"]) >= {"beta_vae", "factor_vae", "mig", "dci_disentanglement",
+                                     "sap", "modularity"}  # fmt: skip
+        assert all(0.0 <= v <= 1.0 for v in r["metrics"].values())
+        assert r["recon"] > 0 and r["kl"] >= 0
+    rows = [line for line in text.splitlines() if line.startswith("| beta-VAE, beta = 4 (2) |")]
+    assert len(rows) == 2 and all(" ± " in line for line in rows)
+    assert "range of the 5 models' means" in text
+    figures = tmp_path / "figures"
+    assert (figures / "disentanglement-metrics.png").stat().st_size > 1000
+    assert len(list(figures.glob("disentanglement-*-best.png"))) == 5

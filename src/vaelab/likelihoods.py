@@ -72,7 +72,7 @@ class BernoulliLikelihood(Likelihood):
 
     def meaning(self, binary: bool) -> str:
         if binary:
-            return "negative ELBO: an upper bound on -log p(x) of binarized MNIST, in nats"
+            return "negative ELBO: an upper bound on -log p(x) of the binary images, in nats"
         return (
             "Bernoulli loss on grayscale pixels: a loss, not a log-likelihood; "
             "not comparable to published MNIST NLLs"

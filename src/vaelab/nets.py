@@ -181,6 +181,8 @@ class MLPNet:
 class LinearNet:
     """One linear map (hidden sizes are ignored): with squared error, the PCA twin."""
 
+    takes_hidden = False
+
     @staticmethod
     def encoder(
         in_dim: int, out_dim: int, hidden: Sequence[int], activation: str, shape
@@ -283,6 +285,8 @@ class DLConvDecoder(nn.Module):
 class DLConvNet:
     """The conv nets of disentanglement_lib (Locatello et al. 2019), the usual ones of the
     disentanglement literature on 64x64 images; fixed layer sizes (``hidden`` is ignored)."""
+
+    takes_hidden = False
 
     @staticmethod
     def encoder(

@@ -815,12 +815,18 @@ def nll_against_time(
 
 
 def metric_against_reconstruction(
-    results: Sequence[dict], names: Sequence[str], path: Path, labels: dict[str, str]
+    results: Sequence[dict],
+    names: Sequence[str],
+    path: Path,
+    labels: dict[str, str],
+    titles: dict[str, str] | None = None,
 ) -> Path:
     """One panel per disentanglement metric: each run a point at (its test reconstruction
     term, nats per image; the metric's value), coloured by model (``labels``: model key ->
-    legend text).  ``results``: dicts with "model", "recon" and "metrics" {name: value}."""
-    cols = min(4, len(names))
+    legend text; ``titles``: metric -> panel title).  ``results``: dicts with "model",
+    "recon" and "metrics" {name: value}."""
+    titles = titles or {}
+    cols = min(3, len(names))
     rows = math.ceil(len(names) / cols)
     fig, axes = _subplots((3.2 * cols, 2.8 * rows + 0.6), rows, cols, squeeze=False)
     keys = list(labels)
@@ -829,7 +835,7 @@ def metric_against_reconstruction(
             mine = [r for r in results if r["model"] == key]
             ax.scatter([r["recon"] for r in mine], [r["metrics"][name] for r in mine],
                        color=DIGIT_COLORS[i % 10], s=22, label=labels[key])  # fmt: skip
-        ax.set_title(name, fontsize=9)
+        ax.set_title(titles.get(name, name), fontsize=9)
         ax.set_ylim(-0.03, 1.03)
         ax.set_xlabel("reconstruction, nats per image", fontsize=8)
         ax.grid(alpha=0.3)
@@ -837,7 +843,7 @@ def metric_against_reconstruction(
     for ax in list(axes.flat)[len(names) :]:
         ax.axis("off")
     handles, texts = axes.flat[0].get_legend_handles_labels()
-    fig.legend(handles, texts, loc="lower center", ncol=min(5, len(keys)), fontsize=8)
+    fig.legend(handles, texts, loc="lower center", ncol=min(3, len(keys)), fontsize=8)
     fig.suptitle("Each run's disentanglement metrics (0 to 1) against its reconstruction "
                  "term (test split; lower is better)", fontsize=10)  # fmt: skip
     fig.tight_layout(rect=(0, 0.07, 1, 0.96))

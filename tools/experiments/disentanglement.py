@@ -31,6 +31,8 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
+import torch
+
 from tools import ROOT
 from tools.machine import cpu_name
 from vaelab import plots
@@ -57,7 +59,14 @@ START, END = (
     "<!-- made by tools/experiments/disentanglement.py -->",
     "<!-- end of the made part -->",
 )
+QUICK_IMAGES = 500  # --quick: training, validation and test images
 RANK_BY = "mig"  # best and worst seed of a model: by this metric
+METRICS = ("beta_vae", "factor_vae", "mig", "dci_disentanglement", "dci_completeness",
+           "dci_informativeness", "sap", "modularity", "explicitness")  # fmt: skip
+HEADS = {"recon": "reconstruction", "kl": "KL", "beta_vae": "BetaVAE", "factor_vae": "FactorVAE",
+         "mig": "MIG", "dci_disentanglement": "DCI disentanglement",
+         "dci_completeness": "DCI completeness", "dci_informativeness": "DCI informativeness",
+         "sap": "SAP", "modularity": "modularity", "explicitness": "explicitness"}  # fmt: skip
 
 
 def parse_args(argv=None) -> argparse.Namespace:
@@ -71,11 +80,11 @@ def parse_args(argv=None) -> argparse.Namespace:
     p.add_argument("--page", default="docs/disentanglement.md")
     p.add_argument("--figures", help="folder of the page's figures (default: beside the page)")
     p.add_argument("--train-only", action="store_true", help="train the runs, evaluate nothing")
-    p.add_argument("--quick", action="store_true",
-                   help="minutes: 2,000 images, 1 epoch, 2 seeds, few metric samples")  # fmt: skip
+    p.add_argument("--quick", action="store_true", help="a check: 500 images, 1 epoch, 2 seeds")
     args = p.parse_args(argv)
+    args.limit = QUICK_IMAGES if args.quick else None
     if args.quick:
-        args.epochs, args.train_limit, args.seeds = 1, 2000, args.seeds[:2]
+        args.epochs, args.train_limit, args.seeds = 1, QUICK_IMAGES, args.seeds[:2]
     args.run_dir, args.page = Path(args.run_dir), Path(args.page)
     args.figures = Path(args.figures) if args.figures else args.page.parent / "figures"
     return args
@@ -88,11 +97,12 @@ def vaelab(*args) -> list[str]:
 def train_command(args, model: Model, seed: int, out: Path) -> list[str]:
     return vaelab("train", *COMMON, *model.args, "--lr", args.lr, "--epochs", args.epochs,
                   "--train-limit", args.train_limit, "--seed", seed, "--out", out,
-                  "--no-progress", "--no-figures")  # fmt: skip
+                  "--no-progress", "--no-figures",
+                  *(["--val-size", QUICK_IMAGES] if args.quick else []))  # fmt: skip
 
 
 def evaluate_command(args, out: Path) -> list[str]:
-    extra = ["--disentanglement-preset", "check"] if args.quick else []
+    extra = ["--disentanglement-preset", "check", "--limit", QUICK_IMAGES] if args.quick else []
     return vaelab("evaluate", out, "--disentanglement", "--json", "--no-progress", *extra)
 
 
@@ -105,9 +115,10 @@ def run_logged(cmd: list[str], log: Path, threads: int) -> int:
         return subprocess.run(cmd, stdout=f, stderr=subprocess.STDOUT, cwd=ROOT, env=env).returncode
 
 
-def evaluation(out: Path) -> dict:
-    path = out / "evaluation.json"
-    return json.loads(path.read_text()).get("test", {}) if path.exists() else {}
+def evaluation(out: Path, limit: int | None) -> dict:
+    """The saved test evaluation (of the first ``limit`` test images, when given)."""
+    path, key = out / "evaluation.json", "test" if limit is None else f"test[:{limit}]"
+    return json.loads(path.read_text()).get(key, {}) if path.exists() else {}
 
 
 def one(args, model: Model, seed: int) -> dict:
@@ -125,11 +136,11 @@ def one(args, model: Model, seed: int) -> dict:
             raise SystemExit(f"{out.name}: training failed; see {log}")
     if args.train_only:
         return {}
-    if "disentanglement" not in evaluation(out):
+    if "disentanglement" not in evaluation(out, args.limit):
         print(f"{out.name}: evaluating", flush=True)
         if run_logged(evaluate_command(args, out), log, threads):
             raise SystemExit(f"{out.name}: evaluation failed; see {log}")
-    ev, rows = evaluation(out), Run.load(out).metrics()
+    ev, rows = evaluation(out, args.limit), Run.load(out).metrics()
     commands = [line[2:] for line in log.read_text().splitlines() if line.startswith("$ ")]
     return {
         "model": model.key,
@@ -149,14 +160,15 @@ def metric_values(entry: dict) -> dict[str, float]:
     return {k: float(v) for k, v in entry["values"].items()}
 
 
-def mean_sd(values: list[float]) -> str:
+def mean_sd(values: list[float], digits: int = 2) -> str:
     if len(values) == 1:
-        return f"{values[0]:.2f}"
-    return f"{statistics.mean(values):.2f} ± {statistics.stdev(values):.2f}"
+        return f"{values[0]:.{digits}f}"
+    return f"{statistics.mean(values):.{digits}f} ± {statistics.stdev(values):.{digits}f}"
 
 
-def spread(values: list[float]) -> str:
-    return f"{min(values):.2f} – {max(values):.2f}"
+def table(head: list[str], rows: list[list[str]]) -> list[str]:
+    return ["| " + " | ".join(head) + " |", "|" + "---|" * len(head),
+            *("| " + " | ".join(r) + " |" for r in rows)]  # fmt: skip
 
 
 def main(argv=None) -> None:
@@ -172,24 +184,82 @@ def main(argv=None) -> None:
     print(args.page)
 
 
+def result_tables(by_model: dict[str, list[dict]]) -> list[str]:
+    """The two tables of mean ± sd over seeds: the loss terms and three metrics, then the rest."""
+    out = []
+    for group in (("recon", "kl", *METRICS[:3]), METRICS[3:]):
+        head = ["model (seeds)", *(HEADS[n] for n in group)]
+        rows = []
+        for m in MODELS:
+            rs = by_model[m.key]
+            rows.append([f"{m.label} ({len(rs)})", *(mean_sd([value(r, n) for r in rs])
+                                                     for n in group)])  # fmt: skip
+        out += [*table(head, rows), ""]
+    return out
+
+
+def value(r: dict, name: str) -> float:
+    return r[name] if name in ("recon", "kl") else r["metrics"][name]
+
+
+def seed_effect(by_model: dict[str, list[dict]]) -> tuple[list[str], list[str]]:
+    """Per metric: the range of the models' means against the range over seeds within a model.
+    Returns the table and the metrics whose seeds spread as far as the models do."""
+    rows, alike = [], []
+    for n in METRICS:
+        means = [statistics.mean(value(r, n) for r in rs) for rs in by_model.values()]
+        within = [max(value(r, n) for r in rs) - min(value(r, n) for r in rs)
+                  for rs in by_model.values()]  # fmt: skip
+        between = max(means) - min(means)
+        rows.append([HEADS[n], f"{between:.2f}", f"{statistics.mean(within):.2f}",
+                     f"{max(within):.2f}"])  # fmt: skip
+        if max(within) >= between:
+            alike.append(HEADS[n])
+    head = ["metric", "range of the 5 models' means", "range over seeds, mean over models",
+            "largest range over seeds"]  # fmt: skip
+    return table(head, rows), alike
+
+
 def write_page(args, results: list[dict], seconds: float) -> None:
     args.figures.mkdir(parents=True, exist_ok=True)
-    names = list(results[0]["metrics"])
     by_model = {m.key: [r for r in results if r["model"] == m.key] for m in MODELS}
-    head = ["model (seeds)", "reconstruction, nats per image", "KL, nats per image", *names]
-    lines = ["| " + " | ".join(head) + " |", "|" + "---|" * len(head)]
-    for m in MODELS:
-        rs = by_model[m.key]
-        cells = [f"{m.label} ({len(rs)})", mean_sd([r["recon"] for r in rs]),
-                 mean_sd([r["kl"] for r in rs])]  # fmt: skip
-        cells += [mean_sd([r["metrics"][n] for r in rs]) for n in names]
-        lines.append("| " + " | ".join(cells) + " |")
     figure = plots.metric_against_reconstruction(
-        results, names, args.figures / "disentanglement-metrics.png",
-        labels={m.key: m.label for m in MODELS},
+        results, METRICS, args.figures / "disentanglement-metrics.png",
+        labels={m.key: m.label for m in MODELS}, titles=HEADS,
     )  # fmt: skip
-    traversals = traversal_figures(args, by_model)
-    made = [START, *lines, "", f"![]({figure.relative_to(args.page.parent)})", *traversals, END]
+    effect, alike = seed_effect(by_model)
+    train_minutes = statistics.mean(r["train_seconds"] for r in results) / 60
+    metric_seconds = statistics.mean(sum(r["metric_seconds"].values()) for r in results)
+    made = [
+        START,
+        f"Measured on {cpu_name()} ({os.cpu_count()} threads, {args.jobs} runs side by side, "
+        f"torch {torch.__version__}): {len(results)} runs, training {train_minutes:.1f} minutes "
+        f"per run, the metrics {metric_seconds:.0f} s per run. Commands of the first run of "
+        "each model:",
+        "",
+        "```bash",
+        *(by_model[m.key][0]["commands"][0] for m in MODELS),
+        f"vaelab evaluate {results[0]['run']} --disentanglement",
+        "```",
+        "",
+        "Mean ± sd over seeds; reconstruction and KL in nats per image (summed over the 4,096 "
+        f"pixels, mean over the {args.limit or 10_000:,} test images); the metrics between 0 "
+        "and 1.",
+        "",
+        *result_tables(by_model),
+        f"![Each metric against reconstruction]({figure.relative_to(args.page.parent)})",
+        "",
+        "**Seeds against models.** For each metric, how far apart the five models' means are, "
+        "beside how far apart one model's seeds are:",
+        "",
+        *effect,
+        "",
+        f"Metrics whose seeds of one model spread at least as far as the models' means: "
+        f"{', '.join(alike) or 'none'}.",
+        "",
+        *traversal_figures(args, by_model),
+        END,
+    ]
     text = args.page.read_text() if args.page.exists() else f"# Disentanglement\n\n{START}\n{END}\n"
     before, rest = text.split(START, 1)
     after = rest.split(END, 1)[1]

@@ -40,7 +40,7 @@ from torch import nn
 from ..config import SIZE_MAX, field_problems, setting
 from ..errors import VaelabError
 from ..likelihoods import SCALES, Likelihood, build_likelihood
-from ..registry import check_choice
+from ..registry import check_choice, resolve
 from .helpers import model_device
 
 
@@ -200,7 +200,8 @@ class Model(nn.Module):
         """What this model is, for printing (subclasses ``replace`` what they know better)."""
         cfg = self.cfg
         nets = f"{cfg.encoder} encoder, {cfg.decoder} decoder"
-        if "linear" not in (cfg.encoder, cfg.decoder) or cfg.encoder != cfg.decoder:
+        if any(getattr(resolve("architecture", a), "takes_hidden", True)
+               for a in (cfg.encoder, cfg.decoder)):  # fmt: skip
             nets += f", hidden {list(cfg.hidden)}"
         label = self.name.upper()
         code = "x".join(map(str, self.code_shape))
