@@ -149,3 +149,14 @@ def test_plot_colour_by_and_encode_on_factor_data(tmp_path, factor_splits, capsy
     assert np.array_equal(saved["factors"], test.factors.numpy())
     assert tuple(saved["factor_names"]) == NAMES
     assert np.array_equal(saved["labels"], test.y.numpy())
+
+
+def test_report_captions_name_the_factor_of_each_scatter(tmp_path):
+    """The report says which factor colours each per-factor scatter, not "by label"."""
+    from PIL import Image
+
+    from vaelab.report import _figures_section
+
+    Image.new("L", (4, 4)).save(tmp_path / "latents-scale.png")
+    html = _figures_section(tmp_path)
+    assert "coloured by the factor scale" in html and "coloured by label" not in html

@@ -23,8 +23,9 @@ CAPTIONS = {  # known figures first, in this order; any other PNG follows by nam
     "mean of p(x|z) at the image's code (the model's codes are named in the figure's title).",
     "samples.png": "Samples: decoder means of p(x|z) at random codes z (VAE: z ~ N(0, I); "
     "AE: z from a Gaussian fitted to the training codes).",
-    "latents.png": "Latent means of the test images, coloured by label (a PCA projection "
-    "when the latent space has more than two dimensions).",
+    "latents.png": "Latent means of the test images, coloured by label, or by the factor "
+    "asked with `vaelab plot --colour-by` (a PCA projection when the latent space has more "
+    "than two dimensions).",
     "manifold.png": "The 2-D latent space decoded on a grid of z (VAE: at quantiles of the "
     "N(0, I) prior; AE: evenly over the 1st-99th percentiles of the fitted code Gaussian).",
     "interpolation.png": "Decodings along straight lines between the latent means of pairs "
@@ -200,6 +201,9 @@ def _figures_section(folder: Path) -> str:
     for png in pngs:
         data = base64.b64encode(read_in(folder, png.name)).decode("ascii")  # never a link
         caption = CAPTIONS.get(png.name, "")
+        if png.name.startswith("latents-"):  # one scatter per factor of data with known factors
+            factor = png.stem.removeprefix("latents-")
+            caption = f"Latent means of the test images, coloured by the factor {factor}."
         out.append(
             f'<figure><img src="data:image/png;base64,{data}" alt="{escape(png.name)}">'
             f"<figcaption><code>{escape(png.name)}</code> {escape(caption)}</figcaption></figure>"
