@@ -73,3 +73,22 @@ def test_nll_against_time_plots_only_likelihoods(tmp_path, tiny_splits):
     assert path.stat().st_size > 1000
     with pytest.raises(VaelabError, match="no run here has a test NLL"):
         nll_against_time(compare([gray]), tmp_path / "g.png")
+
+
+def test_published_labels_spread_apart_and_commands_name_no_local_folder():
+    """Labels of close lines (85.54 and 85.33 nats) end at least the gap apart, in the lines'
+    order; a recorded command reads runs/LAUNCH and DATA_DIR instead of the machine's folders."""
+    from tools.experiments.likelihood_table import public
+    from vaelab.plots import spread_labels
+
+    values = [86.76, 85.54, 85.33, 84.78, 82.90, 82.38]
+    heights = spread_labels(values, 0.4)
+    ordered = [h for _, h in sorted(zip(values, heights, strict=True))]
+    assert all(b - a >= 0.4 - 1e-9 for a, b in zip(ordered, ordered[1:], strict=False))
+    assert max(abs(h - v) for h, v in zip(heights, values, strict=True)) < 1.0
+    cmd = public("vaelab train --out /tmp/tg/vae1-s0 --data-dir /tmp/mnist --seed 0", "table-gpu")
+    assert cmd == "vaelab train --out runs/table-gpu/vae1-s0 --data-dir DATA_DIR --seed 0"
+    assert (
+        public("vaelab evaluate /tmp/tg/vae1-s0 --json", "g")
+        == "vaelab evaluate runs/g/vae1-s0 --json"
+    )
