@@ -306,6 +306,11 @@ def updates(epochs: int, published: int | None) -> str:
     return f"{ours / 1e6:.2f}M / {published / 1e6:.1f}M ({ours / published:.1%})"
 
 
+def share(epochs: int, published: int | None) -> str:
+    """vaelab's parameter updates as a percentage of the published run's."""
+    return "" if published is None else f"{epochs * OUR_BATCHES / published:.1%}"
+
+
 def public(command: str, launch: str) -> str:
     """A recorded command with the folders of the machine that ran it written as they read
     anywhere: the launch's folder as runs/LAUNCH, the data folder as DATA_DIR."""
@@ -380,7 +385,7 @@ def headline_lines(runs: list[dict], launches: dict) -> list[str]:
     lines = ["", "Where each launch ran:", ""]
     lines += [f"- `{n}`: {launch['where']}" for n, launch in launches.items()]
     lines += ["", "| model | test NLL ± s.e. (nats) | published (nats) | gap (nats) | trained "
-              "| parameter updates: ours / published |", "|---|---|---|---|---|---|"]  # fmt: skip
+              "| updates, % of published |", "|---|---|---|---|---|---|"]  # fmt: skip
     for name in dict.fromkeys(r["row"] for r in runs):
         mine = [r for r in runs if r["row"] == name and r["nll"] is not None]
         if not mine:
@@ -390,7 +395,7 @@ def headline_lines(runs: list[dict], launches: dict) -> list[str]:
         gap = f"{r['nll'] - pub:+.2f}" if pub is not None else ""
         lines.append(f"| {ROWS[name].label} | {label(r)} | {'' if pub is None else pub} | {gap} "
                      f"| {r['epochs']} epochs, {r['train_s'] / 60:.1f} min (`{r['launch']}`) | "
-                     f"{updates(r['epochs'], ROWS[name].updates)} |")  # fmt: skip
+                     f"{share(r['epochs'], ROWS[name].updates)} |")  # fmt: skip
     lines += ["", "Each row's best run; every run is in the full table below. Updates: parameter "
               "updates (batches) of vaelab's run against those of the published one (Burda et "
               "al.: 3,280 epochs at batch 20; Tomczak & Welling's code: at most 2,000 epochs at "
@@ -498,13 +503,16 @@ def detail_lines(runs: list[dict]) -> list[str]:
         share = updates(r["epochs"], ROWS[r["row"]].updates)
         lines.append(f"| `{r['row']}` | `{r['launch']}` | {r['seed']} | {r['epochs']} | "
                      f"{r['train_s'] / 60:.1f} | {share} |")  # fmt: skip
-    lines += ["", "| row | launch | seed | test -ELBO (nats) | test NLL ± s.e. (nats) (K, images) "
+    sizes = {(r["k"], r["n_images"]) for r in runs if r["nll"] is not None}
+    (k, n), *others = sorted(sizes) or [(None, None)]
+    said = f", K = {k}, {n} images" if not others else " (K, images)"  # once, where all agree
+    lines += ["", f"| row | launch | seed | test -ELBO (nats) | test NLL ± s.e. (nats){said} "
               "| K/5 minus K (nats) | ESS median / p5 | active units |",
               "|---|---|---|---|---|---|---|---|"]  # fmt: skip
     for r in runs:
         k_gap = "" if r["k_gap"] is None else f"{r['k_gap']:+.3f}"
         ess = "" if r["ess_median"] is None else f"{r['ess_median']:.0f} / {r['ess_p5']:.0f}"
-        estimate = f"{label(r)} ({r['k']}, {r['n_images']})" if r["nll"] is not None else ""
+        estimate = label(r) + (f" ({r['k']}, {r['n_images']})" if others else "")
         lines.append(f"| `{r['row']}` | `{r['launch']}` | {r['seed']} | {r['neg_elbo']:.2f} | "
                      f"{estimate} | {k_gap} | {ess} | {r['active'] or ''} |")  # fmt: skip
     lines += ["", "K/5 minus K: the estimate with the first K/5 samples minus the one with all K "
