@@ -494,26 +494,30 @@ def published_lines(runs: list[dict]) -> list[str]:
     return [*lines, "", VAMP_START]
 
 
+def run_name(run: dict) -> str:
+    return f"`{run['row']}` s{run['seed']}, `{run['launch']}`"
+
+
 def detail_lines(runs: list[dict]) -> list[str]:
     """Every run, in a collapsed block: its training, then its estimates."""
     lines = ["", '<details markdown="1">', "<summary>Every run: training and estimates</summary>",
-             "", "| row | launch | seed | epochs | train time (min) | parameter updates: ours / "
-             "published |", "|---|---|---|---|---|---|"]  # fmt: skip
+             "", "| run: row, seed, launch | epochs | train time (min) | parameter updates: ours / "
+             "published |", "|---|---|---|---|"]  # fmt: skip
     for r in runs:
         share = updates(r["epochs"], ROWS[r["row"]].updates)
-        lines.append(f"| `{r['row']}` | `{r['launch']}` | {r['seed']} | {r['epochs']} | "
+        lines.append(f"| {run_name(r)} | {r['epochs']} | "
                      f"{r['train_s'] / 60:.1f} | {share} |")  # fmt: skip
     sizes = {(r["k"], r["n_images"]) for r in runs if r["nll"] is not None}
     (k, n), *others = sorted(sizes) or [(None, None)]
     said = f", K = {k}, {n} images" if not others else " (K, images)"  # once, where all agree
-    lines += ["", f"| row | launch | seed | test -ELBO (nats) | test NLL ± s.e. (nats){said} "
+    lines += ["", f"| run: row, seed, launch | test -ELBO (nats) | test NLL ± s.e. (nats){said} "
               "| K/5 minus K (nats) | ESS median / p5 | active units |",
-              "|---|---|---|---|---|---|---|---|"]  # fmt: skip
+              "|---|---|---|---|---|---|"]  # fmt: skip
     for r in runs:
         k_gap = "" if r["k_gap"] is None else f"{r['k_gap']:+.3f}"
         ess = "" if r["ess_median"] is None else f"{r['ess_median']:.0f} / {r['ess_p5']:.0f}"
         estimate = label(r) + (f" ({r['k']}, {r['n_images']})" if others else "")
-        lines.append(f"| `{r['row']}` | `{r['launch']}` | {r['seed']} | {r['neg_elbo']:.2f} | "
+        lines.append(f"| {run_name(r)} | {r['neg_elbo']:.2f} | "
                      f"{estimate} | {k_gap} | {ess} | {r['active'] or ''} |")  # fmt: skip
     lines += ["", "K/5 minus K: the estimate with the first K/5 samples minus the one with all K "
               "(how far the estimate still moves with K). ESS: the effective sample size of the "
