@@ -802,7 +802,7 @@ def _published_lines(axes, published: Sequence[tuple[str, float]]) -> None:
     for (label, value), y in zip(published, heights, strict=True):
         axes[-1].annotate(f"{label} {value:.2f}", xy=(1, value), xytext=(1.06, y),
                           xycoords=("axes fraction", "data"), textcoords=("axes fraction", "data"),
-                          fontsize=7, color="dimgray", va="center",
+                          fontsize=8, color="dimgray", va="center",
                           arrowprops=LEADER)  # fmt: skip
 
 
@@ -830,7 +830,7 @@ def nll_against_time(
     names = list(dict.fromkeys(panel(r) for r in points)) if panel else [""]
     counts = [sum(1 for r in points if not panel or panel(r) == n) for n in names]
     widths = {"width_ratios": [3 if c > 3 else 1 for c in counts]}
-    fig, axes = _subplots((10, 6.5), 1, len(names), sharey=True, squeeze=False, gridspec_kw=widths)
+    fig, axes = _subplots((8.5, 5.8), 1, len(names), sharey=True, squeeze=False, gridspec_kw=widths)
     axes = list(axes[0])
     colours: dict[str, str] = {}
     for ax, name in zip(axes, names, strict=True):
@@ -860,7 +860,7 @@ def nll_against_time(
     fig.legend(handles, list(colours), fontsize=8, loc="lower center", ncol=4, frameon=False)
     fig.suptitle("test NLL against training time, dynamically binarized MNIST\n"
                  "(dotted: published, after much longer training)", fontsize=10)  # fmt: skip
-    fig.subplots_adjust(right=0.84, bottom=0.18, wspace=0.08)
+    fig.subplots_adjust(right=0.82, bottom=0.2, wspace=0.08)
     return save_figure(fig, path)
 
 
