@@ -92,3 +92,37 @@ def test_published_labels_spread_apart_and_commands_name_no_local_folder():
         public("vaelab evaluate /tmp/tg/vae1-s0 --json", "g")
         == "vaelab evaluate runs/g/vae1-s0 --json"
     )
+
+
+def test_likelihood_page_written_from_runs_renders_again_from_its_saved_numbers(
+    tmp_path, tiny_splits
+):
+    """`write` saves the numbers beside the page and `render` makes the same page from them
+    alone; the page names no folder of the machine that ran the launch."""
+    import argparse
+    import json
+    import shutil
+
+    from tools.experiments.likelihood_table import DATA, render_saved, write
+
+    _, binary = run_pair(tmp_path, tiny_splits)
+    launch = tmp_path / "launch"
+    shutil.copytree(binary, launch / "iwae50-s0")
+    cmd = f"vaelab train --out {launch}/iwae50-s0 --data-dir {tmp_path}/mnist"
+    run = {"row": "iwae50", "seed": 0, "command": cmd,
+           "evaluate": f"vaelab evaluate {launch}/iwae50-s0"}  # fmt: skip
+    manifest = {"launch": f"python -m x launch --out-dir {launch}", "jobs_at_once": 1,
+                "hardware": {"cpu": "a CPU", "cpu_threads": 2, "torch": "2"},
+                "runs": {"iwae50-s0": run}}  # fmt: skip
+    (launch / "manifest.json").write_text(json.dumps(manifest))
+    doc = tmp_path / "site" / "likelihoods.md"
+    write(argparse.Namespace(dirs=[str(launch)], doc=str(doc), figures=None))
+    page = doc.read_text()
+    assert str(tmp_path) not in page and "--out runs/launch/iwae50-s0" in page
+    assert "--data-dir DATA_DIR" in page and (doc.parent / DATA).exists()
+    headline = [x for x in page.splitlines() if x.startswith("| IWAE k=50, 1 stochastic layer |")]
+    assert len(headline) == 1 and "84.78" in headline[0]  # the best run beside the published
+    doc.unlink()
+    render_saved(argparse.Namespace(doc=str(doc), data=None, figures=None))
+    assert doc.read_text() == page
+    assert (doc.parent / "figures" / "likelihood-vs-time.png").stat().st_size > 1000

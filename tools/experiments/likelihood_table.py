@@ -435,8 +435,10 @@ def summaries(runs: list[dict]) -> dict:
              for (n, p), rs in group_runs(runs).items()}  # fmt: skip
     for launch in dict.fromkeys(p for (_, p) in means):
         base = means.get(("vae1", launch))
+        if base is None:
+            continue
         others = {n: m - base for (n, p), m in means.items() if p == launch and n != "vae1"}
-        if base is not None and others:
+        if others:
             relative.append({"launch": launch, "vae1": base, "minus_vae1": others})
     return {"seeds": seeds, "relative": relative}
 
