@@ -282,22 +282,29 @@ def table(header: list[str], body: list[list[str]]) -> list[str]:
 
 
 def compare_lines(table_rows) -> list[str]:
-    """`vaelab compare`'s table in two parts, so that it fits the page: the numbers a reader
-    compares (units in the headers), then every column (each run's model, pixels and the
-    estimate's diagnostics; empty columns left out) in a collapsed block."""
+    """`vaelab compare`'s table in parts, so that it fits the page: the numbers a reader
+    compares (units in the headers), then in a collapsed block each run's model and pixels and
+    the other columns (the estimate's diagnostics; empty columns left out)."""
     body = [cells(r) for r in table_rows]
-    pick = [HEADER.index(h) for h in HEADLINE]
-    keep = [i for i in range(len(HEADER)) if any(row[i] for row in body)]
+
+    def part(names: list[str], header: list[str] | None = None) -> list[str]:
+        picked = [HEADER.index(h) for h in names]
+        return table(header or names, [[row[i] for i in picked] for row in body])
+
+    described = ["run", "model", "pixels"]
+    rest = [h for i, h in enumerate(HEADER) if h not in HEADLINE and h not in described
+            and any(row[i] for row in body)]  # fmt: skip
     return [
-        *table(list(HEADLINE.values()), [[row[i] for i in pick] for row in body]),
+        *part(list(HEADLINE), list(HEADLINE.values())),
         "",
         *("\n\n".join(notes(table_rows)).split("\n")),
         "",
         '<details markdown="1">',
-        "<summary>Every column: each run's model and pixels, and the estimate's "
-        "diagnostics</summary>",
+        "<summary>Each run's model and pixels, and the estimate's diagnostics</summary>",
         "",
-        *table([HEADER[i] for i in keep], [[row[i] for i in keep] for row in body]),
+        *part(described),
+        "",
+        *(part(["run", *rest]) if rest else []),
         "",
         "</details>",
     ]
