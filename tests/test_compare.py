@@ -73,3 +73,56 @@ def test_nll_against_time_plots_only_likelihoods(tmp_path, tiny_splits):
     assert path.stat().st_size > 1000
     with pytest.raises(VaelabError, match="no run here has a test NLL"):
         nll_against_time(compare([gray]), tmp_path / "g.png")
+
+
+def test_published_labels_spread_apart_and_commands_name_no_local_folder():
+    """Labels of close lines (85.54 and 85.33 nats) end at least the gap apart, in the lines'
+    order; a recorded command reads runs/LAUNCH and DATA_DIR instead of the machine's folders."""
+    from tools.experiments.likelihood_table import public
+    from vaelab.plots import spread_labels
+
+    values = [86.76, 85.54, 85.33, 84.78, 82.90, 82.38]
+    heights = spread_labels(values, 0.4)
+    ordered = [h for _, h in sorted(zip(values, heights, strict=True))]
+    assert all(b - a >= 0.4 - 1e-9 for a, b in zip(ordered, ordered[1:], strict=False))
+    assert max(abs(h - v) for h, v in zip(heights, values, strict=True)) < 1.0
+    cmd = public("vaelab train --out /tmp/tg/vae1-s0 --data-dir /tmp/mnist --seed 0", "table-gpu")
+    assert cmd == "vaelab train --out runs/table-gpu/vae1-s0 --data-dir DATA_DIR --seed 0"
+    assert (
+        public("vaelab evaluate /tmp/tg/vae1-s0 --json", "g")
+        == "vaelab evaluate runs/g/vae1-s0 --json"
+    )
+
+
+def test_likelihood_page_written_from_runs_renders_again_from_its_saved_numbers(
+    tmp_path, tiny_splits
+):
+    """`write` saves the numbers beside the page and `render` makes the same page from them
+    alone; the page names no folder of the machine that ran the launch."""
+    import argparse
+    import json
+    import shutil
+
+    from tools.experiments.likelihood_table import DATA, render_saved, write
+
+    _, binary = run_pair(tmp_path, tiny_splits)
+    launch = tmp_path / "launch"
+    shutil.copytree(binary, launch / "iwae50-s0")
+    cmd = f"vaelab train --out {launch}/iwae50-s0 --data-dir {tmp_path}/mnist"
+    run = {"row": "iwae50", "seed": 0, "command": cmd,
+           "evaluate": f"vaelab evaluate {launch}/iwae50-s0"}  # fmt: skip
+    manifest = {"launch": f"python -m x launch --out-dir {launch}", "jobs_at_once": 1,
+                "hardware": {"cpu": "a CPU", "cpu_threads": 2, "torch": "2"},
+                "runs": {"iwae50-s0": run}}  # fmt: skip
+    (launch / "manifest.json").write_text(json.dumps(manifest))
+    doc = tmp_path / "site" / "likelihoods.md"
+    write(argparse.Namespace(dirs=[str(launch)], doc=str(doc), figures=None))
+    page = doc.read_text()
+    assert str(tmp_path) not in page and "--out runs/launch/iwae50-s0" in page
+    assert "--data-dir DATA_DIR" in page and (doc.parent / DATA).exists()
+    headline = [x for x in page.splitlines() if x.startswith("| IWAE k=50, 1 stochastic layer |")]
+    assert len(headline) == 1 and "84.78" in headline[0]  # the best run beside the published
+    doc.unlink()
+    render_saved(argparse.Namespace(doc=str(doc), data=None, figures=None))
+    assert doc.read_text() == page
+    assert (doc.parent / "figures" / "likelihood-vs-time.png").stat().st_size > 1000

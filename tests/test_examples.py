@@ -100,8 +100,9 @@ def test_likelihood_table_quick_mode(tmp_path):
     assert len(manifest["runs"]) == 8
     assert all(r["train_exit"] == 0 and r["evaluate_exit"] == 0 for r in manifest["runs"].values())
     text = (tmp_path / "likelihoods.md").read_text()
-    rows = [line for line in text.splitlines() if line.startswith("| ") and "(50, 300)" in line]
-    assert len(rows) == 8  # K=50 on 300 test images, one line per row
+    details = text.split("test NLL ± s.e. (nats), K = 50, 300 images")[1].split("</details>")[0]
+    rows = [line for line in details.splitlines() if line.startswith("| `") and " ± " in line]
+    assert len(rows) == 8  # K=50 on 300 test images (said once in the header), a line per row
     assert "vaelab train --protocol paper --batch-size 100" in text and "--preset burda2" in text
     assert (tmp_path / "figures" / "likelihood-vs-time.png").stat().st_size > 1000
 

@@ -769,48 +769,98 @@ def compare_curves(rows, path: Path) -> Path:
     return save_figure(fig, path)
 
 
+def spread_labels(values: Sequence[float], gap: float) -> list[float]:
+    """Heights for labels of the lines at ``values``, in input order: near their lines, with at
+    least ``gap`` between neighbours so that no label prints over another."""
+    if not values:
+        return []
+    order = sorted(range(len(values)), key=lambda i: values[i])
+    placed = [float(values[i]) for i in order]
+    for j in range(1, len(placed)):  # push each up off the one below ...
+        placed[j] = max(placed[j], placed[j - 1] + gap)
+    shift = sum(p - float(values[i]) for p, i in zip(placed, order, strict=True)) / len(order)
+    placed = [p - shift for p in placed]  # ... then all down by the mean push: gaps kept
+    out = [0.0] * len(values)
+    for j, i in enumerate(order):
+        out[i] = placed[j]
+    return out
+
+
+LEADER = {"arrowstyle": "-", "color": "lightgray", "linewidth": 0.6}  # label to its line
+
+
+def _published_lines(axes, published: Sequence[tuple[str, float]]) -> None:
+    """Dotted lines at the published NLLs across every panel, labelled beside the last one,
+    the labels spread apart with a thin leader to their line."""
+    if not published:
+        return
+    for ax in axes:
+        for _, value in published:
+            ax.axhline(value, color="gray", linestyle=":", linewidth=1)
+    low, high = axes[0].get_ylim()
+    heights = spread_labels([v for _, v in published], 0.032 * (high - low))
+    for (label, value), y in zip(published, heights, strict=True):
+        axes[-1].annotate(f"{label} {value:.2f}", xy=(1, value), xytext=(1.06, y),
+                          xycoords=("axes fraction", "data"), textcoords=("axes fraction", "data"),
+                          fontsize=8, color="dimgray", va="center",
+                          arrowprops=LEADER)  # fmt: skip
+
+
 def nll_against_time(
     rows,
     path: Path,
     published: Sequence[tuple[str, float]] = (),
     group: Callable[[Any], str] | None = None,
     marker: Callable[[Any], str] | None = None,
+    panel: Callable[[Any], str] | None = None,
 ) -> Path:
-    """Test NLL (binarized pixels only) against training wall-clock time (log scale), one
-    point per run (``compare.Row``), with published NLLs as horizontal lines for scale.
+    """Test NLL (binarized pixels only) against training wall-clock time, one point per run
+    (``compare.Row``), with published NLLs as dotted lines for scale (their labels spread
+    apart so that none prints over another).
 
-    ``group(row)`` names a row's series (one colour each; default the run's name), and
-    ``marker(row)`` its marker (e.g. by the hardware it ran on)."""
+    ``group(row)`` names a row's series (one colour each; default the run's name), ``marker(row)``
+    its marker, and ``panel(row)`` the panel it is drawn in (e.g. the hardware it ran on): runs
+    of minutes and runs of hours then each get a linear time axis of their own, sharing the NLL
+    axis, instead of crowding one end of a single axis.  Without ``panel``: one panel, log time.
+    """
     points = [r for r in rows if r.kind == "likelihood" and r.nll is not None]
     if not points:
         raise VaelabError("no run here has a test NLL of binarized pixels to plot")
     group = group or (lambda r: r.name)
-    fig, ax = _subplots((10, 6.5))
-    colours = {}
-    labelled = set()
-    for r in points:
-        g = group(r)
-        colour = colours.setdefault(g, f"C{len(colours) % 10}")
-        ax.errorbar(max(r.train_seconds, 1) / 60, r.nll, yerr=r.nll_sem or 0, capsize=3,
-                    marker=marker(r) if marker else "o", color=colour, linestyle="none",
-                    label=None if g in labelled else g)  # fmt: skip
-        labelled.add(g)
-    for label, value in published:
-        ax.axhline(value, color="gray", linestyle=":", linewidth=1)
-        ax.annotate(f"{label} {value:.2f}", (1, value), xycoords=("axes fraction", "data"),
-                    fontsize=7, color="gray", va="center", xytext=(4, 0),
-                    textcoords="offset points")  # fmt: skip
-    ax.set_xscale("log")
-    ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.xaxis.set_minor_formatter(matplotlib.ticker.ScalarFormatter())
-    ax.set_xlabel("training time (minutes, log scale)")
-    ax.set_ylabel("test NLL (nats per image; ± s.e. over images)")
-    ax.set_title("test NLL against training time, dynamically binarized MNIST\n"
+    names = list(dict.fromkeys(panel(r) for r in points)) if panel else [""]
+    counts = [sum(1 for r in points if not panel or panel(r) == n) for n in names]
+    widths = {"width_ratios": [3 if c > 3 else 1 for c in counts]}
+    fig, axes = _subplots((8.5, 5.8), 1, len(names), sharey=True, squeeze=False, gridspec_kw=widths)
+    axes = list(axes[0])
+    colours: dict[str, str] = {}
+    for ax, name in zip(axes, names, strict=True):
+        for r in points:
+            if panel and panel(r) != name:
+                continue
+            g = group(r)
+            colour = colours.setdefault(g, f"C{len(colours) % 10}")
+            shape = marker(r) if marker else "o"
+            ax.errorbar(max(r.train_seconds, 1) / 60, r.nll, yerr=r.nll_sem or 0, capsize=3,
+                        marker=shape, color=colour, linestyle="none")  # fmt: skip
+        ax.set_title(name, fontsize=9)
+        ax.grid(alpha=0.3, which="both")
+        ax.set_xlabel("training time (minutes)")
+        if not panel:
+            ax.set_xscale("log")
+            ax.xaxis.set_major_formatter(matplotlib.ticker.ScalarFormatter())
+            ax.set_xlabel("training time (minutes, log scale)")
+        else:
+            low, high = ax.get_xlim()
+            ax.set_xlim(low - 0.3 * (high - low) - 0.5, high + 0.3 * (high - low) + 0.5)
+    axes[0].set_ylabel("test NLL (nats per image; ± s.e. over images)")
+    values = [v for _, v in published] + [r.nll for r in points]
+    axes[0].set_ylim(min(values) - 0.8, max(values) + 0.8)
+    _published_lines(axes, published)
+    handles = [Line2D([], [], marker="o", color=c, linestyle="none") for c in colours.values()]
+    fig.legend(handles, list(colours), fontsize=8, loc="lower center", ncol=4, frameon=False)
+    fig.suptitle("test NLL against training time, dynamically binarized MNIST\n"
                  "(dotted: published, after much longer training)", fontsize=10)  # fmt: skip
-    ax.grid(alpha=0.3, which="both")
-    ax.legend(fontsize=8, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=3,
-              frameon=False)  # fmt: skip
-    fig.subplots_adjust(right=0.72, bottom=0.3)
+    fig.subplots_adjust(right=0.82, bottom=0.2, wspace=0.08)
     return save_figure(fig, path)
 
 

@@ -130,7 +130,7 @@ def print_table(times: dict, means: dict, floor_s: list[float], n_images: int) -
     base = rate["straightforward batched"]
     print()
     print("| contender | images/s | x the floor (time) | speed-up over straightforward | "
-          "mean log p(x), nats |")  # fmt: skip
+          "mean log p(x), nats (agreement check) |")  # fmt: skip
     print("|---|---|---|---|---|")
     print(f"| floor | {floor:.1f} | 1.00 | {floor / base:.2f} | |")
     for name, r in rate.items():
@@ -144,6 +144,8 @@ def main() -> None:
     k = args.k
     plan = plan_chunks(model, k, len(x))
     print(f"model: {model.describe()}")
+    untrained = "fresh (untrained), images: random binary: a timing run, not a result"
+    print(f"weights: {args.run or untrained}")
     print(f"torch {torch.__version__}, {torch.get_num_threads()} threads, K={k}, {len(x)} "
           f"images; vaelab's chunks: {plan.batch} image(s) x {plan.k_chunk} samples")  # fmt: skip
     t0 = time.perf_counter()

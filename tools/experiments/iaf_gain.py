@@ -211,9 +211,14 @@ def write(args, results: dict[tuple[str, int], dict], hw: dict) -> None:
         "",
         "## Commands",
         "",
+        '<details markdown="1">',
+        "<summary>Each run's train and evaluate commands</summary>",
+        "",
         "```",
         *[c for r in runs for c in r["commands"]],
         "```",
+        "",
+        "</details>",
         "",
     ]
     out.write_text("\n".join(text))

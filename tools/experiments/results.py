@@ -11,7 +11,8 @@ table with the hardware it ran on:
               test NLL with K importance samples and the estimator's diagnostics
 
 The likelihood table is made by `vaelab compare` (vaelab.compare), the same table a user gets
-for their own runs.
+for their own runs: its headline columns on the page, every column in a collapsed block.  The
+page's numbers are also saved beside it (docs/results.json).
 
     python -m tools.experiments.results [--epochs-paper 100] [--k 5000] [--reuse]
     python -m tools.experiments.results --quick  # minutes: small runs, to check it (for CI)
@@ -20,10 +21,11 @@ for their own runs.
 from __future__ import annotations
 
 import argparse
+import json
 import logging
 import sys
 import time
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import torch
@@ -32,7 +34,7 @@ import vaelab
 from tools import ROOT
 from tools.machine import cpu_name
 from vaelab.analysis import pca_check
-from vaelab.compare import compare, markdown
+from vaelab.compare import HEADER, cells, compare, notes
 from vaelab.config import DataConfig
 from vaelab.data import load_splits
 from vaelab.evaluate import evaluate_run
@@ -261,6 +263,53 @@ def header_lines(args: argparse.Namespace, total_seconds: float) -> list[str]:
     ]
 
 
+HEADLINE = {  # columns of `vaelab compare`'s table shown above the fold, with their units
+    "run": "run",
+    "epochs": "epochs",
+    "train time": "train time",
+    "test -ELBO or loss (nats per image)": "test -ELBO or loss (nats per image)",
+    "test -log p(x) estimate ± s.e. over images": "test -log p(x) ± s.e. (nats per image)",
+    "active units": "active units",
+}
+
+
+def table(header: list[str], body: list[list[str]]) -> list[str]:
+    return [
+        "| " + " | ".join(header) + " |",
+        "|" + "---|" * len(header),
+        *("| " + " | ".join(c.replace("|", "\\|") for c in row) + " |" for row in body),
+    ]
+
+
+def compare_lines(table_rows) -> list[str]:
+    """`vaelab compare`'s table in parts, so that it fits the page: the numbers a reader
+    compares (units in the headers), then in a collapsed block each run's model and pixels and
+    the other columns (the estimate's diagnostics; empty columns left out)."""
+    body = [cells(r) for r in table_rows]
+
+    def part(names: list[str], header: list[str] | None = None) -> list[str]:
+        picked = [HEADER.index(h) for h in names]
+        return table(header or names, [[row[i] for i in picked] for row in body])
+
+    described = ["run", "model", "pixels"]
+    rest = [h for i, h in enumerate(HEADER) if h not in HEADLINE and h not in described
+            and any(row[i] for row in body)]  # fmt: skip
+    return [
+        *part(list(HEADLINE), list(HEADLINE.values())),
+        "",
+        *("\n\n".join(notes(table_rows)).split("\n")),
+        "",
+        '<details markdown="1">',
+        "<summary>Each run's model and pixels, and the estimate's diagnostics</summary>",
+        "",
+        *part(described),
+        "",
+        *(part(["run", *rest]) if rest else []),
+        "",
+        "</details>",
+    ]
+
+
 def likelihood_lines(rows: list[Row], figures: Path, quick: bool) -> list[str]:
     """`vaelab compare`'s table, what each estimate says, and the NLL against training time."""
     lines = [
@@ -268,7 +317,7 @@ def likelihood_lines(rows: list[Row], figures: Path, quick: bool) -> list[str]:
         "",
         "Made by `vaelab compare` on the run folders:",
         "",
-        markdown(compare([r.path for r in rows])).rstrip(),
+        *compare_lines(compare([r.path for r in rows])),
         "",
     ]
     for r in rows:
@@ -380,6 +429,23 @@ def write_doc(path: Path, rows: list[Row], args, total_seconds: float, floor: di
     ]
     path.parent.mkdir(parents=True, exist_ok=True)
     path.write_text("\n".join(lines))
+    save_numbers(path.with_suffix(".json"), rows, args, total_seconds, floor)
+
+
+def save_numbers(path: Path, rows: list[Row], args, total_seconds: float, floor) -> None:
+    """The page's numbers beside it (nats per image, seconds, accuracies in [0, 1]), so that the
+    page can be rewritten in another shape without the run folders."""
+    data = {
+        "args": {k: str(v) for k, v in vars(args).items()},
+        "hardware": hardware(),
+        "total_seconds": total_seconds,
+        "floor": floor,
+        "compare": [asdict(r) for r in compare([r.path for r in rows])],
+        "runs": [{"label": r.label, "protocol": r.protocol, "name": r.path.name,
+                  "epochs": r.epochs, "seconds": r.seconds, "test": r.ev, "extra": r.extra}
+                 for r in rows],
+    }  # fmt: skip
+    path.write_text(json.dumps(data, indent=1, default=str) + "\n")
 
 
 if __name__ == "__main__":
