@@ -96,7 +96,7 @@ def generators_sentence(ae_q: dict, vae_q: dict) -> str:
     )
     if fd_better == "AE":
         text += (
-            " The VAE, built to generate, does not win on distance: a Gaussian fitted to the "
+            "\n\nThe VAE, built to generate, does not win on distance: a Gaussian fitted to the "
             "codes after training puts the AE's samples where its codes actually are, while the "
             "VAE draws from a prior that its codes fill only roughly (see the 2-D pictures "
             "below), and the KL term that keeps its codes close together also blurs its decoder "
