@@ -9,6 +9,8 @@ checkout itself is never written):
 - assets/katex/: KaTeX (its script, style, fonts and auto-render), from the npm registry,
   checked against its published sha512 and kept in vaelab's cache, so that the formulas
   render with no network;
+- tutorial-*.md: the tutorial's chapters, docs/tutorial.md split at its ``## `` headings
+  (tools/docs/chapters.py), listed under Tutorial in the navigation;
 - explorer/explorer.html: the latent explorer of a trained run (the tutorial's 2-D VAE by
   default), embedded in the Explorer page.
 
@@ -32,6 +34,7 @@ from pathlib import Path
 import yaml
 
 from tools import ROOT
+from tools.docs.chapters import expand_nav, write_chapters
 from vaelab.cli import build_parser
 from vaelab.registry import MODELS
 
@@ -139,6 +142,7 @@ def build(site: Path, explorer_run: Path | None = None, explorer_html: Path | No
         stage = Path(tmp) / "docs"
         shutil.copytree(DOCS, stage)
         write_cli_reference(stage / "cli.md")
+        chapters = write_chapters(stage)
         shutil.copytree(fetch_katex(katex_cache()), stage / "assets" / "katex")
         page = stage / "explorer" / "explorer.html"
         if explorer_html is not None:
@@ -148,6 +152,7 @@ def build(site: Path, explorer_run: Path | None = None, explorer_html: Path | No
             print(f"no run at {explorer_run}: the Explorer page says how to make one")
         config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
         config["docs_dir"] = str(stage)
+        config["nav"] = expand_nav(config["nav"], chapters)
         config["site_dir"] = str(site.resolve())
         for plugin in config.get("plugins", []):
             if isinstance(plugin, dict) and "mkdocstrings" in plugin:

@@ -1,7 +1,7 @@
 """Screenshots of the built documentation site in headless Chromium (for the README).
 
-    python -m tools.docs.build_site && python -m tools.docs.screenshot_site [--page tutorial]
-        [--anchor 6-the-conditional-vae] [--out docs/screenshots/tutorial.png]
+    python -m tools.docs.build_site && python -m tools.docs.screenshot_site
+        [--page tutorial-6-the-conditional-vae] [--anchor ID] [--out docs/screenshots/tutorial.png]
 
 Needs Debian's chromium and chromium-driver and the selenium package
 (``bash scripts/install_browser.sh``); opens the site from disk, with no network.

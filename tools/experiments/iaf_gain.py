@@ -186,7 +186,8 @@ def write(args, results: dict[tuple[str, int], dict], hw: dict) -> None:
     text = [
         "# What an IAF posterior gains: the same VAE, Gaussian q(z|x) against IAF q(z|x)",
         "",
-        "Written by `python -m tools.experiments.iaf_gain` (tools/experiments/iaf_gain.py). "
+        "<!-- made by `python -m tools.experiments.iaf_gain` (docs/contributing.md) -->",
+        "",
         "Burda et al.'s 1-layer VAE (784-200-200-50 tanh MLP) under `--protocol paper` "
         "(dynamically binarized MNIST, 59,600 training / 400 validation images"
         + (f", only the first {args.train_limit:,} training images" if args.train_limit else "")

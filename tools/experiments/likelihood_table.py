@@ -362,6 +362,10 @@ def sort_runs(runs: list[dict], launches: list[str]) -> list[dict]:
 HEADER = [
     "# The MNIST likelihood table",
     "",
+    "<!-- made by `python -m tools.experiments.likelihood_table write DIR...` from the run "
+    "folders that its `launch` trained and evaluated, or `... render` from "
+    "docs/likelihoods.json (docs/contributing.md) -->",
+    "",
     "The published models of Burda et al. (2016) and Tomczak & Welling (2018), trained by "
     "vaelab for minutes instead of days, and their test negative log-likelihood beside the "
     "published one.",
