@@ -58,13 +58,16 @@ def site(tmp_path_factory, tiny_splits_module):
 
 
 def pages(site: Path) -> list[Path]:
-    """The site's own pages (not the assets' or the embedded explorer's)."""
-    return sorted(p for p in site.glob("*.html") if p.name != "404.html")
+    """The site's own pages, in any folder (not the assets' or the embedded explorer's)."""
+    skip = {site / "assets", site / "explorer"}
+    return sorted(
+        p for p in site.rglob("*.html") if p.name != "404.html" and not skip & set(p.parents)
+    )
 
 
 def test_every_page_of_the_nav_is_built(site):
     names = {p.name for p in pages(site)}
-    nav = ("index", "tutorial", "results", "likelihoods", "performance", "scaling", "explorer")
+    nav = ("index", "results", "likelihoods", "performance", "scaling", "explorer")
     for page in (*nav, "cli", "api"):
         assert f"{page}.html" in names
     cli = (site / "cli.html").read_text()
@@ -246,18 +249,20 @@ def test_every_page_reads_well_at_1400_and_500_px(site, browser):
                 seen = browser.execute_script(AUDIT, EDGE)
                 links = [Path(unquote(urlparse(h).path)) for h in seen.pop("links")]
                 seen["links"] = [str(p.name) for p in links if not p.is_file()]
-                if page.name == "explorer.html":
+                name = page.relative_to(site).as_posix()
+                if name == "explorer.html":
                     explorer[width] = drag_explorer(browser)
                 seen["console"] = [e["message"][:120] for e in console_problems(browser)]
                 bad = {k: v for k, v in seen.items() if isinstance(v, list) and v}
-                report.append(f"{width:4d} px {page.name:28s} formulas {seen['formulas']:3d}  "
+                report.append(f"{width:4d} px {name:28s} formulas {seen['formulas']:3d}  "
                               f"prev/next {len(links)}  {'ok' if not bad else bad}")  # fmt: skip
                 if bad:
-                    problems[f"{page.name} at {width} px"] = bad
+                    problems[f"{name} at {width} px"] = bad
     finally:
         browser.set_window_size(1300, 1000)  # the module's browser as it came
         print("\n".join(report))
     assert problems == {}
+    assert sorted(explorer) == sorted(WIDTHS)
     for width, seen in explorer.items():
         assert seen["moved"] != seen["start"], f"the drag at {width} px moved nothing"
         # a decoded MNIST digit lights some 10-30 % of its pixels; a blank canvas none
