@@ -227,7 +227,8 @@ def drag_explorer(browser) -> dict:
             "const d = c.getContext('2d').getImageData(0, 0, c.width, c.height).data;"
             "let lit = 0; for (let i = 0; i < d.length; i += 4) lit += d[i] > 60;"
             "return {lit: lit / (d.length / 4), moved: window.vaelab.getLatent(), start: "
-            "arguments[0], plane: arguments[4],"
+            "arguments[0], plane: arguments[4], fits: document.documentElement.scrollHeight <= "
+            "innerHeight + 1 && document.documentElement.scrollWidth <= innerWidth + 1,"
             "visible: arguments[1] + arguments[2] <= arguments[3]}",
             start, top, digit_bottom, window, size,
         )  # fmt: skip
@@ -269,6 +270,7 @@ def test_every_page_reads_well_at_1400_and_500_px(site, browser):
         assert 0.02 < seen["lit"] < 0.6, (width, seen)
         assert seen["visible"], f"the decoded digit is below the fold at {width} px: {seen}"
         assert seen["plane"] >= 200, f"the plane is {seen['plane']} px wide at {width} px"
+        assert seen["fits"], f"the explorer needs scrolling inside its frame at {width} px"
 
 
 def test_the_shipped_explorer_model_is_small_and_described_from_its_config():
