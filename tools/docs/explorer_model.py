@@ -3,8 +3,9 @@
     nice -n 15 python -m tools.docs.explorer_model [--epochs 60] [--out docs/assets/explorer-vae]
 
 A VAE with a 2-D latent space and one hidden layer of 64 units in its MLP encoder and decoder
-(Bernoulli p(x|z), the defaults otherwise), trained on MNIST with one CPU thread (a couple of
-minutes).  Only its config.json and best.safetensors (about 400 KB) are kept: the site build
+(Bernoulli p(x|z), the defaults otherwise), trained on MNIST with one CPU thread (its time is
+printed, and docs/explorer.md states it).  Only its config.json and best.safetensors (some
+100,000 float32 weights) are kept: the site build
 (tools/docs/build_site.py) makes the explorer page from them with ``vaelab explore``, so the page
 needs no training and works offline on any static host.  Run it once; commit what it writes.
 """
