@@ -1,7 +1,7 @@
 # Convenience targets; each is one command you can also run by hand.
 PYTHON ?= .venv/bin/python
 
-.PHONY: setup test docs tutorial-text site results results-quick table bench
+.PHONY: setup test docs tutorial-text site serve results results-quick table bench
 
 setup:
 	bash scripts/setup.sh
@@ -19,9 +19,14 @@ docs: setup
 tutorial-text: setup
 	$(PYTHON) -m tools.docs.make_docs --render-only
 
-# The site alone, from docs/ as it stands.
+# The site alone, from docs/ as it stands (well under a minute; trains nothing: the Explorer's
+# model ships in docs/assets/explorer-vae, made once by `python -m tools.docs.explorer_model`).
 site: setup
 	$(PYTHON) -m tools.docs.build_site
+
+# The built site on http://127.0.0.1:8000 (search works when served; from disk it is hidden).
+serve:
+	$(PYTHON) -m http.server --directory site --bind 127.0.0.1 8000
 
 # Regenerates docs/results.md (long: trains the paper-protocol VAE, K = 5000 evaluation).
 # `make results-quick` runs the same script on small runs in minutes (into runs/results-quick).

@@ -1,6 +1,6 @@
 """Build the documentation site: docs/ through MkDocs (Material theme) into site/.
 
-    python -m tools.docs.build_site [--site site] [--explorer-run runs/docs/vae-2d]
+    python -m tools.docs.build_site [--site site] [--explorer-run docs/assets/explorer-vae]
 
 MkDocs reads a staged copy of docs/ to which this script adds what git does not hold (the
 checkout itself is never written):
@@ -11,10 +11,14 @@ checkout itself is never written):
   render with no network;
 - tutorial-*.md: the tutorial's chapters, docs/tutorial.md split at its ``## `` headings
   (tools/docs/chapters.py), listed under Tutorial in the navigation;
-- explorer/explorer.html: the latent explorer of a trained run (the tutorial's 2-D VAE by
-  default), embedded in the Explorer page.
+- explorer/explorer.html: the latent explorer of a trained run, embedded in the Explorer page:
+  by default the small 2-D VAE kept in docs/assets/explorer-vae (config.json and
+  best.safetensors, made once by ``python -m tools.docs.explorer_model``), drawn over MNIST's
+  test images (read from vaelab's data cache, downloaded there the first time); the Explorer
+  page's sentence about the model shown is written from the run's config.json.
 
-The built site works from its folder: open site/index.html in a browser.
+The built site works from its folder: open site/index.html in a browser (search needs it
+served over http: ``python -m http.server -d site``).
 """
 
 from __future__ import annotations
@@ -36,9 +40,13 @@ import yaml
 from tools import ROOT
 from tools.docs.chapters import expand_nav, write_chapters
 from vaelab.cli import build_parser
+from vaelab.errors import VaelabError
 from vaelab.registry import MODELS
+from vaelab.runs import Run
 
 DOCS = ROOT / "docs"
+EXPLORER_RUN = DOCS / "assets" / "explorer-vae"
+EXPLORER_MARK = "<!-- the model shown: written here by tools/docs/build_site.py -->"
 KATEX_VERSION = "0.16.22"
 KATEX_SHA512 = (
     "XCHRdUw4lf3SKBaJe4EvgqIuWwkPSo9XoeO8GjQW94Bp7TWv9hNhzZjZ+OH9yf1UmLygb7DIT5GSFQiyt16zYg=="
@@ -121,13 +129,55 @@ def fetch_katex(dest: Path) -> Path:
     return dest
 
 
-def write_explorer(run: Path | None, dest: Path) -> Path | None:
-    if run is None or not (run / "config.json").exists():
-        return None
+def write_explorer(run: Path, dest: Path) -> Path:
+    """The explorer page of ``run`` at ``dest`` (``vaelab explore``); exits with its error."""
     dest.parent.mkdir(parents=True, exist_ok=True)
-    subprocess.run([sys.executable, "-m", "vaelab", "explore", str(run), "-o", str(dest)],
-                   check=True, capture_output=True)  # fmt: skip
+    p = subprocess.run([sys.executable, "-m", "vaelab", "explore", str(run), "-o", str(dest)],
+                       capture_output=True, text=True)  # fmt: skip
+    if p.returncode != 0:
+        last = (p.stderr.strip().splitlines() or ["(no message)"])[-1]
+        raise SystemExit(f"error: the Explorer page: vaelab explore {run} failed: {last}")
     return dest
+
+
+def describe_run(run: Path) -> str:
+    """One sentence naming the model a run folder holds, from its config.json."""
+    try:
+        r = Run.load(run)
+    except VaelabError as e:
+        raise SystemExit(f"error: the Explorer page: {e}") from None
+    m = r.model_config
+    flags = [f"--model {r.model_name}"] + [
+        f"--{key.replace('_', '-')} {' '.join(map(str, v)) if isinstance(v, list) else v}"
+        for key, v in m.items()
+        if key in ("latent_dim", "hidden", "decoder_hidden", "activation", "likelihood")
+        and v is not None
+    ]
+    flags += [f"--epochs {r.train.epochs}", f"--seed {r.train.seed}"]
+    data = "your own images" if r.data.data else f"the training images of `{r.data.dataset}`"
+    return (
+        f"The model shown has a {m.get('latent_dim')}-D latent space and was trained on {data} "
+        f"by `vaelab train {' '.join(flags)}` (the rest at their defaults; an epoch is one "
+        "pass over the training images)."
+    )
+
+
+def stage_explorer(stage: Path, run: Path | None, html: Path | None) -> None:
+    """explorer/explorer.html in the staged docs: made from ``run`` (default: the model kept in
+    docs/assets/explorer-vae), or ``html`` as given (``run`` then only names the model); and
+    the Explorer page's sentence about the model."""
+    page = stage / "explorer" / "explorer.html"
+    if html is not None:
+        page.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(html, page)
+    about = "The model shown is named at the top of the frame."
+    if run is not None or html is None:
+        about = describe_run(run or EXPLORER_RUN)
+    if html is None:
+        write_explorer(run or EXPLORER_RUN, page)
+    md = stage / "explorer.md"
+    if md.exists() and EXPLORER_MARK in md.read_text():
+        md.write_text(md.read_text().replace(EXPLORER_MARK, about))
 
 
 def katex_cache() -> Path:
@@ -144,12 +194,7 @@ def build(site: Path, explorer_run: Path | None = None, explorer_html: Path | No
         write_cli_reference(stage / "cli.md")
         chapters = write_chapters(stage)
         shutil.copytree(fetch_katex(katex_cache()), stage / "assets" / "katex")
-        page = stage / "explorer" / "explorer.html"
-        if explorer_html is not None:
-            page.parent.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(explorer_html, page)
-        elif write_explorer(explorer_run, page) is None:
-            print(f"no run at {explorer_run}: the Explorer page says how to make one")
+        stage_explorer(stage, explorer_run, explorer_html)
         config = yaml.safe_load((ROOT / "mkdocs.yml").read_text())
         config["docs_dir"] = str(stage)
         config["nav"] = expand_nav(config["nav"], chapters)
@@ -170,12 +215,11 @@ def main() -> None:
     ap.add_argument("--site", default=str(ROOT / "site"), help="output folder")
     ap.add_argument(
         "--explorer-run",
-        default=str(ROOT / "runs" / "docs" / "vae-2d"),
-        help="the run whose decoder the Explorer page shows",
+        help="the run whose decoder the Explorer page shows (default: docs/assets/explorer-vae)",
     )
-    ap.add_argument("--explorer-html", help="an explorer page made already (instead of a run)")
+    ap.add_argument("--explorer-html", help="an explorer page made already (of --explorer-run)")
     args = ap.parse_args()
-    site = build(Path(args.site), Path(args.explorer_run),
+    site = build(Path(args.site), Path(args.explorer_run) if args.explorer_run else None,
                  Path(args.explorer_html) if args.explorer_html else None)  # fmt: skip
     print(f"built the site in {site}: open {site / 'index.html'}")
 

@@ -122,7 +122,7 @@
   const s = Math.max(1, Math.floor(280 / Math.max(H, W)));
   const digit = document.getElementById("digit");
   digit.width = W * s; digit.height = H * s;
-  digit.style.width = W * s + "px"; digit.style.height = H * s + "px";
+  digit.style.maxWidth = W * s + "px";  // CSS: its column's width, up to 10 px a pixel
   const dctx = digit.getContext("2d", { willReadFrequently: true });
   const img = dctx.createImageData(W * s, H * s);
   function byte(v) { return Math.round(255 * Math.min(1, Math.max(0, v))); }
