@@ -1,7 +1,8 @@
 """Screenshots of the built documentation site in headless Chromium, pages by widths.
 
     python -m tools.docs.build_site && python -m tools.docs.screenshot_site
-        [--page index tutorial-6-the-conditional-vae explorer] [--width 1400 500] [--height 1000] [--full]
+        [--page index tutorial-6-the-conditional-vae explorer] [--width 1400 500]
+        [--height 1000] [--full]
         [--anchor 6-the-conditional-vae] [--out-dir runs/screenshots] [--out FILE.png]
 
 One picture per page and width, ``OUT_DIR/<page>-<width>.png`` (``--out``: one page at one
