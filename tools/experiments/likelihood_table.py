@@ -545,9 +545,7 @@ def command_lines(runs: list[dict], launches: dict) -> list[str]:
     for r in runs:
         lines.append(f"- {r['row']} s{r['seed']} (`{r['launch']}`): `{r['command']}`; then "
                      f"`{r['evaluate']}`")  # fmt: skip
-    lines += ["", "This page and its figure are made by `python -m tools.experiments.likelihood_"
-              "table write DIR...` from the launches' folders, or by `... render` from the "
-              f"numbers saved beside the page ({DATA}).", "", "</details>"]  # fmt: skip
+    lines += ["", "</details>"]
     return lines
 
 
