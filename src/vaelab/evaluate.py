@@ -107,7 +107,7 @@ def evaluate_run(
     if cfg.quality:
         result |= _quality(model, splits, run.data, cfg.seed)
     if grid is not None:
-        result["disentanglement"] = _disentanglement(model, grid, cfg, dev)
+        result["disentanglement"] = disentanglement_scores(model, grid, cfg, dev)
     if save and distributed.current().is_main:
         whole = len(data) == len(splits[cfg.split])
         run.save_evaluation(result, evaluation_key(cfg, None if whole else len(data)))
@@ -134,7 +134,7 @@ def known_factors(model, data: DataConfig, run_dir):
     return grid
 
 
-def _disentanglement(model, grid, cfg: EvalConfig, dev) -> dict[str, Any]:
+def disentanglement_scores(model, grid, cfg: EvalConfig, dev) -> dict[str, Any]:
     """The six metrics of the model's codes (``Model.code``: the mean of q(z|x) for the VAEs)
     of the grid's images, encoded ``batch_size`` at a time without gradients."""
 
