@@ -130,7 +130,7 @@ def test_disentanglement_study_quick_mode(tmp_path):
                                      "sap", "modularity"}  # fmt: skip
         assert all(0.0 <= v <= 1.0 for v in r["metrics"].values())
         assert r["recon"] > 0 and r["kl"] >= 0
-    rows = [line for line in text.splitlines() if line.startswith("| beta-VAE, beta = 4 (2) |")]
+    rows = [line for line in text.splitlines() if line.startswith("| β-VAE, β = 4 (2) |")]
     assert len(rows) == 2 and all(" ± " in line for line in rows)
     assert "range of the 5 models' means" in text
     figures = tmp_path / "figures"

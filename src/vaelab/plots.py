@@ -542,13 +542,13 @@ def traversal_grid(
     y_rep = None if yy is None else yy[index].repeat(len(z))
     with eval_mode(model):
         decoded = model.decode(shape_codes(model, z), y_rep).mean.cpu()
-    title = (f"{model.about.label}: one latent unit at a time, from its mean - {span:g} sd to "
-             f"+ {span:g} sd over the codes,\nthe others kept at one test image's code "
+    title = (f"{model.about.label}: one latent unit at a time, from its mean\n- {span:g} sd "
+             f"to + {span:g} sd over the codes, the others kept\nat one test image's code "
              "(mean of p(x|z))")  # fmt: skip
     if split is not None and split.has_factors:
         title += (
-            "\nrow: the factor the unit follows most; in brackets, the mutual information of "
-            "the unit's code (20 equal-width bins) with it, in nats, over its entropy in nats"
+            "\nrow: the factor the unit follows most; in brackets,\nthe mutual information of "
+            "the unit's code (20 bins) with it,\nover the factor's entropy (both in nats)"
         )
     return save_grid(path, decoded, title, steps, labels, model.image_shape)
 

@@ -49,11 +49,11 @@ class Model:
 
 
 MODELS = (
-    Model("vae-b1", "beta-VAE, beta = 1 (the VAE)", ("--model", "vae", "--beta", "1")),
-    Model("vae-b4", "beta-VAE, beta = 4", ("--model", "vae", "--beta", "4")),
-    Model("vae-b16", "beta-VAE, beta = 16", ("--model", "vae", "--beta", "16")),
-    Model("tcvae", "beta-TCVAE, beta = 6", ("--model", "tcvae", "--beta", "6")),
-    Model("factorvae", "FactorVAE, gamma = 35", ("--model", "factorvae", "--gamma", "35")),
+    Model("vae-b1", "β-VAE, β = 1 (the VAE)", ("--model", "vae", "--beta", "1")),
+    Model("vae-b4", "β-VAE, β = 4", ("--model", "vae", "--beta", "4")),
+    Model("vae-b16", "β-VAE, β = 16", ("--model", "vae", "--beta", "16")),
+    Model("tcvae", "β-TCVAE, β = 6", ("--model", "tcvae", "--beta", "6")),
+    Model("factorvae", "FactorVAE, γ = 35", ("--model", "factorvae", "--gamma", "35")),
 )
 LABELS = {m.key: m.label for m in MODELS}
 COMMON = ("--dataset", "sprites", "--encoder", "dlconv", "--decoder", "dlconv",
@@ -259,17 +259,14 @@ def write_page(args, results: list[dict], seconds: float) -> None:
     effect, alike = seed_effect(by_model, metric_noise(args, noise_run["run"]))
     train_minutes = statistics.mean(r["train_seconds"] for r in results) / 60
     metric_seconds = statistics.mean(sum(r["metric_seconds"].values()) for r in results)
+    commands = [c.replace(" --no-progress --no-figures", "")
+                for c in (by_model[m.key][0]["commands"][0] for m in MODELS)]  # fmt: skip
     made = [
         START,
         f"Measured on {cpu_name()} ({os.cpu_count()} threads, {args.jobs} runs side by side, "
         f"torch {torch.__version__}): {len(results)} runs, training {train_minutes:.1f} minutes "
-        f"per run, the metrics {metric_seconds:.0f} s per run. Commands of the first run of "
-        "each model:",
-        "",
-        "```bash",
-        *(by_model[m.key][0]["commands"][0] for m in MODELS),
-        f"vaelab evaluate {results[0]['run']} --disentanglement",
-        "```",
+        f"per run, the metrics {metric_seconds:.0f} s per run (the commands are at the end of "
+        "this section).",
         "",
         "Mean ± sd over seeds; reconstruction and KL in nats per image (summed over the 4,096 "
         f"pixels, mean over the {args.limit or 10_000:,} test images); the metrics between 0 "
@@ -289,6 +286,17 @@ def write_page(args, results: list[dict], seconds: float) -> None:
         f"{', '.join(alike) or 'none'}.",
         "",
         *traversal_figures(args, by_model),
+        "",
+        '<details markdown="1">',
+        "<summary>The commands (the first seed of each model; the others differ in --seed)"
+        "</summary>",
+        "",
+        "```bash",
+        *commands,
+        f"vaelab evaluate {results[0]['run']} --disentanglement",
+        "```",
+        "",
+        "</details>",
         END,
     ]
     text = args.page.read_text() if args.page.exists() else f"# Disentanglement\n\n{START}\n{END}\n"
