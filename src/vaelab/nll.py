@@ -28,7 +28,7 @@ from dataclasses import dataclass
 import torch
 from tqdm.auto import tqdm
 
-from . import distributed
+from . import distributed, weight_stats
 from .errors import VaelabError
 from .models.abilities import Conditional, HasBound, require
 from .models.helpers import eval_mode, model_device
@@ -90,6 +90,16 @@ class Estimates:
     k_sub: int
     log_px_sub: torch.Tensor
     ess: torch.Tensor
+    # error bars of each image's number from the same draws (``weight_stats``), (N,) each:
+    # Monte Carlo s.e., Nowozin's jackknife estimate of log p(x), Pareto k-hat of the weights
+    mc_se: torch.Tensor | None = None
+    log_px_jackknife: torch.Tensor | None = None
+    khat: torch.Tensor | None = None
+
+    def per_image(self) -> dict[str, torch.Tensor]:
+        """The per-image arrays by name (nats, except ``ess`` and ``khat``, which are plain)."""
+        names = ("log_px", "log_px_sub", "ess", "mc_se", "log_px_jackknife", "khat")
+        return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
 COMPILE_MIN_ROWS = 2_000_000  # (sample, image) rows below which compiling does not pay
@@ -188,8 +198,8 @@ def importance_sampled(
     plan = plan_chunks(model, k, len(x), settings.memory_bytes)
     k_sub = max(1, k // 5)
     # in a group the other processes' images stay 0 here, then the sums fill them in
-    empty = [torch.zeros(len(x), dtype=torch.float64) for _ in range(3)]
-    est = Estimates(k, empty[0], k_sub, empty[1], empty[2])
+    empty = [torch.zeros(len(x), dtype=torch.float64) for _ in range(6)]
+    est = Estimates(k, empty[0], k_sub, empty[1], empty[2], *empty[3:])
     weights = weights_function(model, settings.compile, len(x) * k)
     starts = range(0, len(x), plan.batch)[dist.rank :: dist.world]
     mine = sum(min(plan.batch, len(x) - s) for s in starts)  # this process's images
@@ -206,7 +216,7 @@ def importance_sampled(
             bar.update(len(x[sl]))
     bar.close()
     if dist.active:
-        for t in (est.log_px, est.log_px_sub, est.ess):
+        for t in est.per_image().values():
             dist.sum_(t)
     return est
 
@@ -265,8 +275,10 @@ def _estimate_batch(
     ``after_chunk()`` after each chunk."""
     k, k_sub = est.k, est.k_sub
     total = total_sq = sub = None  # (B,) each: lse of w, of w^2, of the first k_sub w
+    kept = []  # the (kc, B) log-weights, for the error bars: B*K values, few beside the rows
     for done in range(0, k, plan.k_chunk):
         lw = weights(xb, min(plan.k_chunk, k - done), yb).double()  # (kc, B)
+        kept.append(lw)
         total = _fold(total, lw)
         total_sq = _fold(total_sq, 2 * lw)
         if done < k_sub:
@@ -275,6 +287,16 @@ def _estimate_batch(
     est.log_px[sl] = (total - math.log(k)).cpu()
     est.log_px_sub[sl] = (sub - math.log(k_sub)).cpu()
     est.ess[sl] = torch.exp(2 * total - total_sq).cpu()
+    error_bars(torch.cat(kept), est, sl)
+
+
+def error_bars(lw: torch.Tensor, est: Estimates, sl: slice) -> None:
+    """The per-image error bars of the batch ``sl`` from all its (K, B) log-weights ``lw``:
+    Monte Carlo s.e., jackknife estimate and Pareto k-hat (``weight_stats``)."""
+    lw = lw.cpu()
+    est.mc_se[sl] = weight_stats.mc_standard_error(lw)
+    est.log_px_jackknife[sl] = weight_stats.jackknife(lw)
+    est.khat[sl] = weight_stats.pareto_khat(lw)
 
 
 def _fold(running: torch.Tensor | None, lw: torch.Tensor) -> torch.Tensor:
@@ -308,11 +330,42 @@ def diagnose(est: Estimates, dims: int = IMAGE_DIM) -> dict[str, float]:
     out = summarize(est.log_px, dims)
     nll_sub = -est.log_px_sub.mean().item()
     ess = est.ess.float()
-    return out | {
-        "nll_k": est.k,
-        "nll_k_sub": est.k_sub,
-        "nll_sub": nll_sub,
-        "nll_k_gap": nll_sub - out["nll"],
-        "ess_median": ess.median().item(),
-        "ess_p5": torch.quantile(ess, 0.05).item(),
+    return (
+        out
+        | {
+            "nll_k": est.k,
+            "nll_k_sub": est.k_sub,
+            "nll_sub": nll_sub,
+            "nll_k_gap": nll_sub - out["nll"],
+            "ess_median": ess.median().item(),
+            "ess_p5": torch.quantile(ess, 0.05).item(),
+        }
+        | error_bar_summary(est, nll_sub - out["nll"])
+    )
+
+
+def error_bar_summary(est: Estimates, k_gap: float) -> dict[str, float]:
+    """What the per-image error bars say about the mean (``weight_stats``): the mean over
+    images of the Monte Carlo s.e. of each image's estimate (nats), and that of the mean NLL
+    (root of the summed variances / N); the bias of the NLL estimate from the K/5-vs-K gap
+    under bias = c/K (nats, the NLL is too high by it); the jackknife-corrected NLL (Nowozin
+    2018; nats, no longer a bound); the median and largest Pareto k-hat, and the share of
+    images with k-hat > 0.7 (weights too heavy-tailed to trust)."""
+    if est.mc_se is None:
+        return {}
+    n = len(est.mc_se)
+    khat = est.khat.float()
+    finite = khat[~torch.isnan(khat)]
+    return {
+        "nll_mc_se_groups": min(weight_stats.MC_GROUPS, est.k),
+        "nll_mc_se_image": est.mc_se.mean().item(),
+        "nll_mc_se_mean": (est.mc_se.pow(2).sum().sqrt() / n).item(),
+        "nll_bias_k_gap": weight_stats.k_gap_bias(k_gap, est.k, est.k_sub),
+        "nll_jackknife": -est.log_px_jackknife.mean().item(),
+        "khat_median": finite.median().item() if len(finite) else float("nan"),
+        "khat_max": finite.max().item() if len(finite) else float("nan"),
+        "khat_limit": weight_stats.KHAT_LIMIT,
+        "khat_share_over": (finite > weight_stats.KHAT_LIMIT).float().mean().item()
+        if len(finite)
+        else float("nan"),
     }
