@@ -305,6 +305,12 @@ def cmd_compare(args: argparse.Namespace) -> int:
         from .plots import compare_curves
 
         print(compare_curves(rows, Path(args.curves)))
+    if len(args.runs) == 2:
+        from .paired import Paired, paired
+
+        both = paired(*args.runs, split=args.split)
+        names = [r.name for r in rows]
+        print("\n".join(both.lines(*names)) if isinstance(both, Paired) else both)
     return 0
 
 

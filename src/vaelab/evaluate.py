@@ -28,6 +28,7 @@ from .errors import VaelabError
 from .eval_config import PAPER_K, SPLITS, EvalConfig  # noqa: F401  (re-exported)
 from .models.abilities import Conditional, Diagnostics, HasBound
 from .nll import EstimateSettings, diagnose, importance_sampled
+from .paired import fingerprint, save_per_image
 from .precision import check_precision
 from .quality import sample_quality
 from .runs import Run
@@ -37,6 +38,13 @@ logger = logging.getLogger(__name__)
 
 # Where the importance-sampled estimate is saved, by what kind of number it is.
 ESTIMATE_KEYS = {"likelihood": "nll", "density": "nll_density", "loss": "importance_sampled_loss"}
+
+
+# The error bars of the estimate that an evaluation keeps (``nll.error_bar_summary``).
+ERROR_BARS = (
+    *("nll_mc_se_groups", "nll_mc_se_image", "nll_mc_se_mean", "nll_bias_k_gap"),
+    *("nll_jackknife", "khat_median", "khat_max", "khat_limit", "khat_share_over"),
+)
 
 
 def data_protocol(model, data: DataConfig) -> dict[str, Any]:
@@ -100,8 +108,10 @@ def evaluate_run(
     if isinstance(model, Diagnostics):
         result["diagnostics"] = split_diagnostics(model, data)
         result["diagnostics_about"] = dict(model.diagnostics_about)
+    est = None
     if cfg.samples is not None:
-        result |= _likelihood(model, x, y, cfg, meaning["kind"], progress)
+        part, est = _likelihood(model, x, y, cfg, meaning["kind"], progress)
+        result |= part
     if cfg.probes:
         result |= _probes(model, splits, run.data)
     if cfg.quality:
@@ -110,7 +120,11 @@ def evaluate_run(
         result["disentanglement"] = disentanglement_scores(model, grid, cfg, dev)
     if save and distributed.current().is_main:
         whole = len(data) == len(splits[cfg.split])
-        run.save_evaluation(result, evaluation_key(cfg, None if whole else len(data)))
+        key = evaluation_key(cfg, None if whole else len(data))
+        run.save_evaluation(result, key)
+        if est is not None:
+            meta = {"images": fingerprint(x), "kind": meaning["kind"], "k": est.k}
+            save_per_image(run, key, est.per_image(), meta)
     return result
 
 
@@ -231,9 +245,10 @@ def probe_splits(splits: dict[str, Split], data: DataConfig) -> dict[str, Split]
     return splits | {"train": replace(train, pixels=binarize_once(train.x, data.binarize_seed + 1))}
 
 
-def _likelihood(model, x, y, cfg: EvalConfig, kind: str, progress: bool) -> dict[str, Any]:
-    """The K-sample estimate on ``x``; in a group of processes (torchrun) each scores its
-    share of the images and the per-image estimates are gathered (the same numbers)."""
+def _likelihood(model, x, y, cfg: EvalConfig, kind: str, progress: bool):
+    """The K-sample estimate on ``x``: its summary and the per-image ``nll.Estimates``; in a
+    group of processes (torchrun) each scores its share of the images and the per-image
+    estimates are gathered (the same numbers)."""
     t0 = time.perf_counter()
     how = EstimateSettings(compile=cfg.compile_choice, precision=cfg.precision)
     k = cfg.samples
@@ -250,9 +265,10 @@ def _likelihood(model, x, y, cfg: EvalConfig, kind: str, progress: bool) -> dict
     out["nll_processes"] = distributed.current().world
     out["nll_precision"] = cfg.precision
     out |= {n: s[n] for n in ("nll_k_sub", "nll_k_gap", "ess_median", "ess_p5")}
+    out |= {n: v for n, v in s.items() if n in ERROR_BARS}
     if kind in ("likelihood", "density"):
         out["bits_per_dim"] = s["bits_per_dim"]
-    return out
+    return out, est
 
 
 def format_result(r: dict[str, Any]) -> str:
@@ -327,8 +343,35 @@ def _estimate_lines(r: dict[str, Any]) -> list[str]:
             f"    effective sample size of the {k} weights: median {r['ess_median']:.1f}, "
             f"5th percentile {r['ess_p5']:.1f} over images",
         ]
+    lines += error_bar_lines(r)
     if r.get("nll_precision", "fp32") != "fp32":
         lines.append(f"    the networks' products in {r['nll_precision']} (log-probs in fp32)")
+    return lines
+
+
+def error_bar_lines(r: dict[str, Any]) -> list[str]:
+    """The Monte Carlo error, the bias estimates and the Pareto k-hat, each said for what it
+    is; a warning line when images have k-hat above the limit."""
+    if "nll_mc_se_image" not in r:
+        return []
+    lines = [
+        f"    Monte Carlo s.e. of one image's estimate {r['nll_mc_se_image']:.4f} nats (mean "
+        f"over images; from {r['nll_mc_se_groups']} independent groups of the draws), of the "
+        f"mean {r['nll_mc_se_mean']:.4f} nats",
+        f"    bias of the NLL estimate from the K/5-vs-K gap (if bias ~ 1/K): "
+        f"{r['nll_bias_k_gap']:+.4f} nats (the NLL is too high by about this)",
+        f"    jackknife-corrected NLL (Nowozin 2018, removes the 1/K bias; not a bound) "
+        f"{r['nll_jackknife']:.3f} nats per image",
+        f"    Pareto k-hat of the weights (PSIS): median {r['khat_median']:.2f}, largest "
+        f"{r['khat_max']:.2f}; {100 * r['khat_share_over']:.1f}% of images above "
+        f"{r['khat_limit']}",
+    ]
+    if r["khat_share_over"] > 0:
+        lines.append(
+            f"    WARNING: {100 * r['khat_share_over']:.1f}% of images have k-hat > "
+            f"{r['khat_limit']}: their weights are too heavy-tailed for the estimate (and its "
+            "ESS) to be trusted (Vehtari et al.)"
+        )
     return lines
 
 
