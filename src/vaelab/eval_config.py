@@ -31,7 +31,9 @@ class EvalConfig:
     protocol and makes K 5000 unless given.  ``probes``: linear-probe and k-NN accuracy of
     the latent means; ``quality``: sample quality in the features of a digit classifier;
     ``disentanglement``: the six metrics of ``vaelab.disentangle`` on the data's known
-    factors, with the sample counts of ``disentanglement_preset`` and seed ``seed``.
+    factors, with the sample counts of ``disentanglement_preset`` and seed ``seed``;
+    ``gaps``: the inference gap split into amortisation and approximation gaps
+    (``gaps.GapSettings`` from the ``gap_*`` fields).
     ``compile`` and ``precision`` say how the likelihood estimate is computed
     (``nll.EstimateSettings``)."""
 
@@ -52,6 +54,16 @@ class EvalConfig:
         None,
         f"paper: require a binarized-MNIST Bernoulli VAE and use K={PAPER_K}",
         choices=PROTOCOLS,
+    )
+    gaps: bool = setting(
+        False,
+        "the amortisation and approximation gaps (Cremer et al. 2018); needs --nll-samples",
+    )
+    gap_steps: int = setting(500, "Adam steps of each image's q*(z|x) (--gaps)", low=0, high=10**6)
+    gap_lr: float = setting(0.01, "Adam's learning rate for q*(z|x) (--gaps)", low=1e-8, high=10.0)
+    gap_samples: int = setting(10, "draws of z per step for q*(z|x) (--gaps)", low=1, high=10**5)
+    gap_eval_samples: int = setting(
+        1000, "draws of z for each image's two ELBOs (--gaps)", low=1, high=K_MAX
     )
     probes: bool = setting(False, "linear-probe and k-NN accuracy of the latent means")
     quality: bool = setting(False, "sample quality (digit features)")
@@ -100,6 +112,10 @@ class EvalConfig:
         if self.precision not in PRECISIONS:
             raise VaelabError(
                 f"unknown precision {self.precision!r}: choose from {', '.join(PRECISIONS)}"
+            )
+        if self.gaps and self.samples is None:
+            raise VaelabError(
+                "--gaps needs log p(x) for the approximation gap: add --nll-samples K"
             )
         if self.protocol == "paper" and self.precision == "bf16":
             raise VaelabError(

@@ -95,10 +95,14 @@ class Estimates:
     mc_se: torch.Tensor | None = None
     log_px_jackknife: torch.Tensor | None = None
     khat: torch.Tensor | None = None
+    # the ELBOs of the encoder's q and of each image's optimised q* (``gaps.py``), nats
+    elbo_q_phi: torch.Tensor | None = None
+    elbo_q_star: torch.Tensor | None = None
 
     def per_image(self) -> dict[str, torch.Tensor]:
         """The per-image arrays by name (nats, except ``ess`` and ``khat``, which are plain)."""
-        names = ("log_px", "log_px_sub", "ess", "mc_se", "log_px_jackknife", "khat")
+        names = ("log_px", "log_px_sub", "ess", "mc_se", "log_px_jackknife", "khat",
+                 "elbo_q_phi", "elbo_q_star")  # fmt: skip
         return {n: getattr(self, n) for n in names if getattr(self, n) is not None}
 
 
