@@ -415,8 +415,8 @@ def error_bar_lines(r: dict[str, Any]) -> list[str]:
     if r["khat_share_over"] > 0:
         lines.append(
             f"    WARNING: {100 * r['khat_share_over']:.1f}% of images have k-hat > "
-            f"{r['khat_limit']}: their weights are too heavy-tailed for the estimate (and its "
-            "ESS) to be trusted (Vehtari et al.)"
+            f"{r['khat_limit']}: their weights are too heavy-tailed for the estimate (its ESS "
+            "and Monte Carlo s.e. too) to be trusted (Vehtari et al.)"
         )
     return lines
 
