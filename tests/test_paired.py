@@ -9,6 +9,7 @@ import pytest
 from helpers import synthetic
 
 from vaelab.cli import main
+from vaelab.errors import VaelabError
 from vaelab.evaluate import evaluate_run
 from vaelab.paired import PER_IMAGE, Paired, paired, read_per_image
 from vaelab.train import TrainConfig, train
@@ -68,3 +69,9 @@ def test_paired_verdict_follows_two_paired_standard_errors():
     assert p.resolved and "run_a has the lower NLL" not in "\n".join(p.lines("run_a", "run_b"))
     q = Paired("test", 100, ("5", "5"), mean=-0.19, paired_se=0.1, se_a=1.0, se_b=1.0)
     assert not q.resolved and "not resolved" in "\n".join(q.lines("a", "b"))
+
+
+def test_a_damaged_per_image_file_is_one_line(tmp_path):
+    (tmp_path / PER_IMAGE).write_bytes(b"not a zip")
+    with pytest.raises(VaelabError, match="cannot read"):
+        read_per_image(tmp_path)

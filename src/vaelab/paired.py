@@ -18,6 +18,7 @@ from __future__ import annotations
 import hashlib
 import io
 import math
+import zipfile
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -44,7 +45,7 @@ def read_per_image(run_dir: str | Path) -> dict[str, np.ndarray]:
     try:
         with np.load(io.BytesIO(read_in(folder, PER_IMAGE)), allow_pickle=False) as f:
             return {name: f[name] for name in f.files}
-    except (ValueError, OSError) as e:
+    except (ValueError, OSError, zipfile.BadZipFile) as e:
         raise VaelabError(f"cannot read {folder / PER_IMAGE}: {e}") from None
 
 
@@ -112,6 +113,9 @@ def paired(run_a: str | Path, run_b: str | Path, split: str = "test") -> Paired 
             "on the same images (vaelab evaluate RUN --nll-samples K, with the same --limit)"
         )
     key = max(common, key=lambda k: len(a[f"{k}/log_px"]))
+    needed = [f"{key}/{n}" for n in ("images", "kind", "k")]
+    if any(n not in a or n not in b for n in needed):
+        return f"no paired comparison: a run's {PER_IMAGE} lacks what {key} was scored on"
     for name in ("images", "kind"):
         if str(a[f"{key}/{name}"]) != str(b[f"{key}/{name}"]):
             what = "images" if name == "images" else "kinds of number"
