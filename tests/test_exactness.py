@@ -8,6 +8,7 @@ import math
 import torch
 
 from vaelab.distributions import Normal, cb_log_norm
+from vaelab.models import build_model
 from vaelab.priors import VampPrior
 
 
@@ -56,3 +57,22 @@ def test_vamp_prior_gradient_matches_float64():
     quad = (((z64[:, None, :] - means) / scale) ** 2).sum(-1)
     torch.logsumexp(-0.5 * quad, -1).sum().backward()
     assert torch.allclose(z.grad.double(), z64.grad, rtol=1e-3, atol=1e-2)
+
+
+def test_hvae_code_is_the_top_mean_at_the_lower_mean():
+    """The 2-layer model's code is (E[z1|x], E[z2 | z1 = E[z1|x]]), as its description says; it
+    is not E[z2|x], the average of q(z2|z1)'s mean over z1 ~ q(z1|x) (estimated here)."""
+    torch.manual_seed(0)
+    model = build_model("hvae", z1_dim=6, latent_dim=3, hidden=[16], z1_hidden=[8])
+    with torch.no_grad():
+        model.encoder[-1].bias[6:].fill_(1.0)  # wide q(z1|x), so the two means differ
+        x = torch.rand(4, 1, 28, 28)
+        q1 = model.encode(x)
+        m1 = q1.mean
+        code = model.code(x)
+        expected = torch.cat([m1, model.encode_top(m1).mean], -1)
+        z1 = m1 + q1.scale * torch.randn(4000, *m1.shape)
+        e_z2_given_x = model.encode_top(z1).mean.mean(0)
+    assert torch.allclose(code, expected, atol=1e-6)
+    assert (code[:, 6:] - e_z2_given_x).abs().max() > 0.01
+    assert "E[z2 | z1 = E[z1|x]]" in model.about.codes
