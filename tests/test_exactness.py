@@ -76,3 +76,20 @@ def test_hvae_code_is_the_top_mean_at_the_lower_mean():
     assert torch.allclose(code, expected, atol=1e-6)
     assert (code[:, 6:] - e_z2_given_x).abs().max() > 0.01
     assert "E[z2 | z1 = E[z1|x]]" in model.about.codes
+
+
+def test_vamp_pseudo_inputs_start_where_they_can_learn():
+    """The pseudo-inputs start at +0.05 (the authors' code: -0.05, a stated deviation): inside
+    hardtanh's (0, 1), so every one gets a gradient; at -0.05 none would."""
+    torch.manual_seed(0)
+    prior = VampPrior(4, pseudo_inputs=20, input_dim=10)
+    net = torch.nn.Linear(10, 8)
+    encode = lambda u: Normal(*net(u).chunk(2, -1))  # noqa: E731
+    prior.log_prob(torch.randn(5, 4), encode).sum().backward()
+    assert (prior.pseudo.grad.abs().sum(-1) > 0).all()
+    with torch.no_grad():
+        prior.pseudo.sub_(0.1)  # the authors' start, N(-0.05, 0.01^2)
+    prior.pseudo.grad = None
+    prior.log_prob(torch.randn(5, 4), encode).sum().backward()
+    assert (prior.pseudo.grad == 0).all()
+    assert "-0.05" in (VampPrior.__doc__ or "")

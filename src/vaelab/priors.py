@@ -46,14 +46,18 @@ class StandardNormalPrior(nn.Module):
         return torch.randn(n, self.latent_dim, generator=generator)
 
 
+PSEUDO_START = 0.05  # mean of the pseudo-inputs' weights at the start (the authors': -0.05)
 EXACT_COMPONENTS = 32  # components per row whose log-density is recomputed from differences
 
 
 class VampPrior(nn.Module):
     """p(z) = (1/K) sum_k q(z | u_k): the mixture of the encoder's posteriors at K learned
     pseudo-inputs u_k (Tomczak & Welling 2018).  u_k = hardtanh(w_k) in [0, 1], w_k initialised
-    near 0 like the paper's N(0.05, 0.01) (starting them at training images trained worse:
-    docs/likelihoods.md).  No closed-form KL: the models estimate
+    at N(+0.05, 0.01^2) (starting them at training images trained worse: docs/likelihoods.md).
+    A deliberate deviation: the authors' code starts w at N(-0.05, 0.01^2), where hardtanh
+    clamps every pixel to 0 and passes no gradient (its slope is 0 below 0), so the pseudo-inputs
+    would start as blank images that training cannot move; at +0.05 they start just inside
+    (0, 1), near blank, and learn.  No closed-form KL: the models estimate
     KL(q || p) with the sample z ~ q(z|x) as log q(z|x) - log p(z)."""
 
     name = "vamp"
@@ -63,7 +67,7 @@ class VampPrior(nn.Module):
     def __init__(self, latent_dim: int, pseudo_inputs: int = 500, input_dim: int = IMAGE_DIM):
         super().__init__()
         self.latent_dim = latent_dim
-        self.pseudo = nn.Parameter(0.05 + 0.01 * torch.randn(pseudo_inputs, input_dim))
+        self.pseudo = nn.Parameter(PSEUDO_START + 0.01 * torch.randn(pseudo_inputs, input_dim))
         self.description = f"VampPrior ({pseudo_inputs} pseudo-inputs)"
 
     def inputs(self) -> torch.Tensor:
