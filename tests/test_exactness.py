@@ -5,11 +5,16 @@ from __future__ import annotations
 
 import math
 
+import pytest
 import torch
 
+from vaelab.config import TrainConfig
 from vaelab.distributions import Normal, cb_log_norm
+from vaelab.errors import VaelabError
 from vaelab.models import build_model
+from vaelab.objectives import sample_terms
 from vaelab.priors import VampPrior
+from vaelab.runs import Run
 
 
 def test_cb_log_norm_series_matches_the_direct_form_below_the_switch():
@@ -93,3 +98,19 @@ def test_vamp_pseudo_inputs_start_where_they_can_learn():
     prior.log_prob(torch.randn(5, 4), encode).sum().backward()
     assert (prior.pseudo.grad == 0).all()
     assert "-0.05" in (VampPrior.__doc__ or "")
+
+
+def test_kl_warmup_with_the_importance_weighted_bound_is_refused(tmp_path):
+    """Warm-up weights the ELBO's KL term; the k-sample bound has none, so k > 1 with warm-up is
+    refused in one line, as beta != 1 with k > 1 is; k = 1 with warm-up is taken."""
+    with pytest.raises(VaelabError, match="kl_warmup has no meaning"):
+        Run.create(tmp_path / "a", "vae", {"k": 5}, TrainConfig(kl_warmup=2))
+    with pytest.raises(VaelabError, match="beta != 1 has no meaning"):
+        Run.create(tmp_path / "b", "vae", {"k": 5, "beta": 2.0}, TrainConfig())
+    Run.create(tmp_path / "c", "vae", {"k": 1}, TrainConfig(kl_warmup=2))
+    Run.create(tmp_path / "d", "vae", {"k": 5}, TrainConfig())
+    recon, kl = torch.rand(5, 3), torch.rand(5, 3)
+    with pytest.raises(VaelabError, match="takes no KL weight"):
+        sample_terms(recon, kl, kl_weight=0.5)
+    bound = sample_terms(recon, kl)["loss"]
+    assert torch.allclose(bound, -(torch.logsumexp(-recon - kl, 0) - math.log(5)))
