@@ -8,6 +8,7 @@ import math
 import pytest
 import torch
 
+from vaelab import nll
 from vaelab.config import TrainConfig
 from vaelab.distributions import Normal, cb_log_norm
 from vaelab.errors import VaelabError
@@ -114,3 +115,27 @@ def test_kl_warmup_with_the_importance_weighted_bound_is_refused(tmp_path):
         sample_terms(recon, kl, kl_weight=0.5)
     bound = sample_terms(recon, kl)["loss"]
     assert torch.allclose(bound, -(torch.logsumexp(-recon - kl, 0) - math.log(5)))
+
+
+def test_a_seed_gives_the_same_estimates_whatever_the_memory_and_the_slice(monkeypatch):
+    """Each image's draws are keyed on (seed, image index, sample block): the per-image
+    estimates are the same, bit for bit, under any memory budget (which set the batch and the
+    chunks, and with them the draws, before) and when a slice of the images is scored."""
+    monkeypatch.setattr(nll, "DRAW_BLOCK", 8, raising=False)  # several blocks per image
+    torch.manual_seed(0)
+    model = build_model("vae", hidden=[32], latent_dim=4).eval()
+    x = torch.bernoulli(torch.rand(7, 784, generator=torch.Generator().manual_seed(2)))
+    runs = [
+        nll.importance_sampled(
+            model, x, 30, seed=3, progress=False, settings=nll.EstimateSettings(memory_bytes=m)
+        )
+        for m in (None, 1, 40 * nll.bytes_per_row(model), None)
+    ]
+    for other in runs[1:]:
+        for a, b in ((runs[0].log_px, other.log_px), (runs[0].ess, other.ess)):
+            torch.testing.assert_close(a, b, rtol=0, atol=0)
+    part = nll.importance_sampled(model, x[3:6], 30, seed=3, progress=False)
+    # keyed on the index in the x given: the slice's images are its 0..2, with other draws
+    assert not torch.equal(part.log_px, runs[0].log_px[3:6])
+    moved = nll.importance_sampled(model, x, 30, seed=3, progress=False).log_px
+    torch.testing.assert_close(moved, runs[0].log_px, rtol=0, atol=0)
