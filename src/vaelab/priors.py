@@ -92,7 +92,11 @@ class VampPrior(nn.Module):
         with full_precision(z.device):  # no 16-bit products here
             quad = flat.square() @ inv_var.T - 2 * flat @ (m * inv_var).T  # (R, K)
             quad = quad + (m.square() * inv_var).sum(-1)
-            top = (-0.5 * quad.detach() + const).topk(min(EXACT_COMPONENTS, len(m)), -1).indices
+            top = (
+                (-0.5 * quad.detach() + const)
+                .topk(min(EXACT_COMPONENTS, len(m)), -1, sorted=False)
+                .indices
+            )
             diff = (flat[:, None, :] - m[top]) * torch.exp(-log_s)[top]  # (R, J, D)
             quad = quad.scatter(-1, top, diff.square().sum(-1))
         out = torch.logsumexp(-0.5 * quad + const, dim=-1) - math.log(len(m))
