@@ -168,10 +168,9 @@ def test_diagnostics_equal_a_direct_computation_on_the_same_draws(budget):
     assert (est.ess < k).all() and (est.ess >= 1).all()
 
 
-def test_per_batch_seeds_make_each_image_independent_of_its_neighbours():
-    """With a seed, an image's draws depend on its position only: scoring a slice that starts
-    at a batch boundary gives the same numbers as scoring the whole set (what lets processes
-    share the images)."""
+def test_per_image_seeds_make_each_image_independent_of_its_neighbours():
+    """With a seed, an image's draws depend on its index only: scoring the first image alone
+    gives the same number as scoring the whole set (what lets processes share the images)."""
     torch.manual_seed(0)
     model = build_model("vae", hidden=[32], latent_dim=4).eval()
     x = torch.bernoulli(torch.rand(6, 784, generator=torch.Generator().manual_seed(2)))

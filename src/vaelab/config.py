@@ -201,7 +201,8 @@ class TrainConfig:
 
     ``adam_eps``: Adam's epsilon (PyTorch's default 1e-8; Burda et al. used 1e-4).
     ``kl_warmup``: the KL term's weight rises linearly from 0 to the model's ``beta`` over this
-    many epochs (Bowman et al. 2016; Sonderby et al. 2016); 0 = no warm-up.
+    many epochs (Bowman et al. 2016; Sonderby et al. 2016); 0 = no warm-up.  Refused with k > 1
+    (``warmup_problems``): the importance-weighted bound has no separate KL term to weight.
     ``on_nan``: what a NaN or infinite loss or gradient does: ``stop`` (the default; the last
     good checkpoint is kept) or ``skip`` (the batch's update is dropped and counted; checked
     every step, and training still stops when more than a tenth of an epoch's steps go bad).
@@ -225,7 +226,10 @@ class TrainConfig:
     weight_decay: float = setting(0.0, "Adam's L2 penalty on the weights", low=0.0)
     adam_eps: float = setting(1e-8, "Adam's epsilon (Burda et al. used 1e-4)")
     kl_warmup: int = setting(
-        0, "epochs over which the KL weight rises from 0 (0: none)", low=0, high=EPOCHS_MAX
+        0,
+        "epochs over which the KL weight rises from 0 (0: none; k = 1 only)",
+        low=0,
+        high=EPOCHS_MAX,
     )
     seed: int = setting(0, "seed of the weights, the batches and the draws", low=0, high=INT_MAX)
     device: str = setting("auto", "auto (cuda, mps, cpu), cpu, cuda, cuda:N or mps")
@@ -305,6 +309,18 @@ def step_problems(model_config: dict[str, Any], train: TrainConfig) -> list[str]
         f"over the budget of {STEP_BUDGET:,} (8 GiB of float32): at this batch_size and width "
         f"k must be <= {most:,}; lower k, batch_size or the sizes"
     ]
+
+
+def warmup_problems(model_config: dict[str, Any], train: TrainConfig) -> list[str]:
+    """KL warm-up weights the KL term of the ELBO; the k-sample bound (k > 1) has no separate
+    KL term (its KL-like part sits inside a log-sum-exp, which no paper weights), so warm-up
+    with k > 1 is refused, as beta != 1 with k > 1 is (``VAEConfig.problems``)."""
+    if train.kl_warmup > 0 and model_config.get("k", 1) > 1:
+        return [
+            f"kl_warmup has no meaning in the importance-weighted bound (k = "
+            f"{model_config['k']} > 1): use kl_warmup 0, or k = 1 for the ELBO"
+        ]
+    return []
 
 
 def burda_stage(epoch: int, epochs: int) -> int:

@@ -16,9 +16,9 @@ What a group computes (docs/scaling.md):
   weighted by its size, so the averaged gradient is the gradient of the global batch's mean
   loss: ``--batch-size`` is the *global* batch and ``--lr`` means what it means for one process.
   Metrics are summed across processes; only rank 0 writes the run folder.
-- **Likelihood**: the test images are dealt out batch by batch, each batch's draws seeded by its
-  first image's index, and the per-image estimates summed back together: the same numbers as
-  one process, up to floating-point order.
+- **Likelihood**: the test images are dealt out one by one, each image's draws seeded by the
+  seed, its index and the sample block (``nll.draw_seed``), and the per-image estimates summed
+  back together: the same numbers as one process, up to floating-point order.
 """
 
 from __future__ import annotations

@@ -16,6 +16,7 @@ the weight) and K (all equal).
 
 from __future__ import annotations
 
+import hashlib
 import logging
 import math
 import os
@@ -154,9 +155,16 @@ def weights_function(model, compile: bool | None, rows: int):
     return weights
 
 
-def batch_seed(seed: int, first_image: int) -> int:
-    """The seed of the draws for the batch of images that starts at ``first_image``."""
-    return seed * 1_000_003 + first_image
+DRAW_BLOCK = 1000  # importance samples of one image per call under a seed: fixed, not memory's
+
+
+def draw_seed(seed: int, image: int, first_sample: int) -> int:
+    """The seed of the draws of samples ``first_sample`` .. ``first_sample + DRAW_BLOCK - 1``
+    of image ``image`` (its index in the estimate's ``x``): a hash of the three numbers, so an
+    image's draws follow from them alone, not from its batch, the chunking, the memory budget
+    or the number of processes."""
+    key = f"{seed}/{image}/{first_sample}".encode()
+    return int.from_bytes(hashlib.blake2b(key, digest_size=8).digest(), "little") >> 1
 
 
 @dataclass(frozen=True)
@@ -187,19 +195,26 @@ def importance_sampled(
     """The K-sample estimate of log p(x) (of log p(x | y) for a conditional model, which
     needs the labels ``y``) for every image of ``x``, with its diagnostics; nats.
 
-    Draws z ~ q(z|x) from the global torch RNG.  With ``seed`` the RNG is reseeded for each
-    batch of images from the seed and the batch's first image (``batch_seed``), so an image's
-    draws do not depend on which process scores it: in a group (``distributed.current()``)
-    the batches are dealt out round-robin and the estimates summed back, equal to one
-    process's up to floating-point order.  Without ``seed`` the draws continue the RNG's
-    stream.  ``settings``: memory, compiling and number format (:class:`EstimateSettings`).
+    Draws z ~ q(z|x) from the global torch RNG.  With ``seed`` the images are scored one at a
+    time in fixed blocks of ``DRAW_BLOCK`` samples, the RNG reseeded before each block from
+    (seed, image index, first sample) (``draw_seed``), so the same seed gives the same
+    per-image estimates whatever the memory budget, the chunking or the number of processes
+    (on one kind of device; CPU and CUDA generators differ): in a group
+    (``distributed.current()``) the images are dealt out round-robin and the estimates summed
+    back.  The price: one image per network call, at most ``DRAW_BLOCK`` rows.  Without
+    ``seed`` the batches and chunks follow the memory budget (``plan_chunks``) and the draws
+    continue the RNG's stream.  ``settings``: memory, compiling and number format
+    (:class:`EstimateSettings`).
     """
     settings = settings or EstimateSettings()
     dist = distributed.current()
     _check_request(model, x, k, y, seed)
     device = model_device(model)
     check_precision(settings.precision, device)
-    plan = plan_chunks(model, k, len(x), settings.memory_bytes)
+    if seed is None:
+        plan = plan_chunks(model, k, len(x), settings.memory_bytes)
+    else:  # fixed blocks: the draws must not follow the memory
+        plan = ChunkPlan(batch=1, k_chunk=min(k, DRAW_BLOCK))
     k_sub = max(1, k // 5)
     # in a group the other processes' images stay 0 here, then the sums fill them in
     empty = [torch.zeros(len(x), dtype=torch.float64) for _ in range(6)]
@@ -213,10 +228,9 @@ def importance_sampled(
     with eval_mode(model), products_in(settings.precision, device):
         for start in starts:
             sl = slice(start, start + plan.batch)
-            if seed is not None:
-                torch.manual_seed(batch_seed(seed, start))
+            reseed = None if seed is None else _reseed(seed, start)
             yb = None if y is None else y[sl]
-            _estimate_batch(weights, x[sl], yb, plan, est, sl, forecast)
+            _estimate_batch(weights, x[sl], yb, plan, est, sl, forecast, reseed)
             bar.update(len(x[sl]))
     bar.close()
     if dist.active:
@@ -272,15 +286,29 @@ def duration(seconds: float) -> str:
     return f"{seconds / 86400:.1f} days"
 
 
+def _reseed(seed: int, image: int) -> Callable[[int], None]:
+    """Reseeds the RNG for the block of ``image``'s samples that starts at the one given."""
+    return lambda first_sample: torch.manual_seed(draw_seed(seed, image, first_sample))
+
+
 def _estimate_batch(
-    weights, xb, yb, plan: ChunkPlan, est: Estimates, sl: slice, after_chunk: Callable[[], None]
+    weights,
+    xb,
+    yb,
+    plan: ChunkPlan,
+    est: Estimates,
+    sl: slice,
+    after_chunk: Callable[[], None],
+    before_chunk: Callable[[int], None] | None = None,
 ) -> None:
     """Fold the K log-weights of one batch, chunk by chunk, into three running logsumexps;
-    ``after_chunk()`` after each chunk."""
+    ``before_chunk(first sample)`` before and ``after_chunk()`` after each chunk."""
     k, k_sub = est.k, est.k_sub
     total = total_sq = sub = None  # (B,) each: lse of w, of w^2, of the first k_sub w
     kept = []  # the (kc, B) log-weights, for the error bars: B*K values, few beside the rows
     for done in range(0, k, plan.k_chunk):
+        if before_chunk is not None:
+            before_chunk(done)
         lw = weights(xb, min(plan.k_chunk, k - done), yb).double()  # (kc, B)
         kept.append(lw)
         total = _fold(total, lw)

@@ -11,6 +11,7 @@ import math
 import torch
 
 from .distributions import Normal
+from .errors import VaelabError
 
 
 def kl_normal_std_normal_units(q: Normal) -> torch.Tensor:
@@ -57,17 +58,23 @@ def sample_terms(
     """Per-image terms (B,) from k joint draws: ``recon`` = -log p(x|z_i) and ``kl`` =
     log q(z_i|x) - log p(z_i), both (k, B), nats.
 
-    ``loss`` is recon + beta * kl_weight * kl for k = 1 (the ELBO), and for k > 1 minus the
-    k-sample bound with the KL part weighted by ``kl_weight`` (warm-up); ``recon``, ``kl``
-    and ``neg_elbo`` are averaged over the k draws, and ``neg_iwae_k<k>`` is the unweighted
-    bound.
+    ``loss`` is recon + beta * kl_weight * kl for k = 1 (the ELBO, ``kl_weight`` the warm-up),
+    and for k > 1 minus the k-sample bound, which has no separate KL term: beta and the warm-up
+    weight must be 1 there (refused earlier with a one-line message by ``VAEConfig.problems``
+    and ``config.warmup_problems``).  ``recon``, ``kl`` and ``neg_elbo`` are averaged over the
+    k draws, and ``neg_iwae_k<k>`` is the bound.
     """
     k = recon.shape[0]
+    if k > 1 and (beta != 1 or kl_weight != 1):
+        raise VaelabError(
+            f"the importance-weighted bound (k = {k}) takes no KL weight: got beta {beta}, "
+            f"warm-up weight {kl_weight}"
+        )
     if k == 1:
         loss = recon[0] + beta * kl_weight * kl[0]
     else:
-        loss = -iwae_bound(-recon - kl_weight * kl)
+        loss = -iwae_bound(-recon - kl)
     out = {"loss": loss, "recon": recon.mean(0), "kl": kl.mean(0), "neg_elbo": (recon + kl).mean(0)}
     if k > 1:
-        out[f"neg_iwae_k{k}"] = loss if kl_weight == 1.0 else -iwae_bound(-recon - kl)
+        out[f"neg_iwae_k{k}"] = loss
     return out

@@ -44,7 +44,7 @@ from safetensors.torch import load as safetensors_load
 from safetensors.torch import save_file
 
 from . import __version__
-from .config import DataConfig, TrainConfig, step_problems, type_problems
+from .config import DataConfig, TrainConfig, step_problems, type_problems, warmup_problems
 from .data import data_facts, load_splits
 from .errors import VaelabError
 from .models import build_model, model_class
@@ -460,8 +460,9 @@ class Run:
         data = data or DataConfig()
         model_config = fit_to_data(model_name, dict(model_config or {}), data)
         model = build_model(model_name, **model_config)
-        for problem in step_problems(model.config, train or TrainConfig()):  # before allocation
-            raise VaelabError(problem)
+        train = train or TrainConfig()
+        for problem in warmup_problems(model.config, train) + step_problems(model.config, train):
+            raise VaelabError(problem)  # before anything is allocated
         return cls(
             path,
             model_name,

@@ -7,8 +7,10 @@ importance-weighted bound; its log-likelihood comes from the same estimator as e
 
     log w = log p(x|z1) + log p(z1|z2) + log p(z2) - log q(z1|x) - log q(z2|z1).
 
-The code of an image is (E[z1|x], E[z2|E[z1|x]]) concatenated: ``latent_dim = z1_dim + z2``;
-``decode`` reads its first ``z1_dim`` values.
+The code of an image is (E[z1|x], E[z2 | z1 = E[z1|x]]) concatenated: the mean of q(z2 | z1)
+at z1's mean, not E[z2|x] (which averages q(z2 | z1)'s mean over z1 ~ q(z1|x) and differs where
+q(z2|z1) is not linear); it is deterministic and costs one pass.  ``code_shape`` is
+``z1_dim + latent_dim``; ``decode`` reads its first ``z1_dim`` values.
 """
 
 from __future__ import annotations
@@ -91,7 +93,7 @@ class HVAE(Model, HasBound, EpochHooks):
                 ("recon", "reconstruction −log p(x|z1)"),
                 ("kl", "KL of both layers, log q(z1,z2|x) − log p(z1,z2)"),
             ),
-            codes="(E[z1|x], E[z2|x]) concatenated",
+            codes="(E[z1|x], E[z2 | z1 = E[z1|x]]) concatenated",
             samples=f"samples: mean of p(x|z1), z1 ~ p(z1|z2), z2 ~ {self.prior.description}",
         )
 
