@@ -17,6 +17,7 @@ import torch
 
 from . import data as data_layer
 from . import distributed
+from .ais import AISSettings, ais_log_likelihood, bdmc
 from .analysis import active_units, mse_per_pixel, pca_probes
 from .analysis import probes as latent_probes
 from .config import DataConfig
@@ -102,6 +103,8 @@ def evaluate_run(
         result["diagnostics_about"] = dict(model.diagnostics_about)
     if cfg.samples is not None:
         result |= _likelihood(model, x, y, cfg, meaning["kind"], progress)
+    if cfg.ais or cfg.bdmc:
+        result |= _annealed(model, x, cfg, meaning["kind"])
     if cfg.probes:
         result |= _probes(model, splits, run.data)
     if cfg.quality:
@@ -255,6 +258,46 @@ def _likelihood(model, x, y, cfg: EvalConfig, kind: str, progress: bool) -> dict
     return out
 
 
+def ais_settings(cfg: EvalConfig) -> AISSettings:
+    """The AIS settings of an evaluation (its ``ais_*`` fields and seed)."""
+    return AISSettings(
+        steps=cfg.ais_steps,
+        chains=cfg.ais_chains,
+        leapfrog=cfg.ais_leapfrog,
+        step_size=cfg.ais_step_size,
+        target_accept=cfg.ais_accept,
+        seed=cfg.seed,
+    )
+
+
+def _annealed(model, x, cfg: EvalConfig, kind: str) -> dict[str, Any]:
+    """The AIS lower bound on the images (``ais``) and the BDMC bounds on ``bdmc`` images
+    simulated from the model, nats per image, with the settings and times."""
+    if kind != "likelihood":
+        raise VaelabError(
+            f"AIS bounds a log-likelihood; this model's importance-sampled number is a {kind}"
+        )
+    s = ais_settings(cfg)
+    out: dict[str, Any] = {
+        "ais_settings": {
+            "steps": s.steps, "chains": s.chains, "leapfrog": s.leapfrog,
+            "step_size": s.step_size, "target_accept": s.target_accept, "seed": s.seed,
+            "schedule": "sigmoid", "start": "prior",
+        }
+    }  # fmt: skip
+    if cfg.ais:
+        r = ais_log_likelihood(model, x, s)
+        out |= {
+            "nll_ais": -r.log_px.mean().item(),
+            "nll_ais_sem": (r.log_px.std().item() / len(x) ** 0.5) if len(x) > 1 else None,
+            "ais_seconds": r.seconds,
+            "ais_acceptance": r.acceptance,
+        }
+    if cfg.bdmc:
+        out["bdmc"] = bdmc(model, cfg.bdmc, s)
+    return out
+
+
 def format_result(r: dict[str, Any]) -> str:
     """The evaluation ``r`` as lines of text, each number with its unit and meaning."""
     lines = [
@@ -262,7 +305,7 @@ def format_result(r: dict[str, Any]) -> str:
         f"{r['n_images']} images, {r['pixels']}",
     ]
     if r.get("has_elbo", "neg_elbo" in r):
-        lines += _elbo_lines(r) + _estimate_lines(r)
+        lines += _elbo_lines(r) + _estimate_lines(r) + ais_lines(r)
         lines.append(
             f"  active units     {r['active_units']:>6d} of {r['latent_dim']}"
             f"  (Var_x E[z_u|x] > {r['active_threshold']})"
@@ -329,6 +372,39 @@ def _estimate_lines(r: dict[str, Any]) -> list[str]:
         ]
     if r.get("nll_precision", "fp32") != "fp32":
         lines.append(f"    the networks' products in {r['nll_precision']} (log-probs in fp32)")
+    return lines
+
+
+def ais_lines(r: dict[str, Any]) -> list[str]:
+    """The AIS bound and the BDMC bounds, each with its unit and meaning."""
+    if "ais_settings" not in r:
+        return []
+    a = r["ais_settings"]
+    how = (
+        f"T={a['steps']} sigmoid schedule from the prior, {a['chains']} chains, "
+        f"{a['leapfrog']} leapfrog steps"
+    )
+    lines = []
+    if "nll_ais" in r:
+        sem = f" (+- {r['nll_ais_sem']:.3f} s.e.)" if r.get("nll_ais_sem") is not None else ""
+        lines.append(
+            f"  NLL (AIS)        {r['nll_ais']:10.3f}  nats per image{sem}: -log of the AIS "
+            f"lower bound ({how}; {r['ais_seconds']:.1f} s, HMC acceptance "
+            f"{r['ais_acceptance']:.2f})"
+        )
+        if "nll" in r:
+            lines.append(
+                f"    IS - AIS        {r['nll'] - r['nll_ais']:+10.3f}  nats per image: how much "
+                "tighter AIS is than the importance-sampled estimate"
+            )
+    if "bdmc" in r:
+        b = r["bdmc"]
+        lines.append(
+            f"  BDMC gap         {b['bdmc_gap']:10.3f}  nats per image (+- {b['bdmc_gap_sem']:.3f}"
+            f" s.e.): reverse minus forward AIS on {b['bdmc_images']} images simulated from "
+            f"the model (upper {b['bdmc_upper']:.3f}, lower {b['bdmc_lower']:.3f} log p(x); "
+            f"{b['bdmc_seconds_forward'] + b['bdmc_seconds_reverse']:.1f} s)"
+        )
     return lines
 
 
