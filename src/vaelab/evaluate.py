@@ -273,9 +273,10 @@ def ais_settings(cfg: EvalConfig) -> AISSettings:
 def _annealed(model, x, cfg: EvalConfig, kind: str) -> dict[str, Any]:
     """The AIS lower bound on the images (``ais``) and the BDMC bounds on ``bdmc`` images
     simulated from the model, nats per image, with the settings and times."""
-    if kind != "likelihood":
+    if kind == "loss":
         raise VaelabError(
-            f"AIS bounds a log-likelihood; this model's importance-sampled number is a {kind}"
+            "AIS bounds a log-likelihood or log-density; a Bernoulli decoder on grayscale "
+            "pixels has neither"
         )
     s = ais_settings(cfg)
     out: dict[str, Any] = {
@@ -287,8 +288,9 @@ def _annealed(model, x, cfg: EvalConfig, kind: str) -> dict[str, Any]:
     }  # fmt: skip
     if cfg.ais:
         r = ais_log_likelihood(model, x, s)
+        key = ESTIMATE_KEYS[kind] + "_ais"  # nll_ais, or nll_density_ais for a density
         out |= {
-            "nll_ais": -r.log_px.mean().item(),
+            key: -r.log_px.mean().item(),
             "nll_ais_sem": (r.log_px.std().item() / len(x) ** 0.5) if len(x) > 1 else None,
             "ais_seconds": r.seconds,
             "ais_acceptance": r.acceptance,
@@ -385,17 +387,20 @@ def ais_lines(r: dict[str, Any]) -> list[str]:
         f"{a['leapfrog']} leapfrog steps"
     )
     lines = []
-    if "nll_ais" in r:
-        sem = f" (+- {r['nll_ais_sem']:.3f} s.e.)" if r.get("nll_ais_sem") is not None else ""
+    for key, what in (("nll", "log p(x)"), ("nll_density", "log density of [0, 1] pixels")):
+        if f"{key}_ais" not in r:
+            continue
+        value, sem = r[f"{key}_ais"], r.get("nll_ais_sem")
+        sem_text = f" (+- {sem:.3f} s.e.)" if sem is not None else ""
         lines.append(
-            f"  NLL (AIS)        {r['nll_ais']:10.3f}  nats per image{sem}: -log of the AIS "
-            f"lower bound ({how}; {r['ais_seconds']:.1f} s, HMC acceptance "
+            f"  NLL (AIS)        {value:10.3f}  nats per image{sem_text}: minus the AIS lower "
+            f"bound on {what} ({how}; {r['ais_seconds']:.1f} s, HMC acceptance "
             f"{r['ais_acceptance']:.2f})"
         )
-        if "nll" in r:
+        if key in r:
             lines.append(
-                f"    IS - AIS        {r['nll'] - r['nll_ais']:+10.3f}  nats per image: how much "
-                "tighter AIS is than the importance-sampled estimate"
+                f"    IS - AIS       {r[key] - value:+10.3f}  nats per image: how much tighter "
+                "AIS is than the importance-sampled estimate"
             )
     if "bdmc" in r:
         b = r["bdmc"]
