@@ -214,7 +214,9 @@ def reverse_ais(target: Target, z_post: torch.Tensor, s: AISSettings) -> AISResu
     return AISResult(-log_mean_exp(logw).cpu(), acc, time.perf_counter() - t0)
 
 
-def _seeded(s: AISSettings, offset: int = 0) -> None:
+def seed_draws(s: AISSettings, offset: int = 0) -> None:
+    """Reseed the global RNG from ``s.seed`` and ``offset`` (a batch's first image; -1, -2,
+    -3 for BDMC's simulation, forward and reverse runs); nothing without a seed."""
     if s.seed is not None:
         torch.manual_seed(s.seed * 1_000_003 + offset)
 
@@ -226,7 +228,7 @@ def ais_log_likelihood(model, x: torch.Tensor, s: AISSettings, batch: int = 100)
     t0, parts, accs = time.perf_counter(), [], []
     with eval_mode(model):
         for start in range(0, len(x), batch):
-            _seeded(s, start)
+            seed_draws(s, start)
             xb = x[start : start + batch]
             r = forward_ais(model_target(model, xb), len(xb), s)
             parts.append(r.log_px)
@@ -247,12 +249,12 @@ def bdmc(model, n: int, s: AISSettings) -> dict[str, float]:
     (upper) bounds on log p(x), their gap, and the seconds each took; nats per image."""
     check_model(model)
     with eval_mode(model):
-        _seeded(s, -1)
+        seed_draws(s, -1)
         x, z = simulate(model, n)
         target = model_target(model, x)
-        _seeded(s, -2)
+        seed_draws(s, -2)
         lower = forward_ais(target, n, s)
-        _seeded(s, -3)
+        seed_draws(s, -3)
         upper = reverse_ais(target, z, s)
     gap = upper.log_px - lower.log_px
     return {

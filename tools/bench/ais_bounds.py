@@ -6,7 +6,8 @@ the numbers of docs/ais.md.
 - AIS: ``ais.ais_log_likelihood`` (forward, from the prior) on the same images, and the
   per-image paired difference AIS - IS with its standard error over images;
 - BDMC: ``ais.bdmc`` on N images simulated from the model: forward and reverse bounds and
-  their gap.
+  their gap, and IS with K samples on the same simulated images (where the bounds say how far
+  it is from log p(x)).
 
 All in nats per image (log p(x), higher is better; the printed NLLs are minus them).
 
@@ -22,7 +23,8 @@ import time
 
 import torch
 
-from vaelab.ais import AISSettings, ais_log_likelihood, bdmc
+from vaelab.ais import AISSettings, ais_log_likelihood, bdmc, seed_draws, simulate
+from vaelab.models.helpers import eval_mode
 from vaelab.nll import importance_sampled
 from vaelab.runs import Run
 
@@ -57,6 +59,11 @@ def main() -> None:
           f"{b['bdmc_upper']:.3f} log p(x) nats/image, gap {b['bdmc_gap']:.3f} (s.e. "
           f"{b['bdmc_gap_sem']:.3f}); forward {b['bdmc_seconds_forward']:.1f} s, reverse "
           f"{b['bdmc_seconds_reverse']:.1f} s, acceptance {b['bdmc_acceptance']:.3f}")  # fmt: skip
+    with eval_mode(model):
+        seed_draws(s, -1)  # the same simulated images as bdmc's
+        xs, _ = simulate(model, a.images)
+    sim = importance_sampled(model, xs, a.k, seed=0, progress=False).log_px
+    print(f"IS K={a.k} on the same simulated images: log p(x) {sim.mean():.3f} nats/image")
 
 
 if __name__ == "__main__":
