@@ -35,7 +35,9 @@ class EvalConfig:
     ``gaps``: the inference gap split into amortisation and approximation gaps
     (``gaps.GapSettings`` from the ``gap_*`` fields).
     ``compile`` and ``precision`` say how the likelihood estimate is computed
-    (``nll.EstimateSettings``)."""
+    (``nll.EstimateSettings``).  ``ais``: the AIS lower bound on log p(x) of every image
+    (``vaelab.ais``, settings ``ais_*`` and ``seed``); ``bdmc``: the forward and reverse AIS
+    bounds on that many images simulated from the model, and their gap."""
 
     split: str = setting("test", "the split to evaluate", choices=SPLITS)
     which: str = setting(
@@ -84,6 +86,23 @@ class EvalConfig:
         "the likelihood estimate through torch.compile (auto: on a CPU, for large estimates, "
         "when a C++ compiler is found; docs/performance.md)",
         choices=tuple(COMPILE),
+    )
+    ais: bool = setting(
+        False, "add annealed importance sampling, a second lower bound on log p(x) (docs/ais.md)"
+    )
+    ais_steps: int = setting(500, "AIS: intermediate distributions T (sigmoid schedule)", low=1)
+    ais_chains: int = setting(16, "AIS: independent chains per image", low=1, high=K_MAX)
+    ais_leapfrog: int = setting(10, "AIS: leapfrog steps per HMC transition", low=1, high=1000)
+    ais_step_size: float = setting(0.05, "AIS: initial leapfrog step size", low=1e-4, high=1.0)
+    ais_accept: float = setting(
+        0.65, "AIS: acceptance rate the step size is adapted towards", low=0.01, high=0.99
+    )
+    bdmc: int | None = setting(
+        None,
+        "add the BDMC gap: forward and reverse AIS on N images simulated from the model",
+        metavar="N",
+        low=1,
+        high=K_MAX,
     )
     precision: str = setting(
         "fp32",

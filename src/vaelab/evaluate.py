@@ -17,6 +17,7 @@ import torch
 
 from . import data as data_layer
 from . import distributed, gaps
+from .ais import AISSettings, ais_log_likelihood, bdmc
 from .analysis import active_units, mse_per_pixel, pca_probes
 from .analysis import probes as latent_probes
 from .config import DataConfig
@@ -115,6 +116,8 @@ def evaluate_run(
         result |= part
     if cfg.gaps:
         result |= _gaps(model, x, y if isinstance(model, Conditional) else None, cfg, est)
+    if cfg.ais or cfg.bdmc:
+        result |= _annealed(model, x, cfg, meaning["kind"])
     if cfg.probes:
         result |= _probes(model, splits, run.data)
     if cfg.quality:
@@ -315,6 +318,48 @@ def gap_lines(r: dict[str, Any]) -> list[str]:
     return lines
 
 
+def ais_settings(cfg: EvalConfig) -> AISSettings:
+    """The AIS settings of an evaluation (its ``ais_*`` fields and seed)."""
+    return AISSettings(
+        steps=cfg.ais_steps,
+        chains=cfg.ais_chains,
+        leapfrog=cfg.ais_leapfrog,
+        step_size=cfg.ais_step_size,
+        target_accept=cfg.ais_accept,
+        seed=cfg.seed,
+    )
+
+
+def _annealed(model, x, cfg: EvalConfig, kind: str) -> dict[str, Any]:
+    """The AIS lower bound on the images (``ais``) and the BDMC bounds on ``bdmc`` images
+    simulated from the model, nats per image, with the settings and times."""
+    if kind == "loss":
+        raise VaelabError(
+            "AIS bounds a log-likelihood or log-density; a Bernoulli decoder on grayscale "
+            "pixels has neither"
+        )
+    s = ais_settings(cfg)
+    out: dict[str, Any] = {
+        "ais_settings": {
+            "steps": s.steps, "chains": s.chains, "leapfrog": s.leapfrog,
+            "step_size": s.step_size, "target_accept": s.target_accept, "seed": s.seed,
+            "schedule": "sigmoid", "start": "prior",
+        }
+    }  # fmt: skip
+    if cfg.ais:
+        r = ais_log_likelihood(model, x, s)
+        key = ESTIMATE_KEYS[kind] + "_ais"  # nll_ais, or nll_density_ais for a density
+        out |= {
+            key: -r.log_px.mean().item(),
+            "nll_ais_sem": (r.log_px.std().item() / len(x) ** 0.5) if len(x) > 1 else None,
+            "ais_seconds": r.seconds,
+            "ais_acceptance": r.acceptance,
+        }
+    if cfg.bdmc:
+        out["bdmc"] = bdmc(model, cfg.bdmc, s)
+    return out
+
+
 def format_result(r: dict[str, Any]) -> str:
     """The evaluation ``r`` as lines of text, each number with its unit and meaning."""
     lines = [
@@ -322,7 +367,7 @@ def format_result(r: dict[str, Any]) -> str:
         f"{r['n_images']} images, {r['pixels']}",
     ]
     if r.get("has_elbo", "neg_elbo" in r):
-        lines += _elbo_lines(r) + _estimate_lines(r)
+        lines += _elbo_lines(r) + _estimate_lines(r) + ais_lines(r)
         lines.append(
             f"  active units     {r['active_units']:>6d} of {r['latent_dim']}"
             f"  (Var_x E[z_u|x] > {r['active_threshold']})"
@@ -417,6 +462,42 @@ def error_bar_lines(r: dict[str, Any]) -> list[str]:
             f"    WARNING: {100 * r['khat_share_over']:.1f}% of images have k-hat > "
             f"{r['khat_limit']}: their weights are too heavy-tailed for the estimate (its ESS "
             "and Monte Carlo s.e. too) to be trusted (Vehtari et al.)"
+        )
+    return lines
+
+
+def ais_lines(r: dict[str, Any]) -> list[str]:
+    """The AIS bound and the BDMC bounds, each with its unit and meaning."""
+    if "ais_settings" not in r:
+        return []
+    a = r["ais_settings"]
+    how = (
+        f"T={a['steps']} sigmoid schedule from the prior, {a['chains']} chains, "
+        f"{a['leapfrog']} leapfrog steps"
+    )
+    lines = []
+    for key, what in (("nll", "log p(x)"), ("nll_density", "log density of [0, 1] pixels")):
+        if f"{key}_ais" not in r:
+            continue
+        value, sem = r[f"{key}_ais"], r.get("nll_ais_sem")
+        sem_text = f" (+- {sem:.3f} s.e.)" if sem is not None else ""
+        lines.append(
+            f"  NLL (AIS)        {value:10.3f}  nats per image{sem_text}: minus the AIS lower "
+            f"bound on {what} ({how}; {r['ais_seconds']:.1f} s, HMC acceptance "
+            f"{r['ais_acceptance']:.2f})"
+        )
+        if key in r:
+            lines.append(
+                f"    IS - AIS       {r[key] - value:+10.3f}  nats per image: how much tighter "
+                "AIS is than the importance-sampled estimate"
+            )
+    if "bdmc" in r:
+        b = r["bdmc"]
+        lines.append(
+            f"  BDMC gap         {b['bdmc_gap']:10.3f}  nats per image (+- {b['bdmc_gap_sem']:.3f}"
+            f" s.e.): reverse minus forward AIS on {b['bdmc_images']} images simulated from "
+            f"the model (upper {b['bdmc_upper']:.3f}, lower {b['bdmc_lower']:.3f} log p(x); "
+            f"{b['bdmc_seconds_forward'] + b['bdmc_seconds_reverse']:.1f} s)"
         )
     return lines
 
