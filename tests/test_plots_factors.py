@@ -160,3 +160,16 @@ def test_report_captions_name_the_factor_of_each_scatter(tmp_path):
     Image.new("L", (4, 4)).save(tmp_path / "latents-scale.png")
     html = _figures_section(tmp_path)
     assert "coloured by the factor scale" in html and "coloured by label" not in html
+
+
+def test_a_split_moves_its_factors_with_its_images():
+    """``Split.to`` keeps pixels, labels and factors together (on the same device)."""
+    import torch
+
+    from vaelab.data import Split
+
+    split = Split(torch.zeros(4, 16, dtype=torch.uint8), torch.arange(4), (1, 4, 4), None,
+                  factors=torch.arange(8).reshape(4, 2), factor_names=("a", "b"))  # fmt: skip
+    moved = split.to("meta")
+    assert moved.pixels.device.type == moved.factors.device.type == "meta"
+    assert moved.factor_names == ("a", "b")

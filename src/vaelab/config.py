@@ -117,8 +117,9 @@ class DataConfig:
     )
     val_size: int | None = setting(
         None,
-        f"the last N training images validate (unset: {MNIST_DATASET.val_size:,} for MNIST's "
-        f"{MNIST_DATASET.train_size:,}; the paper protocol: 400)",
+        f"N training images validate: the last N (of a factor grid: N after its test images; "
+        f"unset: {MNIST_DATASET.val_size:,} for MNIST's {MNIST_DATASET.train_size:,}; the "
+        "paper protocol: 400)",
         metavar="N",
         low=1,
     )

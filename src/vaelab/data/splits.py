@@ -76,7 +76,8 @@ class Split:
         return self.classes is not None and bool(len(self.y)) and int(self.y.min()) >= 0
 
     def to(self, device: torch.device | str) -> Split:
-        return replace(self, pixels=self.pixels.to(device), y=self.y.to(device))
+        factors = None if self.factors is None else self.factors.to(device)
+        return replace(self, pixels=self.pixels.to(device), y=self.y.to(device), factors=factors)
 
     @property
     def has_factors(self) -> bool:
