@@ -142,6 +142,20 @@ def test_diagnostics_with_an_exact_posterior_are_perfect():
     assert d["ess_median"] == pytest.approx(50) and d["ess_p5"] == pytest.approx(50)
 
 
+def same_draws(model, x, k: int, budget, seed: int) -> torch.Tensor:
+    """The log-weights (K, N) that an unseeded ``importance_sampled`` drew after
+    ``torch.manual_seed(seed)``, rebuilt in the same RNG order: the chunks of the memory plan
+    follow one another in the stream."""
+    torch.manual_seed(seed)
+    plan = plan_chunks(model, k, len(x), memory_bytes=budget)
+    rows = []
+    for i in range(0, len(x), plan.batch):
+        xb = x[i : i + plan.batch]
+        rows.append(torch.cat([model.log_importance_weights(xb, min(plan.k_chunk, k - d))
+                               for d in range(0, k, plan.k_chunk)]))  # fmt: skip
+    return torch.cat(rows, dim=1)
+
+
 @pytest.mark.parametrize("budget", [None, 10 * 30_000])
 def test_diagnostics_equal_a_direct_computation_on_the_same_draws(budget):
     model, exact = linear_gaussian_vae(posterior_scale=1.6, mean_shift=0.7)
@@ -151,16 +165,7 @@ def test_diagnostics_equal_a_direct_computation_on_the_same_draws(budget):
     est = importance_sampled(
         model, x, k, progress=False, settings=EstimateSettings(memory_bytes=budget)
     )
-    # the same draws, all at once: the chunks follow one another in the RNG stream
-    torch.manual_seed(5)
-    plan = plan_chunks(model, k, 4, memory_bytes=budget)
-    rows = []
-    for i in range(0, 4, plan.batch):
-        xb = x[i : i + plan.batch]
-        lw = torch.cat([model.log_importance_weights(xb, min(plan.k_chunk, k - d))
-                        for d in range(0, k, plan.k_chunk)])  # fmt: skip
-        rows.append(lw)
-    lw = torch.cat(rows, dim=1)  # (K, N)
+    lw = same_draws(model, x, k, budget, seed=5)  # (K, N)
     w = torch.softmax(lw, 0)
     torch.testing.assert_close(est.ess, 1 / w.square().sum(0), rtol=1e-9, atol=1e-9)
     sub = torch.logsumexp(lw[:60], 0) - math.log(60)

@@ -5,8 +5,8 @@ import math
 import pytest
 import torch
 
-from tests.test_nll import data_from, linear_gaussian_vae
-from vaelab.nll import EstimateSettings, diagnose, importance_sampled, plan_chunks
+from tests.test_nll import data_from, linear_gaussian_vae, same_draws
+from vaelab.nll import EstimateSettings, diagnose, importance_sampled
 from vaelab.weight_stats import (
     jackknife,
     k_gap_bias,
@@ -91,14 +91,7 @@ def test_the_estimate_carries_error_bars_of_its_own_draws(budget):
     est = importance_sampled(
         model, x, k, progress=False, settings=EstimateSettings(memory_bytes=budget)
     )
-    torch.manual_seed(5)
-    plan = plan_chunks(model, k, 4, memory_bytes=budget)
-    rows = []
-    for i in range(0, 4, plan.batch):
-        xb = x[i : i + plan.batch]
-        rows.append(torch.cat([model.log_importance_weights(xb, min(plan.k_chunk, k - d))
-                               for d in range(0, k, plan.k_chunk)]))  # fmt: skip
-    lw = torch.cat(rows, dim=1)
+    lw = same_draws(model, x, k, budget, seed=5)
     torch.testing.assert_close(est.mc_se, mc_standard_error(lw), rtol=1e-9, atol=1e-12)
     torch.testing.assert_close(est.log_px_jackknife, jackknife(lw), rtol=0, atol=1e-8)
     torch.testing.assert_close(est.khat, pareto_khat(lw), rtol=0, atol=1e-8)
