@@ -5,7 +5,8 @@ from __future__ import annotations
 import numpy as np
 import pytest
 
-from vaelab.analysis import discretise, mutual_information, unit_factor_information
+from vaelab.analysis import discretise, unit_factor_information
+from vaelab.disentangle.common import mutual_info as mutual_information
 from vaelab.errors import VaelabError
 
 

@@ -29,6 +29,7 @@ import torch
 from torch import Tensor, nn
 
 from .data import Split
+from .disentangle.common import entropies, mutual_info_matrix
 from .errors import VaelabError
 from .models.abilities import Conditional
 from .models.helpers import eval_mode, flat_codes, model_device
@@ -423,18 +424,6 @@ def discretise(values: np.ndarray, bins: int = 20) -> np.ndarray:
     return np.digitize(values, np.linspace(lo, hi, bins + 1)[1:-1]).astype(np.int64)
 
 
-def mutual_information(a: np.ndarray, b: np.ndarray) -> float:
-    """I(a; b) in nats of two discrete labellings (N,) from their joint counts: the number
-    ``sklearn.metrics.mutual_info_score`` gives (natural logarithm), without its dependency."""
-    _, ai = np.unique(a, return_inverse=True)
-    _, bi = np.unique(b, return_inverse=True)
-    na, nb = int(ai.max(initial=-1)) + 1, int(bi.max(initial=-1)) + 1
-    joint = np.bincount(ai * nb + bi, minlength=na * nb).reshape(na, nb) / max(len(ai), 1)
-    outer = joint.sum(1, keepdims=True) * joint.sum(0, keepdims=True)
-    nz = joint > 0
-    return max(float((joint[nz] * np.log(joint[nz] / outer[nz])).sum()), 0.0)
-
-
 def unit_factor_information(codes: np.ndarray, factors: np.ndarray, bins: int = 20) -> np.ndarray:
     """How much each latent unit says about each factor of the data: (D, F), entry (u, f) the
     mutual information between unit u's code, discretised into ``bins`` equal-width bins, and
@@ -449,13 +438,9 @@ def unit_factor_information(codes: np.ndarray, factors: np.ndarray, bins: int = 
         raise VaelabError(
             f"codes {codes.shape} and factors {factors.shape} must be (N, D) and (N, F)"
         )
-    binned = [discretise(codes[:, u], bins) for u in range(codes.shape[1])]
-    out = np.zeros((codes.shape[1], factors.shape[1]))
-    for f in range(factors.shape[1]):
-        entropy = mutual_information(factors[:, f], factors[:, f])
-        if entropy > 0:
-            out[:, f] = [mutual_information(b, factors[:, f]) / entropy for b in binned]
-    return out
+    binned = np.stack([discretise(codes[:, u], bins) for u in range(codes.shape[1])], axis=1)
+    info, entropy = mutual_info_matrix(binned, factors), entropies(factors)  # nats
+    return np.divide(info, entropy, out=np.zeros_like(info), where=entropy > 0)
 
 
 __all__ = [
